@@ -1,0 +1,51 @@
+# housing_cache: PGXS build.
+#
+#   make && make install && make installcheck   (as PostgreSQL users expect)
+#   make test        every suite, with its own PostgreSQL and Redis
+#   make demo        a local cluster + Redis with 100k listings
+#   make demo-stop   stop it
+
+EXTENSION = housing_cache
+MODULE_big = housing_cache
+OBJS = \
+	extension/housing_cache.o \
+	extension/guc.o \
+	extension/shmem.o \
+	extension/generation.o \
+	extension/redis.o \
+	extension/invalidate.o \
+	extension/engine.o \
+	extension/listings.o \
+	extension/stats.o
+DATA = extension/housing_cache--0.1.0.sql
+PGFILEDESC = "housing_cache - tiered, transactionally invalidated query cache"
+
+SHLIB_LINK = -lhiredis
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+# pg_regress runs on its own temporary, preloaded instance; HC_REGRESS_CONF
+# lets the test driver point it at the Redis it started.
+HC_REGRESS_CONF ?= test/regress.conf
+REGRESS = setup listings engine invalidation guc bad_input
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check/regress \
+	--temp-config=$(HC_REGRESS_CONF)
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/perl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo demo-stop
+
+test:
+	scripts/test
+
+demo:
+	scripts/demo start
+
+demo-stop:
+	scripts/demo stop
