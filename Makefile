@@ -13,6 +13,8 @@ OBJS = \
 	extension/shmem.o \
 	extension/generation.o \
 	extension/redis.o \
+	extension/value.o \
+	extension/breaker.o \
 	extension/invalidate.o \
 	extension/engine.o \
 	extension/listings.o \
@@ -49,3 +51,13 @@ demo:
 
 demo-stop:
 	scripts/demo stop
+
+# One suite at a time (scripts/test runs them separately so that each gets
+# its own Redis and its own verdict); `make installcheck` still runs both.
+.PHONY: installcheck-regress installcheck-tap
+
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-tap:
+	$(prove_installcheck)

@@ -1,0 +1,1012 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.c
+ *	  Registered queries and the cached read path.
+ *
+ * A registered query is a named, parameterized SELECT returning one json or
+ * jsonb value, together with the tags its answer depends on.  Tags may name a
+ * parameter: 'housing.listings/city=$1' is the tag of the city passed as $1,
+ * or, when $1 is NULL, the whole table's tag.  Registration checks that every
+ * table the query reads is watched and tagged, and that a parameter used in a
+ * tag has exactly the type of the column it names, so that a writer's tag and
+ * a reader's tag are spelled the same way.
+ *
+ * Reading (HcFetch): decide whether the cache may be used at all (bypass
+ * reasons below); read the generations of the answer's tags; derive the key;
+ * look it up in Redis; on a miss run the query and store the answer.
+ *
+ * Definitions are cached per backend and dropped when housing_cache.queries
+ * changes (its trigger sends a relcache invalidation, see
+ * housing_cache_queries_changed).  Plans are kept with SPI_keepplan, so the
+ * plan cache revalidates them after DDL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/rls.h"
+
+#include "housing_cache.h"
+
+PG_FUNCTION_INFO_V1(housing_cache_fetch);
+PG_FUNCTION_INFO_V1(housing_cache_register_query);
+PG_FUNCTION_INFO_V1(housing_cache_queries_changed);
+
+#define HC_MAX_PARAMS		32
+#define HC_MAX_TEMPLATES	(HC_MAX_TAGS / 2)
+#define HC_NAME_MAXLEN		63
+
+/*
+ * A tag template: a table tag alone, "T/col=$n", or a literal "T/col=value".
+ */
+typedef struct HcTagTemplate
+{
+	char	   *table_tag;		/* "housing.listings" */
+	char	   *prefix;			/* "housing.listings/city=", NULL if table only */
+	int			param;			/* 1-based parameter, 0 for a literal */
+	char	   *literal;		/* the whole tag, when param == 0 */
+} HcTagTemplate;
+
+typedef struct HcQueryDef
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* everything below that is palloc'd */
+	int			nparams;
+	Oid			paramtypes[HC_MAX_PARAMS];
+	Oid			typoutput[HC_MAX_PARAMS];
+	int			ntemplates;
+	HcTagTemplate templates[HC_MAX_TEMPLATES];
+	int			ttl_seconds;	/* 0: housing_cache.default_ttl */
+	bool		vary_by_role;
+	int			nrelids;
+	Oid		   *relids;			/* relations the query reads */
+	Oid			result_output;	/* output function of the result column */
+	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
+	SPIPlanPtr	plan;
+} HcQueryDef;
+
+HcLastLookup hc_last_lookup;
+
+static HTAB *query_defs = NULL;
+static Oid	queries_relid = InvalidOid;
+static bool warned_not_preloaded = false;
+
+/*
+ * Relcache callback: any change to housing_cache.queries (or a reset of the
+ * whole relcache) drops every cached definition.  Plans are freed lazily, on
+ * next use, not from inside invalidation processing.
+ */
+static void
+hc_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	HcQueryDef *def;
+
+	if (query_defs == NULL)
+		return;
+	if (OidIsValid(relid) && relid != queries_relid)
+		return;
+	if (relid == queries_relid)
+		queries_relid = InvalidOid;
+	hash_seq_init(&status, query_defs);
+	while ((def = hash_seq_search(&status)) != NULL)
+		def->valid = false;
+}
+
+void
+HcEngineInit(void)
+{
+	CacheRegisterRelcacheCallback(hc_relcache_callback, (Datum) 0);
+	memset(&hc_last_lookup, 0, sizeof(hc_last_lookup));
+}
+
+/*
+ * housing_cache.queries_changed(): statement trigger on housing_cache.queries
+ * that makes every backend drop its cached definitions when this transaction
+ * commits, however the table was changed.
+ */
+Datum
+housing_cache_queries_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("housing_cache.queries_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+static Oid
+hc_schema_oid(void)
+{
+	return get_namespace_oid("housing_cache", false);
+}
+
+/* ---------- tag templates ---------- */
+
+/*
+ * Parse one tag template.  Fills *tt (allocated in the current context).
+ * Only the syntax is checked here; hc_check_template checks the meaning.
+ */
+static void
+hc_parse_template(const char *tag, int nparams, HcTagTemplate *tt)
+{
+	const char *slash = strchr(tag, '/');
+	const char *eq;
+
+	memset(tt, 0, sizeof(*tt));
+	if (tag[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a tag must not be empty")));
+	if (slash == NULL)
+	{
+		tt->table_tag = pstrdup(tag);
+		return;
+	}
+	eq = strchr(slash, '=');
+	if (slash == tag || eq == NULL || eq == slash + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid tag \"%s\"", tag),
+				 errhint("A tag is a table (\"schema.table\"), \"schema.table/column=$n\" or \"schema.table/column=value\".")));
+	tt->table_tag = pnstrdup(tag, slash - tag);
+	tt->prefix = pnstrdup(tag, eq - tag + 1);
+	if (eq[1] == '$')
+	{
+		char	   *end;
+		long		n;
+
+		errno = 0;
+		n = strtol(eq + 2, &end, 10);
+		if (errno != 0 || end == eq + 2 || *end != '\0' || n < 1 || n > nparams)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tag \"%s\" refers to a parameter the query does not have", tag),
+					 errdetail("The query has %d parameter(s).", nparams)));
+		tt->param = (int) n;
+	}
+	else
+		tt->literal = pstrdup(tag);
+}
+
+/*
+ * Look a table tag up among the watched tables.  Returns false if absent;
+ * otherwise its relation and the names of its partition and key columns
+ * ("" when none).  Needs SPI.
+ */
+static bool
+hc_lookup_watched(const char *table_tag, Oid *relid, char **partition_col,
+				  char **key_col)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(table_tag);
+	ret = SPI_execute_with_args("SELECT relid::oid, coalesce(partition_by, ''), coalesce(key_column, '') "
+								"FROM housing_cache.watched_tables WHERE table_tag = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read housing_cache.watched_tables: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+	*relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	*partition_col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	*key_col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	return true;
+}
+
+/*
+ * Check that a template names a watched table, and that a column in it is
+ * the table's partition or key column, of the parameter's exact type.  The
+ * writer spells the tag with the column's output function and the reader
+ * with the parameter's, so the types must agree.  Returns the table.
+ */
+static Oid
+hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtypes)
+{
+	Oid			relid;
+	char	   *partition_col;
+	char	   *key_col;
+	char	   *column;
+	AttrNumber	attnum;
+	Oid			coltype;
+
+	if (!hc_lookup_watched(tt->table_tag, &relid, &partition_col, &key_col))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag \"%s\" names table \"%s\", which is not watched", tag, tt->table_tag),
+				 errhint("Call housing_cache.watch_table() for it first; its tag is its schema-qualified name.")));
+	if (tt->prefix == NULL)
+		return relid;
+
+	column = pnstrdup(tt->prefix + strlen(tt->table_tag) + 1,
+					  strlen(tt->prefix) - strlen(tt->table_tag) - 2);
+	if (strcmp(column, partition_col) != 0 && strcmp(column, key_col) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag \"%s\" names column \"%s\", which is neither the partition column nor the key column of \"%s\"",
+						tag, column, tt->table_tag),
+				 errdetail("Writes to \"%s\" are tagged by %s%s%s%s%s.", tt->table_tag,
+						   partition_col[0] ? "partition column \"" : "",
+						   partition_col,
+						   partition_col[0] ? "\"" : "no partition column",
+						   key_col[0] ? " and key column " : "",
+						   key_col)));
+	if (tt->param > 0)
+	{
+		attnum = get_attnum(relid, column);
+		coltype = get_atttype(relid, attnum);
+		if (coltype != paramtypes[tt->param - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("parameter $%d is of type %s but column \"%s\" of \"%s\" is of type %s",
+							tt->param, format_type_be(paramtypes[tt->param - 1]),
+							column, tt->table_tag, format_type_be(coltype)),
+					 errhint("Declare the parameter with the column's type, so that its tag matches the writers' tag.")));
+	}
+	return relid;
+}
+
+/* ---------- definitions ---------- */
+
+static void
+hc_check_name(const char *name)
+{
+	int			len = strlen(name);
+
+	if (len == 0 || len > HC_NAME_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query name must be 1 to %d characters long", HC_NAME_MAXLEN)));
+	for (const char *p = name; *p; p++)
+	{
+		if (!(isalnum((unsigned char) *p) || *p == '_' || *p == '.' || *p == '-' || *p == ':'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query name \"%s\" contains an invalid character", name),
+					 errhint("Use letters, digits, '_', '.', '-' and ':'.")));
+	}
+}
+
+/*
+ * The one plan source of a prepared query, checked to be a plain SELECT of
+ * one json or jsonb column.
+ */
+static CachedPlanSource *
+hc_check_plan(SPIPlanPtr plan, const char *name)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+	ListCell   *lc;
+	Oid			restype;
+
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must be a single SELECT statement", name)));
+	ps = (CachedPlanSource *) linitial(sources);
+	if (ps->commandTag != CMDTAG_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must be a SELECT statement", name)));
+	foreach(lc, ps->query_list)
+	{
+		Query	   *q = lfirst_node(Query, lc);
+
+		if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query \"%s\" must only read", name),
+					 errdetail("Data-modifying statements and FOR UPDATE/SHARE are not cacheable.")));
+	}
+	if (ps->resultDesc == NULL || ps->resultDesc->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must return exactly one column", name)));
+	restype = TupleDescAttr(ps->resultDesc, 0)->atttypid;
+	if (restype != JSONOID && restype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("query \"%s\" must return json or jsonb, not %s",
+						name, format_type_be(restype))));
+	return ps;
+}
+
+/*
+ * Digest of everything that defines a query's answers.  Re-registering a
+ * query with another text or other tags gives its answers new keys.
+ */
+static void
+hc_definition_digest(const char *name, const char *sql, int nparams,
+					 const Oid *types, Datum tags, bool vary_by_role, uint8 *digest)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	HcKeyAdd(&buf, name, strlen(name));
+	HcKeyAdd(&buf, sql, strlen(sql));
+	HcKeyAdd(&buf, types, sizeof(Oid) * nparams);
+	HcKeyAdd(&buf, VARDATA_ANY(DatumGetPointer(tags)),
+			 VARSIZE_ANY_EXHDR(DatumGetPointer(tags)));
+	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
+	HcDigest(buf.data, buf.len, digest);
+	pfree(buf.data);
+}
+
+static void
+hc_text_array(Datum arr, Datum **elems, bool **nulls, int *n)
+{
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  elems, nulls, n);
+}
+
+static void
+hc_oid_array(Datum arr, Datum **elems, bool **nulls, int *n)
+{
+	deconstruct_array(DatumGetArrayTypeP(arr), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  elems, nulls, n);
+}
+
+/*
+ * Load a definition from housing_cache.queries into def.  Returns false if
+ * there is no such query.  Runs inside SPI.
+ */
+static bool
+hc_load_definition(HcQueryDef *def)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *sql;
+	Datum		typesd,
+				tagsd,
+				ttld;
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			n;
+	MemoryContext old;
+	CachedPlanSource *ps;
+	ListCell   *lc;
+
+	args[0] = CStringGetTextDatum(def->name);
+	ret = SPI_execute_with_args("SELECT sql, param_types::oid[], tags, ttl_seconds, vary_by_role "
+								"FROM housing_cache.queries WHERE name = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read housing_cache.queries: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	sql = SPI_getvalue(tup, desc, 1);
+	typesd = SPI_getbinval(tup, desc, 2, &isnull);
+	tagsd = SPI_getbinval(tup, desc, 3, &isnull);
+	ttld = SPI_getbinval(tup, desc, 4, &isnull);
+	def->ttl_seconds = isnull ? 0 : DatumGetInt32(ttld);
+	def->vary_by_role = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+
+	old = MemoryContextSwitchTo(def->cxt);
+
+	hc_oid_array(typesd, &elems, &elnulls, &n);
+	if (n > HC_MAX_PARAMS)
+		elog(ERROR, "query \"%s\" has too many parameters", def->name);
+	def->nparams = n;
+	for (int i = 0; i < n; i++)
+	{
+		bool		varlena;
+
+		def->paramtypes[i] = DatumGetObjectId(elems[i]);
+		getTypeOutputInfo(def->paramtypes[i], &def->typoutput[i], &varlena);
+	}
+
+	hc_text_array(tagsd, &elems, &elnulls, &n);
+	if (n > HC_MAX_TEMPLATES)
+		elog(ERROR, "query \"%s\" has too many tags", def->name);
+	def->ntemplates = n;
+	for (int i = 0; i < n; i++)
+		hc_parse_template(TextDatumGetCString(elems[i]), def->nparams, &def->templates[i]);
+
+	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
+						 def->vary_by_role, def->digest);
+	MemoryContextSwitchTo(old);
+
+	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
+	if (def->plan == NULL)
+		elog(ERROR, "could not prepare query \"%s\": %s", def->name,
+			 SPI_result_code_string(SPI_result));
+	ps = hc_check_plan(def->plan, def->name);
+	{
+		bool		varlena;
+
+		getTypeOutputInfo(TupleDescAttr(ps->resultDesc, 0)->atttypid,
+						  &def->result_output, &varlena);
+	}
+
+	old = MemoryContextSwitchTo(def->cxt);
+	def->nrelids = list_length(ps->relationOids);
+	def->relids = palloc(sizeof(Oid) * Max(def->nrelids, 1));
+	n = 0;
+	foreach(lc, ps->relationOids)
+		def->relids[n++] = lfirst_oid(lc);
+	MemoryContextSwitchTo(old);
+
+	if (SPI_keepplan(def->plan) != 0)
+		elog(ERROR, "could not keep the plan of query \"%s\"", def->name);
+	def->valid = true;
+	return true;
+}
+
+/*
+ * The definition of a registered query, loaded if needed.
+ */
+static HcQueryDef *
+hc_get_query(const char *name)
+{
+	HcQueryDef *def;
+	bool		found;
+	char		key[NAMEDATALEN];
+
+	if (strlen(name) > HC_NAME_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("cached query \"%.*s...\" does not exist", 32, name)));
+
+	if (query_defs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(HcQueryDef);
+		query_defs = hash_create("housing_cache queries", 32, &ctl,
+								 HASH_ELEM | HASH_STRINGS);
+	}
+	if (!OidIsValid(queries_relid))
+		queries_relid = get_relname_relid("queries", hc_schema_oid());
+
+	memset(key, 0, sizeof(key));
+	strlcpy(key, name, sizeof(key));
+	def = hash_search(query_defs, key, HASH_ENTER, &found);
+	if (found && def->valid)
+		return def;
+
+	if (found)
+	{
+		if (def->plan)
+			SPI_freeplan(def->plan);
+		if (def->cxt)
+			MemoryContextDelete(def->cxt);
+	}
+	memset(((char *) def) + NAMEDATALEN, 0, sizeof(HcQueryDef) - NAMEDATALEN);
+	def->cxt = AllocSetContextCreate(TopMemoryContext, "housing_cache query",
+									 ALLOCSET_SMALL_SIZES);
+
+	PG_TRY();
+	{
+		bool		exists;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		exists = hc_load_definition(def);
+		SPI_finish();
+		if (!exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("cached query \"%s\" does not exist", name),
+					 errhint("Register it with housing_cache.register_query().")));
+	}
+	PG_CATCH();
+	{
+		if (def->plan)
+			SPI_freeplan(def->plan);
+		MemoryContextDelete(def->cxt);
+		hash_search(query_defs, key, HASH_REMOVE, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return def;
+}
+
+/* ---------- the read path ---------- */
+
+/*
+ * Why the cache must not be used for this call, or NULL if it may be.
+ */
+static const char *
+hc_bypass_reason(HcQueryDef *def)
+{
+	Oid			userid;
+
+	if (!hc_enabled)
+		return "disabled";
+	if (hc_shared == NULL)
+	{
+		if (!warned_not_preloaded)
+		{
+			warned_not_preloaded = true;
+			ereport(NOTICE,
+					(errmsg("housing_cache is not loaded through shared_preload_libraries, so answers are not cached"),
+					 errhint("Add housing_cache to shared_preload_libraries in postgresql.conf and restart the server.")));
+		}
+		return "not preloaded";
+	}
+	/* a standby has no triggers: it never learns of the primary's writes */
+	if (RecoveryInProgress())
+		return "standby";
+	/* their snapshot is older than the generations we would read */
+	if (IsolationUsesXactSnapshot())
+		return "snapshot isolation";
+	/* the query would see this transaction's uncommitted rows */
+	if (HcXactHasPendingInvalidations())
+		return "own writes";
+
+	/*
+	 * An answer computed for one role may reach another only if both can read
+	 * every row of every relation involved: table-level SELECT, no
+	 * row-level security in force.
+	 */
+	userid = GetUserId();
+	for (int i = 0; i < def->nrelids; i++)
+	{
+		bool		missing = false;
+
+		if (pg_class_aclcheck_ext(def->relids[i], userid, ACL_SELECT, &missing) != ACLCHECK_OK)
+			return missing ? "relation missing" : "no select privilege";
+		if (check_enable_rls(def->relids[i], InvalidOid, true) == RLS_ENABLED)
+			return "row level security";
+	}
+	return NULL;
+}
+
+/*
+ * The generation slots an answer depends on, deduplicated.
+ */
+static int
+hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
+				uint32 *slots)
+{
+	int			n = 0;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < def->ntemplates; i++)
+	{
+		HcTagTemplate *tt = &def->templates[i];
+		uint32		s[2];
+		int			ns = 0;
+
+		if (tt->prefix == NULL || (tt->param > 0 && nulls[tt->param - 1]))
+			s[ns++] = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+		else
+		{
+			resetStringInfo(&buf);
+			if (tt->param > 0)
+			{
+				appendStringInfoString(&buf, tt->prefix);
+				appendStringInfoString(&buf, canon[tt->param - 1]);
+			}
+			else
+				appendStringInfoString(&buf, tt->literal);
+			s[ns++] = HcTagSlot(buf.data, buf.len);
+			resetStringInfo(&buf);
+			appendStringInfo(&buf, "%s/*", tt->table_tag);
+			s[ns++] = HcTagSlot(buf.data, buf.len);
+		}
+		for (int j = 0; j < ns; j++)
+		{
+			bool		dup = false;
+
+			for (int k = 0; k < n; k++)
+				dup |= (slots[k] == s[j]);
+			if (!dup)
+				slots[n++] = s[j];
+		}
+	}
+	pfree(buf.data);
+	return n;
+}
+
+/*
+ * Run the query.  Returns its answer as text in the caller's memory context,
+ * or NULL (with *isnull) when it returned no row or SQL NULL.
+ *
+ * read_only = false makes SPI take a fresh snapshot, after the generations
+ * were read: see invalidate.c.
+ */
+static char *
+hc_run_query(HcQueryDef *def, Datum *values, bool *nulls, bool *isnull, uint32 *len)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char		nullflags[HC_MAX_PARAMS];
+	int			ret;
+	char	   *result = NULL;
+
+	for (int i = 0; i < def->nparams; i++)
+		nullflags[i] = nulls[i] ? 'n' : ' ';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "cached query \"%s\" failed: %s", def->name, SPI_result_code_string(ret));
+	HcStatInc(HC_STAT_DB_EXECUTIONS);
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("cached query \"%s\" returned more than one row", def->name)));
+	*isnull = true;
+	if (SPI_processed == 1)
+	{
+		bool		null;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null);
+
+		if (!null)
+		{
+			char	   *text = OidOutputFunctionCall(def->result_output, d);
+
+			*len = strlen(text);
+			result = MemoryContextStrdup(caller, text);
+			*isnull = false;
+		}
+	}
+	SPI_finish();
+	return result;
+}
+
+static int64
+hc_elapsed_us(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MICROSEC(now);
+}
+
+static void
+hc_record(HcTier tier, const char *key, const char *reason, instr_time start)
+{
+	hc_last_lookup.tier = tier;
+	strlcpy(hc_last_lookup.key, key ? key : "", sizeof(hc_last_lookup.key));
+	strlcpy(hc_last_lookup.reason, reason ? reason : "", sizeof(hc_last_lookup.reason));
+	hc_last_lookup.elapsed_us = hc_elapsed_us(start);
+}
+
+static uint32
+hc_ttl_ms(HcQueryDef *def)
+{
+	double		ttl = (def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl) * 1000.0;
+	double		spread = ttl * hc_ttl_jitter_pct / 100.0;
+
+	ttl += spread * (2.0 * pg_prng_double(&pg_global_prng_state) - 1.0);
+	return (uint32) Max(ttl, 1000.0);
+}
+
+static Datum
+hc_json_datum(const char *data, uint32 len)
+{
+	return PointerGetDatum(cstring_to_text_with_len(data, len));
+}
+
+/*
+ * Serve a registered query: from the cache when allowed and present,
+ * otherwise by running it (and storing the answer).  Returns a json Datum.
+ */
+Datum
+HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
+{
+	instr_time	start;
+	HcQueryDef *def;
+	const char *reason;
+	char	   *canon[HC_MAX_PARAMS];
+	uint32		slots[HC_MAX_TAGS];
+	uint64		gens[HC_MAX_TAGS];
+	int			nslots;
+	StringInfoData keybuf;
+	uint8		digest[HC_DIGEST_LEN];
+	char		key[HC_KEY_MAXLEN];
+	HcValue		value;
+	char	   *result;
+	uint32		len = 0;
+	int64		compute_us;
+	instr_time	fill_start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	def = hc_get_query(name);
+	if (nargs != def->nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cached query \"%s\" takes %d parameter(s), %d given",
+						name, def->nparams, nargs)));
+
+	reason = hc_bypass_reason(def);
+	if (reason == NULL)
+	{
+		for (int i = 0; i < nargs; i++)
+			canon[i] = nulls[i] ? NULL : OidOutputFunctionCall(def->typoutput[i], values[i]);
+		nslots = hc_answer_slots(def, values, nulls, canon, slots);
+		if (!HcReadGenerations(slots, nslots, gens))
+			reason = "write in flight";
+	}
+	if (reason != NULL)
+	{
+		HcStatInc(HC_STAT_BYPASSES);
+		result = hc_run_query(def, values, nulls, isnull, &len);
+		hc_record(HC_TIER_BYPASS, NULL, reason, start);
+		return *isnull ? (Datum) 0 : hc_json_datum(result, len);
+	}
+
+	/* the key: namespace, definition, role if it matters, parameters, generations */
+	initStringInfo(&keybuf);
+	HcKeyInit(&keybuf);
+	HcKeyAdd(&keybuf, def->digest, HC_DIGEST_LEN);
+	if (def->vary_by_role)
+	{
+		Oid			userid = GetUserId();
+
+		HcKeyAdd(&keybuf, &userid, sizeof(userid));
+	}
+	for (int i = 0; i < nargs; i++)
+		HcKeyAdd(&keybuf, canon[i], canon[i] ? strlen(canon[i]) : 0);
+	HcKeyAdd(&keybuf, gens, sizeof(uint64) * nslots);
+	HcKeyFinish(&keybuf, digest, key);
+	pfree(keybuf.data);
+
+	if (HcRedisGet(key, digest, &value) == HC_REDIS_HIT)
+	{
+		HcStatInc(HC_STAT_L2_HITS);
+		hc_record(HC_TIER_L2, key, NULL, start);
+		*isnull = value.isnull;
+		return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+	}
+
+	/* miss: compute, then store */
+	HcStatInc(HC_STAT_MISSES);
+	INSTR_TIME_SET_CURRENT(fill_start);
+	result = hc_run_query(def, values, nulls, isnull, &len);
+	compute_us = hc_elapsed_us(fill_start);
+
+	if (!*isnull && len > (uint32) hc_max_value_bytes)
+		HcStatInc(HC_STAT_OVERSIZE);
+	else
+	{
+		value.isnull = *isnull;
+		value.data = result;
+		value.len = *isnull ? 0 : len;
+		value.created_at = GetCurrentTimestamp();
+		value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
+		value.ttl_ms = hc_ttl_ms(def);
+		if (HcRedisSet(key, digest, &value))
+			HcStatInc(HC_STAT_L2_STORES);
+	}
+	hc_record(HC_TIER_DB, key, NULL, start);
+	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
+}
+
+/*
+ * housing_cache.fetch(name text, VARIADIC params text[]) RETURNS json
+ *
+ * Parameters arrive as text and are converted with the registered types'
+ * input functions, so '042' and '42' for an integer are the same answer.
+ */
+Datum
+housing_cache_fetch(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	HcQueryDef *def;
+	Datum	   *elems = NULL;
+	bool	   *elnulls = NULL;
+	int			n = 0;
+	Datum		values[HC_MAX_PARAMS];
+	bool		nulls[HC_MAX_PARAMS];
+	bool		isnull;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query name must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	def = hc_get_query(name);
+
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("parameters must be a one-dimensional array")));
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls, &n);
+	}
+	if (n != def->nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cached query \"%s\" takes %d parameter(s), %d given",
+						name, def->nparams, n)));
+
+	for (int i = 0; i < n; i++)
+	{
+		Oid			typinput;
+		Oid			typioparam;
+
+		nulls[i] = elnulls[i];
+		values[i] = (Datum) 0;
+		if (!nulls[i])
+		{
+			getTypeInputInfo(def->paramtypes[i], &typinput, &typioparam);
+			values[i] = OidInputFunctionCall(typinput, TextDatumGetCString(elems[i]),
+											 typioparam, -1);
+		}
+	}
+
+	result = HcFetch(name, n, values, nulls, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * housing_cache.register_query(name, sql, param_types, tags, ttl_seconds,
+ *								 vary_by_role) RETURNS void
+ */
+Datum
+housing_cache_register_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *sql;
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			nparams = 0;
+	int			ntags;
+	Oid			types[HC_MAX_PARAMS];
+	Oid			tag_relids[HC_MAX_TEMPLATES];
+	SPIPlanPtr	plan;
+	CachedPlanSource *ps;
+	ListCell   *lc;
+	int			ret;
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, REGTYPEARRAYOID, TEXTARRAYOID, INT4OID, BOOLOID};
+	Datum		args[6];
+	char		argnulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL",
+							i == 0 ? "name" : i == 1 ? "sql" : i == 2 ? "param_types" : "tags")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	hc_check_name(name);
+	if (sql[strspn(sql, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must not be empty")));
+
+	hc_oid_array(PG_GETARG_DATUM(2), &elems, &elnulls, &nparams);
+	if (nparams > HC_MAX_PARAMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a cached query takes at most %d parameters", HC_MAX_PARAMS)));
+	for (int i = 0; i < nparams; i++)
+	{
+		if (elnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("param_types must not contain NULL")));
+		types[i] = DatumGetObjectId(elems[i]);
+	}
+
+	if (!PG_ARGISNULL(4) && (PG_GETARG_INT32(4) < 1 || PG_GETARG_INT32(4) > 30 * 24 * 3600))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl_seconds must be between 1 and %d, or NULL for housing_cache.default_ttl",
+						30 * 24 * 3600)));
+
+	hc_text_array(PG_GETARG_DATUM(3), &elems, &elnulls, &ntags);
+	if (ntags < 1 || ntags > HC_MAX_TEMPLATES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a cached query needs 1 to %d tags, got %d", HC_MAX_TEMPLATES, ntags),
+				 errhint("Tag every table the query reads: \"schema.table\" or \"schema.table/column=$n\".")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	for (int i = 0; i < ntags; i++)
+	{
+		HcTagTemplate tt;
+		char	   *tag;
+
+		if (elnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tags must not contain NULL")));
+		tag = TextDatumGetCString(elems[i]);
+		hc_parse_template(tag, nparams, &tt);
+		tag_relids[i] = hc_check_template(tag, &tt, types);
+	}
+
+	plan = SPI_prepare(sql, nparams, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare query \"%s\": %s", name, SPI_result_code_string(SPI_result));
+	ps = hc_check_plan(plan, name);
+
+	/* every table the query reads must be watched and tagged */
+	foreach(lc, ps->relationOids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		bool		tagged = false;
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			continue;
+		if (get_rel_namespace(relid) == PG_CATALOG_NAMESPACE)
+			continue;
+		for (int i = 0; i < ntags; i++)
+			tagged |= (tag_relids[i] == relid);
+		if (!tagged)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query \"%s\" reads table \"%s\", which none of its tags names",
+							name, get_rel_name(relid)),
+					 errhint("Watch the table with housing_cache.watch_table() and add its tag, or a \"table/column=$n\" tag.")));
+	}
+	SPI_freeplan(plan);
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = CStringGetTextDatum(sql);
+	args[2] = PG_GETARG_DATUM(2);
+	args[3] = PG_GETARG_DATUM(3);
+	args[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	argnulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
+	args[5] = PG_ARGISNULL(5) ? BoolGetDatum(false) : PG_GETARG_DATUM(5);
+
+	ret = SPI_execute_with_args("INSERT INTO housing_cache.queries "
+								"(name, sql, param_types, tags, ttl_seconds, vary_by_role) "
+								"VALUES ($1, $2, $3, $4, $5, $6) "
+								"ON CONFLICT (name) DO UPDATE SET sql = EXCLUDED.sql, "
+								"param_types = EXCLUDED.param_types, tags = EXCLUDED.tags, "
+								"ttl_seconds = EXCLUDED.ttl_seconds, vary_by_role = EXCLUDED.vary_by_role "
+								"WHERE NOT queries.builtin",
+								6, argtypes, args, argnulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not store query \"%s\": %s", name, SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot replace built-in query \"%s\"", name)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,225 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Configuration parameters, all under the reserved prefix housing_cache.
+ *
+ * Sizes that shape shared memory are PGC_POSTMASTER.  Where Redis lives and
+ * how it is reached is PGC_SUSET: a user who could point the cache at a Redis
+ * of their own could make other roles read forged answers.  Turning the cache
+ * off for one session (enabled) is for everyone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "housing_cache.h"
+
+bool		hc_enabled = true;
+char	   *hc_redis_host = NULL;
+int			hc_redis_port = 6379;
+char	   *hc_redis_password = NULL;
+int			hc_redis_db = 0;
+int			hc_redis_connect_timeout_ms = 200;
+int			hc_redis_command_timeout_ms = 100;
+int			hc_default_ttl = 300;
+int			hc_ttl_jitter_pct = 10;
+int			hc_max_value_bytes = 1024 * 1024;
+char	   *hc_key_prefix = NULL;
+char	   *hc_channel = NULL;
+bool		hc_publish = true;
+int			hc_publish_max_tags = 256;
+int			hc_generation_slots = 65536;
+int			hc_breaker_backoff_ms = 500;
+int			hc_breaker_max_backoff_ms = 30000;
+
+/*
+ * A host name or address: non-empty, printable, no blanks.
+ */
+static bool
+check_redis_host(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errmsg("housing_cache.redis_host must not be empty");
+		return false;
+	}
+	if (strlen(*newval) > 255)
+	{
+		GUC_check_errmsg("housing_cache.redis_host is longer than 255 characters");
+		return false;
+	}
+	for (p = *newval; *p; p++)
+	{
+		if (*p <= ' ' || *p == 0x7f)
+		{
+			GUC_check_errmsg("housing_cache.redis_host must not contain blanks or control characters");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Key prefixes and channel names end up in Redis commands as binary-safe
+ * arguments, so any bytes would do; printable, short names keep them
+ * readable in redis-cli and MONITOR.
+ */
+static bool
+check_redis_name(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > 64)
+	{
+		GUC_check_errmsg("value must be 1 to 64 characters long");
+		return false;
+	}
+	for (p = *newval; *p; p++)
+	{
+		if (*p <= ' ' || *p == 0x7f)
+		{
+			GUC_check_errmsg("value must not contain blanks or control characters");
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+check_generation_slots(int *newval, void **extra, GucSource source)
+{
+	if ((*newval & (*newval - 1)) != 0)
+	{
+		GUC_check_errmsg("housing_cache.generation_slots must be a power of two");
+		return false;
+	}
+	return true;
+}
+
+/* any change to how Redis is reached drops this backend's connection */
+static void
+assign_redis_string(const char *newval, void *extra)
+{
+	HcRedisConfigChanged();
+}
+
+static void
+assign_redis_int(int newval, void *extra)
+{
+	HcRedisConfigChanged();
+}
+
+void
+HcDefineGucs(void)
+{
+	DefineCustomBoolVariable("housing_cache.enabled",
+							 "Serve cached functions from the cache.",
+							 "When off, every cached function runs its query.",
+							 &hc_enabled, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_host",
+							   "Host name or address of the Redis server (L2).",
+							   NULL,
+							   &hc_redis_host, "127.0.0.1",
+							   PGC_SUSET, 0,
+							   check_redis_host, assign_redis_string, NULL);
+
+	DefineCustomIntVariable("housing_cache.redis_port",
+							"TCP port of the Redis server.",
+							NULL,
+							&hc_redis_port, 6379, 1, 65535,
+							PGC_SUSET, 0, NULL, assign_redis_int, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_password",
+							   "Password sent with AUTH to Redis; empty sends none.",
+							   "Readable by superusers only.",
+							   &hc_redis_password, "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, assign_redis_string, NULL);
+
+	DefineCustomIntVariable("housing_cache.redis_db",
+							"Redis logical database number (SELECT).",
+							NULL,
+							&hc_redis_db, 0, 0, 1023,
+							PGC_SUSET, 0, NULL, assign_redis_int, NULL);
+
+	DefineCustomIntVariable("housing_cache.redis_connect_timeout_ms",
+							"Time allowed to connect to Redis.",
+							NULL,
+							&hc_redis_connect_timeout_ms, 200, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, assign_redis_int, NULL);
+
+	DefineCustomIntVariable("housing_cache.redis_command_timeout_ms",
+							"Time allowed for one Redis command.",
+							NULL,
+							&hc_redis_command_timeout_ms, 100, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, assign_redis_int, NULL);
+
+	DefineCustomIntVariable("housing_cache.default_ttl",
+							"Time to live of a cached answer, unless its query sets one.",
+							"Invalidation does not depend on it; it bounds how long space is used.",
+							&hc_default_ttl, 300, 1, 30 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.ttl_jitter_pct",
+							"Random spread applied to each TTL, in percent.",
+							"Keeps answers filled together from expiring together.",
+							&hc_ttl_jitter_pct, 10, 0, 50,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.max_value_bytes",
+							"Largest answer stored in the cache; larger ones are served but not stored.",
+							NULL,
+							&hc_max_value_bytes, 1024 * 1024, 64, 256 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.key_prefix",
+							   "Prefix of every Redis key the cache writes.",
+							   NULL,
+							   &hc_key_prefix, "hc:",
+							   PGC_SUSET, 0, check_redis_name, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.channel",
+							   "Redis channel on which committed invalidations are published.",
+							   NULL,
+							   &hc_channel, "housing_cache:invalidations",
+							   PGC_SUSET, 0, check_redis_name, NULL, NULL);
+
+	DefineCustomBoolVariable("housing_cache.publish",
+							 "Publish committed invalidations on the Redis channel.",
+							 NULL,
+							 &hc_publish, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.publish_max_tags",
+							"Most tags listed in one invalidation message.",
+							"Past it the message says \"truncated\": true and lists only table tags.",
+							&hc_publish_max_tags, 256, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.generation_slots",
+							"Number of generation counters in shared memory (a power of two).",
+							"More slots mean fewer tags sharing a counter, so fewer needless invalidations.",
+							&hc_generation_slots, 65536, 1024, 1 << 24,
+							PGC_POSTMASTER, 0, check_generation_slots, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.breaker_backoff_ms",
+							"How long Redis is skipped after its first failure.",
+							"Doubles with each failed probe, up to breaker_max_backoff_ms.",
+							&hc_breaker_backoff_ms, 500, 10, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.breaker_max_backoff_ms",
+							"Longest time Redis is skipped between probes.",
+							NULL,
+							&hc_breaker_max_backoff_ms, 30000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("housing_cache");
+}

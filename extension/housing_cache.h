@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * housing_cache.h
+ *	  Declarations shared by the modules of the housing_cache extension.
+ *
+ * Modules, one concern each:
+ *	  housing_cache.c	_PG_init and the shared-memory hooks
+ *	  guc.c				configuration parameters
+ *	  shmem.c			shared state: generations, stats, epoch, breaker
+ *	  generation.c		tags, generations and keys
+ *	  redis.c			the Redis client (L2)
+ *	  value.c			the format of a stored answer
+ *	  breaker.c			the Redis circuit breaker
+ *	  invalidate.c		row triggers and the commit callback
+ *	  engine.c			registered queries and the cached read path
+ *	  listings.c		the housing portal's listing entry points
+ *	  stats.c			stats view, reset and last_lookup()
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HOUSING_CACHE_H
+#define HOUSING_CACHE_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "port/atomics.h"
+#include "utils/timestamp.h"
+
+/* ---- configuration (guc.c) ---- */
+extern bool hc_enabled;
+extern char *hc_redis_host;
+extern int	hc_redis_port;
+extern char *hc_redis_password;
+extern int	hc_redis_db;
+extern int	hc_redis_connect_timeout_ms;
+extern int	hc_redis_command_timeout_ms;
+extern int	hc_default_ttl;
+extern int	hc_ttl_jitter_pct;
+extern int	hc_max_value_bytes;
+extern char *hc_key_prefix;
+extern char *hc_channel;
+extern bool hc_publish;
+extern int	hc_publish_max_tags;
+extern int	hc_generation_slots;
+extern int	hc_breaker_backoff_ms;
+extern int	hc_breaker_max_backoff_ms;
+
+extern void HcDefineGucs(void);
+
+/* ---- shared state (shmem.c) ---- */
+
+/*
+ * Cluster-wide counters, one atomic each; the order here is the order of the
+ * columns of housing_cache.stats.
+ */
+typedef enum HcStat
+{
+	HC_STAT_L1_HITS,
+	HC_STAT_L2_HITS,
+	HC_STAT_MISSES,
+	HC_STAT_DB_EXECUTIONS,
+	HC_STAT_BYPASSES,
+	HC_STAT_L2_STORES,
+	HC_STAT_L2_REJECTS,
+	HC_STAT_OVERSIZE,
+	HC_STAT_REDIS_ERRORS,
+	HC_STAT_BREAKER_SKIPS,
+	HC_STAT_BREAKER_OPENS,
+	HC_STAT_INVALIDATIONS,
+	HC_STAT_INVALIDATED_COMMITS,
+	HC_STAT_PUBLISHES,
+	HC_STAT_PUBLISH_FAILURES,
+	HC_STAT_COUNT
+} HcStat;
+
+/*
+ * A generation slot packs two things in one 64-bit word so that a reader gets
+ * both with one atomic read, and a committing writer changes both with one
+ * atomic add:
+ *	 low HC_INFLIGHT_BITS bits: writers that passed PRE_COMMIT but have not yet
+ *	 bumped (in flight);
+ *	 the rest: the generation.
+ */
+#define HC_INFLIGHT_BITS	20
+#define HC_INFLIGHT_MASK	((UINT64CONST(1) << HC_INFLIGHT_BITS) - 1)
+#define HC_GENERATION_ONE	(UINT64CONST(1) << HC_INFLIGHT_BITS)
+
+typedef struct HcSharedState
+{
+	uint64		epoch;			/* random, new at every shared memory init */
+	uint32		nslots;			/* generation slots, a power of two */
+	pg_atomic_uint64 stats[HC_STAT_COUNT];
+	pg_atomic_uint64 stats_reset_at;	/* TimestampTz of the last reset */
+
+	/* Redis circuit breaker, shared by every backend */
+	pg_atomic_uint32 breaker_failures;	/* consecutive failures */
+	pg_atomic_uint64 breaker_open_until;	/* TimestampTz; 0 = closed */
+
+	pg_atomic_uint64 slots[FLEXIBLE_ARRAY_MEMBER];
+} HcSharedState;
+
+extern HcSharedState *hc_shared;
+
+extern Size HcShmemSize(void);
+extern void HcShmemRequest(void);
+extern void HcShmemStartup(void);
+extern bool HcShmemReady(void);
+
+static inline void
+HcStatAdd(HcStat stat, uint64 n)
+{
+	if (hc_shared != NULL)
+		pg_atomic_fetch_add_u64(&hc_shared->stats[stat], n);
+}
+
+#define HcStatInc(stat) HcStatAdd((stat), 1)
+
+/* ---- tags, generations and keys (generation.c) ---- */
+
+/* at most this many tags per cached answer (after template expansion) */
+#define HC_MAX_TAGS		16
+
+/* 128-bit key digest, printed as 32 hex characters after the key prefix */
+#define HC_DIGEST_LEN	16
+
+/* prefix (at most 64 bytes) + 32 hex digits + NUL */
+#define HC_KEY_MAXLEN	(64 + 2 * HC_DIGEST_LEN + 1)
+
+extern uint32 HcTagSlot(const char *tag, int len);
+extern bool HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens);
+extern void HcDigest(const char *data, int len, uint8 *digest);
+extern void HcKeyInit(StringInfo buf);
+extern void HcKeyAdd(StringInfo buf, const void *data, int len);
+extern void HcKeyFinish(StringInfo buf, uint8 *digest, char *keytext);
+
+/* ---- Redis (redis.c) ---- */
+typedef struct HcValue
+{
+	bool		isnull;			/* the query returned no row / NULL */
+	char	   *data;			/* palloc'd payload, not terminated */
+	uint32		len;
+	TimestampTz created_at;
+	uint32		compute_us;		/* time the fill took, for XFetch */
+	uint32		ttl_ms;
+} HcValue;
+
+typedef enum HcRedisResult
+{
+	HC_REDIS_HIT,
+	HC_REDIS_MISS,				/* absent, expired, or not a valid value */
+	HC_REDIS_UNAVAILABLE		/* breaker open or the call failed */
+} HcRedisResult;
+
+extern HcRedisResult HcRedisGet(const char *key, const uint8 *digest,
+								HcValue *value);
+extern bool HcRedisSet(const char *key, const uint8 *digest,
+					   const HcValue *value);
+extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
+extern void HcRedisConfigChanged(void);
+
+/* ---- value format (value.c) ---- */
+#define HC_VALUE_HEADER_LEN 48
+
+extern char *HcValueEncode(const uint8 *digest, const HcValue *value,
+						   Size *len);
+extern bool HcValueDecode(const uint8 *digest, const char *buf, Size len,
+						  HcValue *value);
+
+/* ---- circuit breaker (breaker.c) ---- */
+extern bool HcBreakerAllows(void);
+extern void HcBreakerSuccess(void);
+extern void HcBreakerFailure(const char *what, const char *detail);
+extern const char *HcBreakerState(void);
+
+/* ---- invalidation (invalidate.c) ---- */
+extern void HcInvalidationInit(void);
+extern bool HcXactHasPendingInvalidations(void);
+extern void HcRememberTag(const char *tag, int len);
+
+/* ---- engine (engine.c) ---- */
+typedef enum HcTier
+{
+	HC_TIER_NONE,
+	HC_TIER_L1,
+	HC_TIER_L2,
+	HC_TIER_DB,
+	HC_TIER_BYPASS
+} HcTier;
+
+typedef struct HcLastLookup
+{
+	HcTier		tier;
+	char		key[HC_KEY_MAXLEN];
+	int64		elapsed_us;
+	char		reason[64];		/* why a bypass happened, '' otherwise */
+} HcLastLookup;
+
+extern HcLastLookup hc_last_lookup;
+
+extern void HcEngineInit(void);
+extern Datum HcFetch(const char *name, int nargs, Datum *values,
+					 bool *nulls, bool *isnull);
+
+#endif							/* HOUSING_CACHE_H */

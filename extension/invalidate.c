@@ -1,0 +1,556 @@
+/*-------------------------------------------------------------------------
+ *
+ * invalidate.c
+ *	  Row triggers and the commit callback: exact, transactional invalidation.
+ *
+ * (In these comments, "T/<star>" stands for the table tag followed by a slash
+ * and an asterisk: the table's reset tag.)
+ *
+ * Why no read is stale after a commit
+ * -----------------------------------
+ * Writers, from the row triggers on watched tables, remember the tags their
+ * rows touch (the table, the partition value of the OLD and the NEW row, the
+ * row's key) as bits in a per-backend bitmap of generation slots.  Then:
+ *
+ *	 PRE_COMMIT	  each touched slot's in-flight count is incremented;
+ *	 (the commit record is written and becomes visible to other snapshots)
+ *	 COMMIT		  each touched slot's generation is incremented and its
+ *				  in-flight count decremented, in one atomic add;
+ *	 ABORT		  if PRE_COMMIT marked the slots, the in-flight counts are
+ *				  decremented, generations are left alone.
+ *
+ * Readers (engine.c) read the generations of the slots of their tags first,
+ * and bypass the cache when any slot is in flight.  Only then do they look
+ * the key up, or take the snapshot their query runs on.  Hence:
+ *
+ *	 - a read that starts after COMMIT returned sees the bumped generation (the
+ *	   bump happens before the client hears of the commit), so its key is new
+ *	   and no answer stored before the bump can match it;
+ *	 - a read that runs while the commit is becoming visible sees the slot in
+ *	   flight and goes to the database;
+ *	 - a fill whose snapshot predates the commit read the old generations
+ *	   before its snapshot, so it lands under the old key, which nobody can
+ *	   reach any more;
+ *	 - a rolled-back write bumps nothing.
+ *
+ * The COMMIT callback must not raise an error: by then the transaction is
+ * committed.  It only does atomic adds, clears preallocated memory, and
+ * publishes a message prepared at PRE_COMMIT through a Redis call bounded by
+ * the command timeout; a failed publish is counted, never raised.
+ *
+ * Subtransactions that roll back keep their tags: that only over-invalidates.
+ * PREPARE TRANSACTION is refused once a watched table was written, because
+ * the commit would then happen in another session, which does not know the
+ * tags.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "housing_cache.h"
+
+PG_FUNCTION_INFO_V1(housing_cache_invalidation_trigger);
+PG_FUNCTION_INFO_V1(housing_cache_invalidate);
+
+/* tags touched by this transaction: one bit per generation slot */
+static uint64 *touched = NULL;
+static int	touched_words = 0;
+static int	touched_count = 0;
+
+/* PRE_COMMIT marked the touched slots in flight */
+static bool marked = false;
+
+/*
+ * The invalidation message, built as tags are remembered and finished at
+ * PRE_COMMIT, so that the COMMIT callback only has to write the commit LSN
+ * into room reserved for it.
+ */
+static MemoryContext publish_cxt = NULL;
+static StringInfo table_tags = NULL;	/* JSON list items, table-wide tags */
+static StringInfo other_tags = NULL;	/* JSON list items, the rest */
+static int	other_count = 0;
+static bool publish_truncated = false;
+static uint64 *seen_hashes = NULL;		/* open addressing, tags listed */
+static int	seen_size = 0;
+static int	seen_count = 0;
+static char *message = NULL;			/* prepared at PRE_COMMIT */
+static int	message_len = 0;
+static int	message_cap = 0;
+
+#define LSN_ROOM 40
+
+static void
+ensure_state(void)
+{
+	if (touched == NULL)
+	{
+		touched_words = (int) (hc_shared->nslots / 64);
+		touched = MemoryContextAllocZero(TopMemoryContext,
+										 sizeof(uint64) * touched_words);
+		publish_cxt = AllocSetContextCreate(TopMemoryContext,
+											"housing_cache invalidation",
+											ALLOCSET_SMALL_SIZES);
+	}
+	if (table_tags == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(publish_cxt);
+
+		table_tags = makeStringInfo();
+		other_tags = makeStringInfo();
+		seen_size = 64;
+		seen_count = 0;
+		seen_hashes = palloc0(sizeof(uint64) * seen_size);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Has this tag been listed already?  Adds it if not.  The set grows, so it
+ * stays at most half full.
+ */
+static bool
+seen_before(uint64 h)
+{
+	int			i;
+
+	if (2 * (seen_count + 1) > seen_size)
+	{
+		uint64	   *old = seen_hashes;
+		int			old_size = seen_size;
+
+		seen_size *= 2;
+		seen_hashes = MemoryContextAllocZero(publish_cxt, sizeof(uint64) * seen_size);
+		for (int j = 0; j < old_size; j++)
+		{
+			if (old[j] == 0)
+				continue;
+			i = (int) (old[j] & (seen_size - 1));
+			while (seen_hashes[i] != 0)
+				i = (i + 1) & (seen_size - 1);
+			seen_hashes[i] = old[j];
+		}
+		pfree(old);
+	}
+
+	i = (int) (h & (seen_size - 1));
+	while (seen_hashes[i] != 0)
+	{
+		if (seen_hashes[i] == h)
+			return true;
+		i = (i + 1) & (seen_size - 1);
+	}
+	seen_hashes[i] = h;
+	seen_count++;
+	return false;
+}
+
+/*
+ * Add a tag to the message, once.  Table-wide tags ("T", "T/<star>") are always
+ * listed; the others up to publish_max_tags, after which the message says
+ * it was truncated.
+ */
+static void
+list_tag(const char *tag, int len)
+{
+	bool		table_wide = (memchr(tag, '=', len) == NULL);
+	uint64		h;
+	StringInfo	dst;
+	MemoryContext old;
+	char	   *copy;
+
+	if (!table_wide && other_count >= hc_publish_max_tags)
+	{
+		publish_truncated = true;
+		return;
+	}
+	h = hash_bytes_extended((const unsigned char *) tag, len, 0x9e3779b9) | 1;
+	if (seen_before(h))
+		return;
+	if (!table_wide)
+		other_count++;
+
+	old = MemoryContextSwitchTo(publish_cxt);
+	dst = table_wide ? table_tags : other_tags;
+	if (dst->len > 0)
+		appendStringInfoChar(dst, ',');
+	copy = pnstrdup(tag, len);
+	escape_json(dst, copy);
+	pfree(copy);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Remember that this transaction touched a tag.
+ */
+void
+HcRememberTag(const char *tag, int len)
+{
+	uint32		slot;
+	uint64		bit;
+
+	if (hc_shared == NULL)
+		return;
+	ensure_state();
+
+	slot = HcTagSlot(tag, len);
+	bit = UINT64CONST(1) << (slot % 64);
+	if ((touched[slot / 64] & bit) == 0)
+	{
+		touched[slot / 64] |= bit;
+		touched_count++;
+		/* keep the invariant "marked implies every touched slot in flight" */
+		if (marked)
+			pg_atomic_fetch_add_u64(&hc_shared->slots[slot], 1);
+	}
+	if (hc_publish)
+		list_tag(tag, len);
+}
+
+/*
+ * Does the current transaction carry invalidations not yet committed?  Its
+ * reads then see its own writes and must neither fill nor use the cache.
+ */
+bool
+HcXactHasPendingInvalidations(void)
+{
+	return touched_count > 0;
+}
+
+/*
+ * Remember a table-wide invalidation: the table tag, which answers without a
+ * finer tag depend on, and the table's reset tag "T/<star>", which every finer tag
+ * of the table implies.
+ */
+static void
+remember_table_reset(const char *table_tag)
+{
+	StringInfoData buf;
+
+	HcRememberTag(table_tag, strlen(table_tag));
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s/*", table_tag);
+	HcRememberTag(buf.data, buf.len);
+	pfree(buf.data);
+}
+
+/*
+ * Remember "T/column=value" for one column of one row version.  Returns false
+ * if the column no longer exists.
+ */
+static bool
+remember_column_tag(const char *table_tag, const char *column,
+					HeapTuple tuple, TupleDesc tupdesc)
+{
+	int			attnum = SPI_fnumber(tupdesc, column);
+	bool		isnull;
+	Datum		value;
+	StringInfoData buf;
+
+	if (attnum <= 0)
+		return false;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s/%s=", table_tag, column);
+	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+	if (isnull)
+		appendStringInfoString(&buf, "\\N");
+	else
+	{
+		Oid			typoutput;
+		bool		typisvarlena;
+		char	   *text;
+
+		getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid,
+						  &typoutput, &typisvarlena);
+		text = OidOutputFunctionCall(typoutput, value);
+		appendStringInfoString(&buf, text);
+		pfree(text);
+	}
+	HcRememberTag(buf.data, buf.len);
+	pfree(buf.data);
+	return true;
+}
+
+static void
+remember_row(const char *table_tag, const char *partition_col,
+			 const char *key_col, HeapTuple tuple, TupleDesc tupdesc)
+{
+	bool		ok = true;
+
+	if (partition_col[0] != '\0')
+		ok &= remember_column_tag(table_tag, partition_col, tuple, tupdesc);
+	if (key_col[0] != '\0')
+		ok &= remember_column_tag(table_tag, key_col, tuple, tupdesc);
+
+	/*
+	 * A watched column was dropped or renamed since watch_table(): invalidate
+	 * the whole table rather than miss a tag.
+	 */
+	if (!ok)
+		remember_table_reset(table_tag);
+}
+
+/*
+ * housing_cache.invalidation_trigger(): AFTER ROW trigger for INSERT, UPDATE
+ * and DELETE, AFTER STATEMENT for TRUNCATE, installed by watch_table().
+ * Arguments: table tag, partition column ('' for none), key column ('' for
+ * none).  COPY fires the row trigger like INSERT.
+ */
+Datum
+housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	const char *table_tag;
+	const char *partition_col;
+	const char *key_col;
+	TupleDesc	tupdesc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("housing_cache.invalidation_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("housing_cache.invalidation_trigger() must be fired AFTER")));
+
+	trigger = trigdata->tg_trigger;
+	if (trigger->tgnargs != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("housing_cache.invalidation_trigger() needs 3 arguments, got %d",
+						trigger->tgnargs),
+				 errhint("Attach it with housing_cache.watch_table().")));
+
+	if (hc_shared == NULL)
+		return PointerGetDatum(NULL);	/* nothing is cached without preloading */
+
+	table_tag = trigger->tgargs[0];
+	partition_col = trigger->tgargs[1];
+	key_col = trigger->tgargs[2];
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		remember_table_reset(table_tag);
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* a statement trigger other than TRUNCATE: be safe, reset the table */
+		remember_table_reset(table_tag);
+		return PointerGetDatum(NULL);
+	}
+
+	HcRememberTag(table_tag, strlen(table_tag));
+	/* tg_trigtuple is the NEW row for INSERT, the OLD one otherwise */
+	remember_row(table_tag, partition_col, key_col, trigdata->tg_trigtuple, tupdesc);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		remember_row(table_tag, partition_col, key_col, trigdata->tg_newtuple, tupdesc);
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * housing_cache.invalidate(tag text): invalidate a tag when this transaction
+ * commits.  A tag without '/' is a table tag and invalidates every answer
+ * that depends on any tag of that table.
+ */
+Datum
+housing_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	text	   *arg = PG_GETARG_TEXT_PP(0);
+	char	   *tag = text_to_cstring(arg);
+	int			len = strlen(tag);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag must not be empty")));
+	if (len > 8192)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("tag is too long (%d bytes, at most 8192)", len)));
+	if (hc_shared == NULL)
+		PG_RETURN_VOID();
+
+	if (strchr(tag, '/') == NULL)
+		remember_table_reset(tag);
+	else
+		HcRememberTag(tag, len);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Build the message at PRE_COMMIT, where errors are still allowed:
+ *	 {"v":1,"cluster":"...","database":"...","epoch":"...","xid":N,
+ *	  "tags":[...],"truncated":false,"lsn":"X/Y"}
+ * The LSN is only known at COMMIT; room for it is reserved.
+ */
+static void
+prepare_message(void)
+{
+	StringInfoData buf;
+	char	   *dbname = get_database_name(MyDatabaseId);
+	MemoryContext old = MemoryContextSwitchTo(publish_cxt);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"v\":1,\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
+					 GetSystemIdentifier());
+	escape_json(&buf, dbname ? dbname : "");
+	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":%u,\"tags\":[%s%s%s]"
+					 ",\"truncated\":%s,\"lsn\":\"",
+					 hc_shared->epoch,
+					 XidFromFullTransactionId(GetTopFullTransactionIdIfAny()),
+					 table_tags->data,
+					 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
+					 other_tags->data,
+					 publish_truncated ? "true" : "false");
+	enlargeStringInfo(&buf, LSN_ROOM);
+	message = buf.data;
+	message_len = buf.len;
+	message_cap = buf.maxlen;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Forget this transaction's tags.  Allocation-free.
+ */
+static void
+reset_state(void)
+{
+	if (touched_count > 0)
+		memset(touched, 0, sizeof(uint64) * touched_words);
+	touched_count = 0;
+	marked = false;
+	message = NULL;
+	message_len = 0;
+	message_cap = 0;
+	other_count = 0;
+	publish_truncated = false;
+	table_tags = NULL;
+	other_tags = NULL;
+	seen_hashes = NULL;
+	seen_count = 0;
+	if (publish_cxt != NULL)
+		MemoryContextReset(publish_cxt);
+}
+
+/*
+ * Add delta to every touched slot; returns how many slots there were.
+ */
+static int
+touch_slots(uint64 delta, bool subtract)
+{
+	int			n = 0;
+
+	for (int w = 0; w < touched_words; w++)
+	{
+		uint64		bits = touched[w];
+
+		while (bits != 0)
+		{
+			int			b = pg_rightmost_one_pos64(bits);
+			pg_atomic_uint64 *slot = &hc_shared->slots[w * 64 + b];
+
+			if (subtract)
+				pg_atomic_fetch_sub_u64(slot, delta);
+			else
+				pg_atomic_fetch_add_u64(slot, delta);
+			bits &= bits - 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+static void
+publish_after_commit(void)
+{
+	int			n;
+
+	if (message == NULL)
+		return;
+	n = snprintf(message + message_len, message_cap - message_len,
+				 "%X/%X\"}", LSN_FORMAT_ARGS(XactLastCommitEnd));
+	if (n < 0 || n >= message_cap - message_len)
+		return;
+	if (HcRedisPublish(hc_channel, message, message_len + n))
+		HcStatInc(HC_STAT_PUBLISHES);
+	else
+		HcStatInc(HC_STAT_PUBLISH_FAILURES);
+}
+
+static void
+hc_xact_callback(XactEvent event, void *arg)
+{
+	if (touched_count == 0 || hc_shared == NULL)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (hc_publish)
+				prepare_message();
+			touch_slots(1, false);
+			marked = true;
+			break;
+
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that wrote to a table watched by housing_cache"),
+					 errdetail("Cached answers are invalidated when the writing session commits.")));
+			break;
+
+		case XACT_EVENT_COMMIT:
+			{
+				int			n;
+
+				if (!marked)
+				{
+					/* not expected: PRE_COMMIT always runs first */
+					touch_slots(1, false);
+				}
+				/* generation + 1, in flight - 1, in one add per slot */
+				n = touch_slots(HC_GENERATION_ONE - 1, false);
+				HcStatAdd(HC_STAT_INVALIDATIONS, n);
+				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
+				marked = false;
+				publish_after_commit();
+				reset_state();
+			}
+			break;
+
+		case XACT_EVENT_ABORT:
+			if (marked)
+				touch_slots(1, true);
+			reset_state();
+			break;
+
+		default:
+			break;
+	}
+}
+
+void
+HcInvalidationInit(void)
+{
+	RegisterXactCallback(hc_xact_callback, NULL);
+}

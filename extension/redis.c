@@ -1,0 +1,266 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis.c
+ *	  The Redis client: the L2 tier and the invalidation channel.
+ *
+ * Each backend opens its own connection lazily, on its first cache call,
+ * never in the postmaster.  Every command is bounded by
+ * redis_command_timeout_ms (connects by redis_connect_timeout_ms).  After any
+ * failure the connection is dropped and the shared circuit breaker opened, so
+ * that other backends skip Redis instead of paying the timeout too.
+ *
+ * Nothing here raises an error to the caller for a Redis problem: a failed
+ * read is a miss, a failed write is a counted skip.  Every hiredis reply is
+ * freed on every path, including when a palloc in between fails.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "housing_cache.h"
+
+static redisContext *hc_redis = NULL;
+
+static struct timeval
+ms_to_timeval(int ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+static void
+hc_redis_drop(void)
+{
+	if (hc_redis != NULL)
+	{
+		redisFree(hc_redis);
+		hc_redis = NULL;
+	}
+}
+
+/*
+ * Called by the GUC assign hooks: the next call reconnects with the new
+ * settings.
+ */
+void
+HcRedisConfigChanged(void)
+{
+	hc_redis_drop();
+}
+
+/*
+ * Send one command during connection setup; true if Redis answered +OK.
+ * On failure *err gets a static description.
+ */
+static bool
+hc_redis_setup_command(redisContext *c, const char **err,
+					   const char *fmt, const char *arg)
+{
+	redisReply *reply = redisCommand(c, fmt, arg);
+	bool		ok;
+
+	if (reply == NULL)
+	{
+		*err = c->errstr[0] ? c->errstr : "no reply";
+		return false;
+	}
+	ok = (reply->type == REDIS_REPLY_STATUS);
+	if (!ok)
+		*err = (reply->type == REDIS_REPLY_ERROR) ? "server refused the command" : "unexpected reply";
+	freeReplyObject(reply);
+	return ok;
+}
+
+/*
+ * Make sure this backend has a usable connection, if the breaker allows.
+ */
+static bool
+hc_redis_ready(void)
+{
+	redisContext *c;
+	const char *err = NULL;
+	char		dbtext[16];
+
+	if (!HcBreakerAllows())
+		return false;
+	if (hc_redis != NULL)
+		return true;
+
+	c = redisConnectWithTimeout(hc_redis_host, hc_redis_port,
+								ms_to_timeval(hc_redis_connect_timeout_ms));
+	if (c == NULL || c->err)
+	{
+		HcBreakerFailure("connect", c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return false;
+	}
+	if (redisSetTimeout(c, ms_to_timeval(hc_redis_command_timeout_ms)) != REDIS_OK)
+	{
+		HcBreakerFailure("connect", "could not set the command timeout");
+		redisFree(c);
+		return false;
+	}
+	/* the password never appears in a message */
+	if (hc_redis_password && hc_redis_password[0] != '\0' &&
+		!hc_redis_setup_command(c, &err, "AUTH %s", hc_redis_password))
+	{
+		HcBreakerFailure("AUTH", err);
+		redisFree(c);
+		return false;
+	}
+	if (hc_redis_db != 0)
+	{
+		snprintf(dbtext, sizeof(dbtext), "%d", hc_redis_db);
+		if (!hc_redis_setup_command(c, &err, "SELECT %s", dbtext))
+		{
+			HcBreakerFailure("SELECT", err);
+			redisFree(c);
+			return false;
+		}
+	}
+	hc_redis = c;
+	return true;
+}
+
+/*
+ * The command got no reply: the connection is unusable (timeout, reset).
+ */
+static void
+hc_redis_failed(const char *what)
+{
+	HcBreakerFailure(what, hc_redis && hc_redis->errstr[0] ? hc_redis->errstr : "no reply");
+	hc_redis_drop();
+}
+
+/*
+ * Look a key up.  On HC_REDIS_HIT, *value holds a palloc'd copy of the
+ * answer.
+ */
+HcRedisResult
+HcRedisGet(const char *key, const uint8 *digest, HcValue *value)
+{
+	redisReply *volatile reply;
+	volatile HcRedisResult result = HC_REDIS_MISS;
+
+	if (!hc_redis_ready())
+		return HC_REDIS_UNAVAILABLE;
+
+	reply = redisCommand(hc_redis, "GET %b", key, strlen(key));
+	if (reply == NULL)
+	{
+		hc_redis_failed("GET");
+		return HC_REDIS_UNAVAILABLE;
+	}
+
+	PG_TRY();
+	{
+		if (reply->type == REDIS_REPLY_STRING)
+		{
+			HcValue		v;
+
+			if (HcValueDecode(digest, reply->str, reply->len, &v))
+			{
+				*value = v;
+				value->data = v.isnull ? NULL : palloc(v.len + 1);
+				if (!v.isnull)
+				{
+					memcpy(value->data, v.data, v.len);
+					value->data[v.len] = '\0';
+				}
+				result = HC_REDIS_HIT;
+			}
+			else
+				HcStatInc(HC_STAT_L2_REJECTS);
+		}
+		else if (reply->type == REDIS_REPLY_ERROR)
+		{
+			/* e.g. NOAUTH or LOADING: answered, but unusable for now */
+			HcStatInc(HC_STAT_REDIS_ERRORS);
+			result = HC_REDIS_UNAVAILABLE;
+		}
+		else if (reply->type != REDIS_REPLY_NIL)
+			HcStatInc(HC_STAT_L2_REJECTS);
+	}
+	PG_FINALLY();
+	{
+		freeReplyObject(reply);
+	}
+	PG_END_TRY();
+
+	if (result != HC_REDIS_UNAVAILABLE)
+		HcBreakerSuccess();
+	return result;
+}
+
+/*
+ * Store an answer under key with its TTL.  Returns true if Redis took it.
+ */
+bool
+HcRedisSet(const char *key, const uint8 *digest, const HcValue *value)
+{
+	char	   *buf;
+	Size		len;
+	redisReply *reply;
+	bool		ok;
+	char		ttltext[16];
+
+	if (!hc_redis_ready())
+		return false;
+
+	buf = HcValueEncode(digest, value, &len);
+	snprintf(ttltext, sizeof(ttltext), "%u", Max(value->ttl_ms, 1));
+	reply = redisCommand(hc_redis, "SET %b %b PX %s",
+						 key, strlen(key), buf, len, ttltext);
+	pfree(buf);
+	if (reply == NULL)
+	{
+		hc_redis_failed("SET");
+		return false;
+	}
+
+	/*
+	 * An error reply (full with noeviction, read-only replica) means Redis is
+	 * up but refuses writes: count it, keep reading from it.
+	 */
+	ok = (reply->type == REDIS_REPLY_STATUS);
+	freeReplyObject(reply);
+	if (!ok)
+		HcStatInc(HC_STAT_REDIS_ERRORS);
+	HcBreakerSuccess();
+	return ok;
+}
+
+/*
+ * Publish a message.  Called from the commit callback: it must not raise an
+ * error or allocate with palloc, and it is bounded by the command timeout.
+ */
+bool
+HcRedisPublish(const char *channel, const char *msg, size_t len)
+{
+	redisReply *reply;
+	bool		ok;
+
+	if (!hc_redis_ready())
+		return false;
+	reply = redisCommand(hc_redis, "PUBLISH %b %b",
+						 channel, strlen(channel), msg, len);
+	if (reply == NULL)
+	{
+		hc_redis_failed("PUBLISH");
+		return false;
+	}
+	ok = (reply->type == REDIS_REPLY_INTEGER);
+	freeReplyObject(reply);
+	if (!ok)
+		HcStatInc(HC_STAT_REDIS_ERRORS);
+	HcBreakerSuccess();
+	return ok;
+}
