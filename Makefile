@@ -15,6 +15,8 @@ OBJS = \
 	extension/redis.o \
 	extension/value.o \
 	extension/breaker.o \
+	extension/l1.o \
+	extension/singleflight.o \
 	extension/invalidate.o \
 	extension/engine.o \
 	extension/listings.o \
@@ -61,3 +63,14 @@ installcheck-regress:
 
 installcheck-tap:
 	$(prove_installcheck)
+
+# pg_regress creates its --temp-instance directory but not the parent.
+.PHONY: hc-tmp-check
+hc-tmp-check:
+	@$(MKDIR_P) tmp_check
+installcheck installcheck-regress: hc-tmp-check
+
+# Makefile.global resets PROVE_FLAGS (it is for the user's own flags, e.g.
+# `make installcheck PROVE_FLAGS=--verbose`), so the setting above is lost:
+# the path of our test modules goes with PGXS's own -I flags instead.
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl

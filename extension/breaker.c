@@ -73,6 +73,7 @@ HcBreakerSuccess(void)
 	{
 		pg_atomic_write_u32(&hc_shared->breaker_failures, 0);
 		pg_atomic_write_u64(&hc_shared->breaker_open_until, 0);
+		HcStatInc(HC_STAT_BREAKER_CLOSES);
 		ereport(LOG,
 				(errmsg("housing_cache: Redis at %s:%d is reachable again",
 						hc_redis_host, hc_redis_port),

@@ -24,6 +24,9 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+#include <math.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
@@ -720,8 +723,36 @@ hc_json_datum(const char *data, uint32 len)
 }
 
 /*
+ * XFetch (Vattani, Chierichetti and Lowenstein, VLDB 2015): recompute a
+ * valid answer early, with a probability that rises as its TTL runs out and
+ * with the time it took to compute, so that one session refreshes it before
+ * everyone misses at once.  *expired says the TTL has already run out.
+ */
+static bool
+hc_wants_refresh(const HcValue *v, TimestampTz now, bool *expired)
+{
+	TimestampTz expiry = v->created_at + (int64) v->ttl_ms * 1000;
+	double		r;
+
+	*expired = (now >= expiry);
+	if (*expired)
+		return true;
+	if (hc_xfetch_beta <= 0)
+		return false;
+	r = pg_prng_double(&pg_global_prng_state);
+	if (r <= 0.0)
+		r = DBL_MIN;
+	return now + (int64) (v->compute_us * hc_xfetch_beta * -log(r)) >= expiry;
+}
+
+/*
  * Serve a registered query: from the cache when allowed and present,
  * otherwise by running it (and storing the answer).  Returns a json Datum.
+ *
+ * Order: L1, then L2 (a hit fills L1), then the query.  A miss claims the
+ * fill (singleflight.c) or waits for the session that has, then looks again.
+ * An answer found near the end of its TTL is refreshed by the one session
+ * that claims it, while the others keep serving it.
  */
 Datum
 HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
@@ -741,6 +772,9 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	uint32		len = 0;
 	int64		compute_us;
 	instr_time	fill_start;
+	TimestampTz deadline;
+	int			flight = -1;
+	bool		in_l1;
 
 	INSTR_TIME_SET_CURRENT(start);
 	def = hc_get_query(name);
@@ -783,32 +817,103 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	HcKeyFinish(&keybuf, digest, key);
 	pfree(keybuf.data);
 
-	if (HcRedisGet(key, digest, &value) == HC_REDIS_HIT)
+	deadline = GetCurrentTimestamp() + (int64) hc_fill_wait_ms * 1000;
+	for (;;)
 	{
-		HcStatInc(HC_STAT_L2_HITS);
-		hc_record(HC_TIER_L2, key, NULL, start);
-		*isnull = value.isnull;
-		return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+		HcTier		tier = HC_TIER_NONE;
+		bool		expired;
+
+		if (HcL1Get(digest, &value))
+			tier = HC_TIER_L1;
+		else if (HcRedisGet(key, digest, &value) == HC_REDIS_HIT)
+			tier = HC_TIER_L2;
+
+		if (tier != HC_TIER_NONE)
+		{
+			HcFlightResult claim = HC_FLIGHT_BUSY;
+
+			if (hc_wants_refresh(&value, GetCurrentTimestamp(), &expired))
+				claim = HcFlightBegin(digest, false, 0, &flight);
+			if (claim == HC_FLIGHT_BUSY)
+			{
+				/* fresh enough, or someone else is refreshing it */
+				if (tier == HC_TIER_L2)
+					(void) HcL1Put(digest, &value);
+				HcStatInc(tier == HC_TIER_L1 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
+				if (expired)
+					HcStatInc(HC_STAT_STALE_SERVED);
+				hc_record(tier, key, NULL, start);
+				*isnull = value.isnull;
+				return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+			}
+			HcStatInc(HC_STAT_EARLY_REFRESHES);
+			break;
+		}
+
+		if (!hc_single_flight)
+			break;
+		switch (HcFlightBegin(digest, true, deadline, &flight))
+		{
+			case HC_FLIGHT_OWNER:
+				/* a fill may have completed since we looked */
+				if (HcL1Get(digest, &value))
+				{
+					HcFlightEnd(flight);
+					HcStatInc(HC_STAT_L1_HITS);
+					hc_record(HC_TIER_L1, key, NULL, start);
+					*isnull = value.isnull;
+					return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+				}
+				break;
+			case HC_FLIGHT_DONE:
+				continue;		/* look again */
+			default:
+				/* timed out or no free claim: compute without one */
+				flight = -1;
+				break;
+		}
+		break;
 	}
 
-	/* miss: compute, then store */
+	/* compute, holding the claim (if any) until the answer is stored */
 	HcStatInc(HC_STAT_MISSES);
 	INSTR_TIME_SET_CURRENT(fill_start);
-	result = hc_run_query(def, values, nulls, isnull, &len);
+	PG_TRY();
+	{
+		result = hc_run_query(def, values, nulls, isnull, &len);
+	}
+	PG_CATCH();
+	{
+		if (flight >= 0)
+			HcFlightEnd(flight);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	compute_us = hc_elapsed_us(fill_start);
 
-	if (!*isnull && len > (uint32) hc_max_value_bytes)
+	value.isnull = *isnull;
+	value.data = result;
+	value.len = *isnull ? 0 : len;
+	value.created_at = GetCurrentTimestamp();
+	value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
+	value.ttl_ms = hc_ttl_ms(def);
+
+	if (value.len > (uint32) hc_max_value_bytes)
+	{
 		HcStatInc(HC_STAT_OVERSIZE);
+		if (flight >= 0)
+			HcFlightEnd(flight);
+	}
 	else
 	{
-		value.isnull = *isnull;
-		value.data = result;
-		value.len = *isnull ? 0 : len;
-		value.created_at = GetCurrentTimestamp();
-		value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
-		value.ttl_ms = hc_ttl_ms(def);
+		/* waiters look in L1 first: release them as soon as it holds the answer */
+		in_l1 = HcL1Put(digest, &value);
+		if (in_l1 && flight >= 0)
+			HcFlightEnd(flight);
 		if (HcRedisSet(key, digest, &value))
 			HcStatInc(HC_STAT_L2_STORES);
+		if (!in_l1 && flight >= 0)
+			HcFlightEnd(flight);
 	}
 	hc_record(HC_TIER_DB, key, NULL, start);
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);

@@ -33,6 +33,11 @@ int			hc_publish_max_tags = 256;
 int			hc_generation_slots = 65536;
 int			hc_breaker_backoff_ms = 500;
 int			hc_breaker_max_backoff_ms = 30000;
+int			hc_l1_size_mb = 64;
+int			hc_l1_max_value_bytes = 256 * 1024;
+bool		hc_single_flight = true;
+int			hc_fill_wait_ms = 5000;
+double		hc_xfetch_beta = 1.0;
 
 /*
  * A host name or address: non-empty, printable, no blanks.
@@ -220,6 +225,36 @@ HcDefineGucs(void)
 							NULL,
 							&hc_breaker_max_backoff_ms, 30000, 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.l1_size_mb",
+							"Shared memory for L1, the in-server cache of whole answers; 0 disables it.",
+							NULL,
+							&hc_l1_size_mb, 64, 0, 64 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.l1_max_value_bytes",
+							"Largest answer kept in L1; larger ones live in Redis only.",
+							"Bounds how long an L1 lock is held while an answer is copied.",
+							&hc_l1_max_value_bytes, 256 * 1024, 0, 16 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("housing_cache.single_flight",
+							 "Let only one session compute a missing answer; the others wait for it.",
+							 NULL,
+							 &hc_single_flight, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.fill_wait_ms",
+							"Longest wait for another session's fill before computing the answer itself.",
+							NULL,
+							&hc_fill_wait_ms, 5000, 0, 600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomRealVariable("housing_cache.xfetch_beta",
+							 "Eagerness of probabilistic early recomputation before a TTL ends (XFetch); 0 disables it.",
+							 NULL,
+							 &hc_xfetch_beta, 1.0, 0.0, 10.0,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("housing_cache");
 }

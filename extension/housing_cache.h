@@ -11,6 +11,8 @@
  *	  redis.c			the Redis client (L2)
  *	  value.c			the format of a stored answer
  *	  breaker.c			the Redis circuit breaker
+ *	  l1.c				L1, answers in shared memory
+ *	  singleflight.c	one fill per key at a time
  *	  invalidate.c		row triggers and the commit callback
  *	  engine.c			registered queries and the cached read path
  *	  listings.c		the housing portal's listing entry points
@@ -25,6 +27,7 @@
 
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
+#include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
 /* ---- configuration (guc.c) ---- */
@@ -45,6 +48,11 @@ extern int	hc_publish_max_tags;
 extern int	hc_generation_slots;
 extern int	hc_breaker_backoff_ms;
 extern int	hc_breaker_max_backoff_ms;
+extern int	hc_l1_size_mb;
+extern int	hc_l1_max_value_bytes;
+extern bool hc_single_flight;
+extern int	hc_fill_wait_ms;
+extern double hc_xfetch_beta;
 
 extern void HcDefineGucs(void);
 
@@ -61,12 +69,19 @@ typedef enum HcStat
 	HC_STAT_MISSES,
 	HC_STAT_DB_EXECUTIONS,
 	HC_STAT_BYPASSES,
+	HC_STAT_L1_STORES,
+	HC_STAT_L1_EVICTIONS,
 	HC_STAT_L2_STORES,
 	HC_STAT_L2_REJECTS,
 	HC_STAT_OVERSIZE,
 	HC_STAT_REDIS_ERRORS,
 	HC_STAT_BREAKER_SKIPS,
 	HC_STAT_BREAKER_OPENS,
+	HC_STAT_BREAKER_CLOSES,
+	HC_STAT_FILL_WAITS,
+	HC_STAT_FILL_TIMEOUTS,
+	HC_STAT_EARLY_REFRESHES,
+	HC_STAT_STALE_SERVED,
 	HC_STAT_INVALIDATIONS,
 	HC_STAT_INVALIDATED_COMMITS,
 	HC_STAT_PUBLISHES,
@@ -172,6 +187,29 @@ extern bool HcBreakerAllows(void);
 extern void HcBreakerSuccess(void);
 extern void HcBreakerFailure(const char *what, const char *detail);
 extern const char *HcBreakerState(void);
+
+/* ---- L1 (l1.c) ---- */
+extern Size HcL1ShmemSize(void);
+extern int	HcL1LockCount(void);
+extern void HcL1ShmemInit(char *base, bool found, LWLockPadded *locks);
+extern bool HcL1Get(const uint8 *digest, HcValue *value);
+extern bool HcL1Put(const uint8 *digest, const HcValue *value);
+
+/* ---- single-flight (singleflight.c) ---- */
+typedef enum HcFlightResult
+{
+	HC_FLIGHT_OWNER,
+	HC_FLIGHT_DONE,
+	HC_FLIGHT_BUSY,
+	HC_FLIGHT_TIMEOUT,
+	HC_FLIGHT_FULL
+} HcFlightResult;
+
+extern Size HcFlightShmemSize(void);
+extern void HcFlightShmemInit(char *base, bool found);
+extern HcFlightResult HcFlightBegin(const uint8 *digest, bool wait,
+									TimestampTz deadline, int *slot);
+extern void HcFlightEnd(int slot);
 
 /* ---- invalidation (invalidate.c) ---- */
 extern void HcInvalidationInit(void);

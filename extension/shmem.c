@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  The extension's shared memory: generation slots, stats, the breaker.
+ *	  The extension's shared memory: generation slots, stats, the breaker,
+ *	  and the areas of single-flight and L1.
  *
  * Everything in the area is either written once at startup (epoch,
  * nslots) or is an atomic, so no lock is ever taken on the read
@@ -31,17 +32,29 @@ HcSharedState *hc_shared = NULL;
 /*
  * Size of the area for the configured number of generation slots.
  */
+static Size
+state_size(void)
+{
+	return MAXALIGN(add_size(offsetof(HcSharedState, slots),
+							 mul_size(sizeof(pg_atomic_uint64), hc_generation_slots)));
+}
+
 Size
 HcShmemSize(void)
 {
-	return add_size(offsetof(HcSharedState, slots),
-					mul_size(sizeof(pg_atomic_uint64), hc_generation_slots));
+	Size		size = state_size();
+
+	size = add_size(size, MAXALIGN(HcFlightShmemSize()));
+	size = add_size(size, HcL1ShmemSize());
+	return size;
 }
 
 void
 HcShmemRequest(void)
 {
 	RequestAddinShmemSpace(HcShmemSize());
+	if (HcL1LockCount() > 0)
+		RequestNamedLWLockTranche("housing_cache", HcL1LockCount());
 }
 
 void
@@ -51,11 +64,15 @@ HcShmemStartup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	hc_shared = ShmemInitStruct("housing_cache", HcShmemSize(), &found);
+	HcFlightShmemInit((char *) hc_shared + state_size(), found);
+	HcL1ShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()),
+				  found,
+				  HcL1LockCount() > 0 ? GetNamedLWLockTranche("housing_cache") : NULL);
 	if (!found)
 	{
 		uint64		epoch = 0;
 
-		memset(hc_shared, 0, HcShmemSize());
+		memset(hc_shared, 0, state_size());
 		if (!pg_strong_random(&epoch, sizeof(epoch)))
 			epoch = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 32);
 		hc_shared->epoch = epoch;
