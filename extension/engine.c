@@ -54,6 +54,7 @@
 PG_FUNCTION_INFO_V1(housing_cache_fetch);
 PG_FUNCTION_INFO_V1(housing_cache_register_query);
 PG_FUNCTION_INFO_V1(housing_cache_queries_changed);
+PG_FUNCTION_INFO_V1(housing_cache_if_none_match);
 
 #define HC_MAX_PARAMS		32
 #define HC_MAX_TEMPLATES	(HC_MAX_TAGS / 2)
@@ -94,6 +95,9 @@ HcLastLookup hc_last_lookup;
 static HTAB *query_defs = NULL;
 static Oid	queries_relid = InvalidOid;
 static bool warned_not_preloaded = false;
+
+/* entity tags the next cached call may answer with "not modified" */
+static char *if_none_match = NULL;
 
 /*
  * Relcache callback: any change to housing_cache.queries (or a reset of the
@@ -698,12 +702,84 @@ hc_elapsed_us(instr_time start)
 }
 
 static void
-hc_record(HcTier tier, const char *key, const char *reason, instr_time start)
+hc_record(HcTier tier, const char *key, const char *reason, instr_time start,
+		  int32 ttl_remaining_s)
 {
 	hc_last_lookup.tier = tier;
 	strlcpy(hc_last_lookup.key, key ? key : "", sizeof(hc_last_lookup.key));
 	strlcpy(hc_last_lookup.reason, reason ? reason : "", sizeof(hc_last_lookup.reason));
 	hc_last_lookup.elapsed_us = hc_elapsed_us(start);
+	hc_last_lookup.ttl_remaining_s = ttl_remaining_s;
+}
+
+/* seconds left of an answer's TTL, at least 0 */
+static int32
+hc_ttl_remaining(const HcValue *v)
+{
+	int64		left_us = v->created_at + (int64) v->ttl_ms * 1000 - GetCurrentTimestamp();
+
+	return (int32) Max(left_us / 1000000, 0);
+}
+
+/*
+ * Does the If-None-Match list (set by housing_cache.if_none_match()) name
+ * the entity tag of this key?  Entity tags are the key's hex digits in
+ * quotes; weak ("W/") and strong tags compare alike, as RFC 9110 says for
+ * If-None-Match.
+ */
+static bool
+hc_etag_matches(const char *key)
+{
+	const char *hex = key + strlen(key) - 2 * HC_DIGEST_LEN;
+	const char *p = if_none_match;
+
+	while (p && *p)
+	{
+		const char *end;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p != '"')
+			break;
+		end = strchr(p + 1, '"');
+		if (end == NULL)
+			break;
+		if (end - p - 1 == 2 * HC_DIGEST_LEN && strncmp(p + 1, hex, 2 * HC_DIGEST_LEN) == 0)
+			return true;
+		p = end + 1;
+	}
+	return false;
+}
+
+/*
+ * housing_cache.if_none_match(etags text) RETURNS void
+ *
+ * The value of an HTTP If-None-Match header, for the next cached call of
+ * this session only: if the answer it would serve has one of these entity
+ * tags, it fetches nothing, returns NULL, and last_lookup() reports tier
+ * 'not_modified'.  NULL clears it.
+ */
+Datum
+housing_cache_if_none_match(PG_FUNCTION_ARGS)
+{
+	if (if_none_match)
+	{
+		pfree(if_none_match);
+		if_none_match = NULL;
+	}
+	if (!PG_ARGISNULL(0))
+	{
+		text	   *t = PG_GETARG_TEXT_PP(0);
+
+		if (VARSIZE_ANY_EXHDR(t) > 8192)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("If-None-Match value is too long")));
+		if_none_match = MemoryContextStrdup(TopMemoryContext, text_to_cstring(t));
+	}
+	PG_RETURN_VOID();
 }
 
 static uint32
@@ -775,8 +851,11 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	TimestampTz deadline;
 	int			flight = -1;
 	bool		in_l1;
+	char	   *conditional;
 
 	INSTR_TIME_SET_CURRENT(start);
+	conditional = if_none_match;
+	if_none_match = NULL;		/* for this call only */
 	def = hc_get_query(name);
 	if (nargs != def->nparams)
 		ereport(ERROR,
@@ -797,7 +876,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	{
 		HcStatInc(HC_STAT_BYPASSES);
 		result = hc_run_query(def, values, nulls, isnull, &len);
-		hc_record(HC_TIER_BYPASS, NULL, reason, start);
+		hc_record(HC_TIER_BYPASS, NULL, reason, start, -1);
 		return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 	}
 
@@ -816,6 +895,27 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	HcKeyAdd(&keybuf, gens, sizeof(uint64) * nslots);
 	HcKeyFinish(&keybuf, digest, key);
 	pfree(keybuf.data);
+
+	/*
+	 * The key covers the generations of every tag, none in flight: if the
+	 * client holds the answer of this key, it holds the current answer.
+	 */
+	if (conditional != NULL)
+	{
+		bool		match;
+
+		if_none_match = conditional;
+		match = hc_etag_matches(key);
+		if_none_match = NULL;
+		pfree(conditional);
+		if (match)
+		{
+			hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start,
+					  def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl);
+			*isnull = true;
+			return (Datum) 0;
+		}
+	}
 
 	deadline = GetCurrentTimestamp() + (int64) hc_fill_wait_ms * 1000;
 	for (;;)
@@ -842,7 +942,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 				HcStatInc(tier == HC_TIER_L1 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
 				if (expired)
 					HcStatInc(HC_STAT_STALE_SERVED);
-				hc_record(tier, key, NULL, start);
+				hc_record(tier, key, NULL, start, hc_ttl_remaining(&value));
 				*isnull = value.isnull;
 				return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
 			}
@@ -860,7 +960,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 				{
 					HcFlightEnd(flight);
 					HcStatInc(HC_STAT_L1_HITS);
-					hc_record(HC_TIER_L1, key, NULL, start);
+					hc_record(HC_TIER_L1, key, NULL, start, hc_ttl_remaining(&value));
 					*isnull = value.isnull;
 					return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
 				}
@@ -915,7 +1015,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 		if (!in_l1 && flight >= 0)
 			HcFlightEnd(flight);
 	}
-	hc_record(HC_TIER_DB, key, NULL, start);
+	hc_record(HC_TIER_DB, key, NULL, start, hc_ttl_remaining(&value));
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
 

@@ -546,12 +546,21 @@ CREATE FUNCTION housing_cache.last_lookup(
     OUT tier text,
     OUT key text,
     OUT elapsed_us bigint,
-    OUT bypass_reason text)
+    OUT bypass_reason text,
+    OUT etag text,
+    OUT ttl_remaining_s int)
 RETURNS record
 AS 'MODULE_PATHNAME', 'housing_cache_last_lookup'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION housing_cache.last_lookup() IS
-    'How this session''s last cached call was served: tier l1, l2, db or bypass, its key, the time it took';
+    'How this session''s last cached call was served: tier l1, l2, db, bypass or not_modified, its key, the time it took, its entity tag and remaining TTL';
+
+CREATE FUNCTION housing_cache.if_none_match(etags text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'housing_cache_if_none_match'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION housing_cache.if_none_match(text) IS
+    'For the next cached call of this session: if its answer has one of these entity tags (an HTTP If-None-Match value), return NULL without fetching and report tier not_modified';
 
 ----------------------------------------------------------------------------
 -- The listing queries

@@ -223,7 +223,8 @@ typedef enum HcTier
 	HC_TIER_L1,
 	HC_TIER_L2,
 	HC_TIER_DB,
-	HC_TIER_BYPASS
+	HC_TIER_BYPASS,
+	HC_TIER_NOT_MODIFIED		/* the caller's ETag matched: nothing fetched */
 } HcTier;
 
 typedef struct HcLastLookup
@@ -232,6 +233,7 @@ typedef struct HcLastLookup
 	char		key[HC_KEY_MAXLEN];
 	int64		elapsed_us;
 	char		reason[64];		/* why a bypass happened, '' otherwise */
+	int32		ttl_remaining_s;	/* of the answer served; -1 unknown */
 } HcLastLookup;
 
 extern HcLastLookup hc_last_lookup;

@@ -69,22 +69,24 @@ housing_cache_reset_stats(PG_FUNCTION_ARGS)
 
 /*
  * housing_cache.last_lookup(): how this session's last cached call was
- * served.  All NULL before the first one.
+ * served, its key, entity tag and remaining TTL.  All NULL before the first
+ * one.
  */
 Datum
 housing_cache_last_lookup(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-	static const char *const tiers[] = {NULL, "l1", "l2", "db", "bypass"};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	static const char *const tiers[] = {NULL, "l1", "l2", "db", "bypass", "not_modified"};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	if (hc_last_lookup.tier == HC_TIER_NONE)
 	{
-		nulls[0] = nulls[1] = nulls[2] = nulls[3] = true;
+		for (int i = 0; i < 6; i++)
+			nulls[i] = true;
 	}
 	else
 	{
@@ -98,6 +100,21 @@ housing_cache_last_lookup(PG_FUNCTION_ARGS)
 			values[3] = CStringGetTextDatum(hc_last_lookup.reason);
 		else
 			nulls[3] = true;
+		if (hc_last_lookup.key[0])
+		{
+			/* the entity tag: the key's digest, quoted */
+			const char *key = hc_last_lookup.key;
+			char		etag[2 * HC_DIGEST_LEN + 3];
+
+			snprintf(etag, sizeof(etag), "\"%s\"", key + strlen(key) - 2 * HC_DIGEST_LEN);
+			values[4] = CStringGetTextDatum(etag);
+		}
+		else
+			nulls[4] = true;
+		if (hc_last_lookup.ttl_remaining_s >= 0)
+			values[5] = Int32GetDatum(hc_last_lookup.ttl_remaining_s);
+		else
+			nulls[5] = true;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
