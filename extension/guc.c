@@ -38,6 +38,7 @@ int			hc_l1_max_value_bytes = 256 * 1024;
 bool		hc_single_flight = true;
 int			hc_fill_wait_ms = 5000;
 double		hc_xfetch_beta = 1.0;
+int			hc_http_max_age = 5;
 
 /*
  * A host name or address: non-empty, printable, no blanks.
@@ -255,6 +256,12 @@ HcDefineGucs(void)
 							 NULL,
 							 &hc_xfetch_beta, 1.0, 0.0, 10.0,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.http_max_age",
+							"max-age of the Cache-Control header the HTTP API sends.",
+							"Browsers and proxies may reuse an answer this long without asking; after that they revalidate with If-None-Match.",
+							&hc_http_max_age, 5, 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("housing_cache");
 }

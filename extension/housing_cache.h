@@ -53,6 +53,7 @@ extern int	hc_l1_max_value_bytes;
 extern bool hc_single_flight;
 extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
+extern int	hc_http_max_age;
 
 extern void HcDefineGucs(void);
 
