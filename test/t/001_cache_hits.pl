@@ -1,0 +1,129 @@
+# Repeated calls are served from Redis (L2): the second identical call does
+# not run the query, returns the same answer as the query itself, and is
+# found under a key that really is in Redis.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use HousingCache::Redis;
+use HousingCache::Test;
+
+my $redis = HousingCache::Redis->new;
+
+# L1 (in-server) off: this test is about the Redis tier.
+my $node = new_node('cache_hits',
+	redis => $redis,
+	conf => "housing_cache.l1_size_mb = 0");
+
+# Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
+$node->safe_psql('postgres', q{
+INSERT INTO housing.listings
+    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
+     area_sqm, lat, lon, created_at, updated_at)
+SELECT i, 'Listing ' || i,
+       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
+       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
+       40 + i / 100.0, -71 - i / 100.0,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
+       timestamptz '2024-01-01 00:00:00+00'
+  FROM generate_series(1, 10) AS i;
+SELECT setval('housing.listings_id_seq', 10);
+});
+
+# One cached call in a new session: its answer (decoded; undef for SQL
+# NULL) and how last_lookup() says it was served.
+sub fetch
+{
+	my ($call) = @_;
+	my $out = $node->safe_psql('postgres',
+		"SELECT ($call)::jsonb::text;\n"
+		  . "SELECT tier || '|' || coalesce(key, '') || '|' || coalesce(bypass_reason, '') "
+		  . "FROM housing_cache.last_lookup();");
+	my @lines = split /\n/, $out, -1;
+	die "unexpected output for $call: '$out'" unless @lines == 2;
+	my ($tier, $key, $reason) = split /\|/, $lines[1], 3;
+	return {
+		json => $lines[0] eq '' ? undef : decode_json($lines[0]),
+		tier => $tier,
+		key => $key,
+		reason => $reason,
+	};
+}
+
+# The same call with the cache turned off: what the query itself answers.
+sub uncached
+{
+	my ($call) = @_;
+	my $out = $node->safe_psql('postgres',
+		"SET housing_cache.enabled = off;\nSELECT ($call)::jsonb::text;");
+	return $out eq '' ? undef : decode_json($out);
+}
+
+my @calls = (
+	[ "housing_cache.search_listings('Boston')", sub { $_[0]{total} == 5 } ],
+	[
+		"housing_cache.search_listings(city => 'Denver', sort => 'price_desc', page_size => 2)",
+		sub { $_[0]{total} == 5 && @{ $_[0]{items} } == 2 && $_[0]{items}[0]{id} == 10 }
+	],
+	[ "housing_cache.search_listings()", sub { $_[0]{total} == 10 } ],
+	[ "housing_cache.get_listing(3)", sub { $_[0]{id} == 3 && $_[0]{city} eq 'Boston' } ],
+	[ "housing_cache.get_listing(4242)", sub { !defined $_[0] } ],
+	[ "housing_cache.city_stats('Denver')", sub { $_[0]{active_count} == 5 } ],
+	[ "housing_cache.fetch('housing.listing', '7')", sub { $_[0]{id} == 7 } ],);
+
+for my $c (@calls)
+{
+	my ($call, $check) = @$c;
+
+	my $exec0 = stat($node, 'db_executions');
+	my $hits0 = stat($node, 'l2_hits');
+
+	my $first = fetch($call);
+	is($first->{tier}, 'db', "$call: first call runs the query");
+	ok($check->($first->{json}), "$call: first answer is right");
+	is(stat($node, 'db_executions'), $exec0 + 1, "$call: first call executed once");
+	like($first->{key}, qr/^hc:[0-9a-f]{32}$/, "$call: first call reports its key");
+	is($redis->cli('EXISTS', $first->{key}), '1', "$call: the answer was stored in Redis");
+
+	my $second = fetch($call);
+	is($second->{tier}, 'l2', "$call: second call is served from Redis");
+	is($second->{key}, $first->{key}, "$call: second call looks up the same key");
+	is_deeply($second->{json}, $first->{json}, "$call: second call returns the same answer");
+	is(stat($node, 'db_executions'), $exec0 + 1, "$call: second call did not execute the query");
+	is(stat($node, 'l2_hits'), $hits0 + 1, "$call: second call counted as an L2 hit");
+
+	is_deeply($second->{json}, uncached($call), "$call: cached answer equals the query's own");
+}
+
+# It really is Redis that answers: without the key, the call is a miss again.
+my $call = "housing_cache.get_listing(3)";
+my $r = fetch($call);
+is($r->{tier}, 'l2', 'get_listing(3) still cached');
+$redis->cli('DEL', $r->{key});
+my $exec0 = stat($node, 'db_executions');
+$r = fetch($call);
+is($r->{tier}, 'db', 'after DEL of its key in Redis, get_listing(3) runs the query again');
+is($r->{json}{id}, 3, '... and answers right');
+is(stat($node, 'db_executions'), $exec0 + 1, '... executing it once');
+is(fetch($call)->{tier}, 'l2', '... and the next call is an L2 hit again');
+
+# Parameters are canonicalized: '007' and '7' for a bigint are one answer.
+$r = fetch("housing_cache.fetch('housing.listing', '007')");
+is($r->{tier}, 'l2', "fetch('housing.listing', '007') hits the answer of '7'");
+is($r->{json}{id}, 7, '... which is listing 7');
+
+# Different parameters are a different answer.
+$r = fetch("housing_cache.search_listings('Boston', page_size => 2)");
+is($r->{tier}, 'db', 'another page size is another answer');
+is(scalar @{ $r->{json}{items} }, 2, '... with its own page size');
+
+is(stat($node, 'redis_errors'), 0, 'no Redis error along the way');
+
+$node->stop;
+$redis->stop;
+
+done_testing();
