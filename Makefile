@@ -74,3 +74,7 @@ installcheck installcheck-regress: hc-tmp-check
 # `make installcheck PROVE_FLAGS=--verbose`), so the setting above is lost:
 # the path of our test modules goes with PGXS's own -I flags instead.
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+
+# PGXS tracks no header dependencies unless PostgreSQL was configured with
+# --enable-depend; every module includes the one shared header.
+$(OBJS): extension/housing_cache.h

@@ -31,6 +31,12 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "nodes/nodeFuncs.h"
+#include "pgtime.h"
+#include "utils/bytea.h"
+#include "utils/float.h"
+#include "utils/syscache.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/pg_prng.h"
@@ -83,8 +89,11 @@ typedef struct HcQueryDef
 	HcTagTemplate templates[HC_MAX_TEMPLATES];
 	int			ttl_seconds;	/* 0: housing_cache.default_ttl */
 	bool		vary_by_role;
+	bool		builtin;		/* served by its own SQL function */
 	int			nrelids;
 	Oid		   *relids;			/* relations the query reads */
+	int			nfuncs;
+	Oid		   *funcs;			/* functions it calls whose EXECUTE is restricted */
 	Oid			result_output;	/* output function of the result column */
 	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
 	SPIPlanPtr	plan;
@@ -261,12 +270,14 @@ hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtype
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tag \"%s\" names column \"%s\", which is neither the partition column nor the key column of \"%s\"",
 						tag, column, tt->table_tag),
-				 errdetail("Writes to \"%s\" are tagged by %s%s%s%s%s.", tt->table_tag,
-						   partition_col[0] ? "partition column \"" : "",
-						   partition_col,
-						   partition_col[0] ? "\"" : "no partition column",
-						   key_col[0] ? " and key column " : "",
-						   key_col)));
+				 partition_col[0] && key_col[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" and key column \"%s\".",
+							 partition_col, key_col)
+				 : partition_col[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" only.", partition_col)
+				 : key_col[0]
+				 ? errdetail("Its writes are tagged by key column \"%s\" only.", key_col)
+				 : errdetail("It has no partition column and no single-column primary key.")));
 	if (tt->param > 0)
 	{
 		attnum = get_attnum(relid, column);
@@ -280,6 +291,81 @@ hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtype
 					 errhint("Declare the parameter with the column's type, so that its tag matches the writers' tag.")));
 	}
 	return relid;
+}
+
+/* ---------- the environment a query runs in ---------- */
+
+/*
+ * Registered queries are parsed, planned and run with search_path set to
+ * pg_catalog alone, whoever calls them: an answer shared by every session must
+ * not depend on one session's search_path (a caller could otherwise shadow a
+ * function and poison the cache for everyone).  Queries schema-qualify
+ * everything outside pg_catalog.
+ */
+static void
+hc_push_search_path(void)
+{
+	OverrideSearchPath path;
+
+	path.schemas = list_make1_oid(PG_CATALOG_NAMESPACE);
+	path.addCatalog = false;
+	path.addTemp = false;
+	path.generation = 0;
+	PushOverrideSearchPath(&path);
+}
+
+static bool
+hc_collect_func(Oid funcid, void *context)
+{
+	List	  **funcs = (List **) context;
+	HeapTuple	tup;
+	bool		restricted = true;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
+		bool		isnull;
+
+		/* built-in functions with default privileges: everyone may run them */
+		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
+		restricted = !(isnull && proc->pronamespace == PG_CATALOG_NAMESPACE);
+		ReleaseSysCache(tup);
+	}
+	if (restricted)
+		*funcs = list_append_unique_oid(*funcs, funcid);
+	return false;
+}
+
+static bool
+hc_collect_funcs_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, hc_collect_funcs_walker, context, 0);
+	(void) check_functions_in_node(node, hc_collect_func, context);
+	return expression_tree_walker(node, hc_collect_funcs_walker, context);
+}
+
+/*
+ * Session settings that change the text of an answer (how timestamps,
+ * intervals, floats and bytea print): they are part of the key, so a session
+ * in another time zone never gets an answer printed for UTC.
+ */
+static void
+hc_key_add_output_settings(StringInfo buf)
+{
+	const char *tz = pg_get_timezone_name(session_timezone);
+	int32		settings[5];
+
+	settings[0] = DateStyle;
+	settings[1] = DateOrder;
+	settings[2] = IntervalStyle;
+	settings[3] = extra_float_digits;
+	settings[4] = bytea_output;
+	HcKeyAdd(buf, settings, sizeof(settings));
+	HcKeyAdd(buf, tz, tz ? strlen(tz) : 0);
 }
 
 /* ---------- definitions ---------- */
@@ -407,7 +493,7 @@ hc_load_definition(HcQueryDef *def)
 	ListCell   *lc;
 
 	args[0] = CStringGetTextDatum(def->name);
-	ret = SPI_execute_with_args("SELECT sql, param_types::oid[], tags, ttl_seconds, vary_by_role "
+	ret = SPI_execute_with_args("SELECT sql, param_types::oid[], tags, ttl_seconds, vary_by_role, builtin "
 								"FROM housing_cache.queries WHERE name = $1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -423,6 +509,7 @@ hc_load_definition(HcQueryDef *def)
 	ttld = SPI_getbinval(tup, desc, 4, &isnull);
 	def->ttl_seconds = isnull ? 0 : DatumGetInt32(ttld);
 	def->vary_by_role = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	def->builtin = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 
 	old = MemoryContextSwitchTo(def->cxt);
 
@@ -449,7 +536,9 @@ hc_load_definition(HcQueryDef *def)
 						 def->vary_by_role, def->digest);
 	MemoryContextSwitchTo(old);
 
+	hc_push_search_path();
 	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
+	PopOverrideSearchPath();
 	if (def->plan == NULL)
 		elog(ERROR, "could not prepare query \"%s\": %s", def->name,
 			 SPI_result_code_string(SPI_result));
@@ -467,6 +556,17 @@ hc_load_definition(HcQueryDef *def)
 	n = 0;
 	foreach(lc, ps->relationOids)
 		def->relids[n++] = lfirst_oid(lc);
+	{
+		List	   *funcs = NIL;
+
+		foreach(lc, ps->query_list)
+			(void) hc_collect_funcs_walker((Node *) lfirst(lc), &funcs);
+		def->nfuncs = list_length(funcs);
+		def->funcs = palloc(sizeof(Oid) * Max(def->nfuncs, 1));
+		n = 0;
+		foreach(lc, funcs)
+			def->funcs[n++] = lfirst_oid(lc);
+	}
 	MemoryContextSwitchTo(old);
 
 	if (SPI_keepplan(def->plan) != 0)
@@ -580,8 +680,8 @@ hc_bypass_reason(HcQueryDef *def)
 
 	/*
 	 * An answer computed for one role may reach another only if both can read
-	 * every row of every relation involved: table-level SELECT, no
-	 * row-level security in force.
+	 * every row of every relation involved (table-level SELECT, no row-level
+	 * security in force) and may run every restricted function it calls.
 	 */
 	userid = GetUserId();
 	for (int i = 0; i < def->nrelids; i++)
@@ -592,6 +692,11 @@ hc_bypass_reason(HcQueryDef *def)
 			return missing ? "relation missing" : "no select privilege";
 		if (check_enable_rls(def->relids[i], InvalidOid, true) == RLS_ENABLED)
 			return "row level security";
+	}
+	for (int i = 0; i < def->nfuncs; i++)
+	{
+		if (pg_proc_aclcheck(def->funcs[i], userid, ACL_EXECUTE) != ACLCHECK_OK)
+			return "no execute privilege";
 	}
 	return NULL;
 }
@@ -664,7 +769,9 @@ hc_run_query(HcQueryDef *def, Datum *values, bool *nulls, bool *isnull, uint32 *
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	hc_push_search_path();
 	ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
+	PopOverrideSearchPath();
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "cached query \"%s\" failed: %s", def->name, SPI_result_code_string(ret));
 	HcStatInc(HC_STAT_DB_EXECUTIONS);
@@ -884,6 +991,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	initStringInfo(&keybuf);
 	HcKeyInit(&keybuf);
 	HcKeyAdd(&keybuf, def->digest, HC_DIGEST_LEN);
+	hc_key_add_output_settings(&keybuf);
 	if (def->vary_by_role)
 	{
 		Oid			userid = GetUserId();
@@ -1044,6 +1152,11 @@ housing_cache_fetch(PG_FUNCTION_ARGS)
 				 errmsg("query name must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	def = hc_get_query(name);
+	if (def->builtin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("built-in query \"%s\" cannot be fetched directly", name),
+				 errhint("Call its function (housing_cache.search_listings, get_listing or city_stats), which validates the arguments.")));
 
 	if (!PG_ARGISNULL(1))
 	{
@@ -1163,7 +1276,9 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 		tag_relids[i] = hc_check_template(tag, &tt, types);
 	}
 
+	hc_push_search_path();
 	plan = SPI_prepare(sql, nparams, types);
+	PopOverrideSearchPath();
 	if (plan == NULL)
 		elog(ERROR, "could not prepare query \"%s\": %s", name, SPI_result_code_string(SPI_result));
 	ps = hc_check_plan(plan, name);
@@ -1184,8 +1299,8 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 		if (!tagged)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("query \"%s\" reads table \"%s\", which none of its tags names",
-							name, get_rel_name(relid)),
+					 errmsg("query \"%s\" reads table \"%s.%s\", which none of its tags names",
+							name, get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
 					 errhint("Watch the table with housing_cache.watch_table() and add its tag, or a \"table/column=$n\" tag.")));
 	}
 	SPI_freeplan(plan);

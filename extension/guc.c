@@ -39,6 +39,7 @@ bool		hc_single_flight = true;
 int			hc_fill_wait_ms = 5000;
 double		hc_xfetch_beta = 1.0;
 int			hc_http_max_age = 5;
+int			hc_escalate_rows = 10000;
 
 /*
  * A host name or address: non-empty, printable, no blanks.
@@ -81,14 +82,16 @@ check_redis_name(char **newval, void **extra, GucSource source)
 
 	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > 64)
 	{
-		GUC_check_errmsg("value must be 1 to 64 characters long");
+		GUC_check_errmsg("\"%s\" must be 1 to 64 characters long",
+						 newval == &hc_channel ? "housing_cache.channel" : "housing_cache.key_prefix");
 		return false;
 	}
 	for (p = *newval; *p; p++)
 	{
 		if (*p <= ' ' || *p == 0x7f)
 		{
-			GUC_check_errmsg("value must not contain blanks or control characters");
+			GUC_check_errmsg("\"%s\" must not contain blanks or control characters",
+							 newval == &hc_channel ? "housing_cache.channel" : "housing_cache.key_prefix");
 			return false;
 		}
 	}
@@ -256,6 +259,12 @@ HcDefineGucs(void)
 							 NULL,
 							 &hc_xfetch_beta, 1.0, 0.0, 10.0,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.escalate_rows",
+							"Rows a transaction may write to one watched table before the whole table is invalidated instead of each row's tags.",
+							"Bulk loads and large updates then cost almost nothing; they invalidate more than they must.",
+							&hc_escalate_rows, 10000, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.http_max_age",
 							"max-age of the Cache-Control header the HTTP API sends.",

@@ -54,6 +54,7 @@ extern bool hc_single_flight;
 extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
+extern int	hc_escalate_rows;
 
 extern void HcDefineGucs(void);
 

@@ -34,9 +34,10 @@
  *	 - a rolled-back write bumps nothing.
  *
  * The COMMIT callback must not raise an error: by then the transaction is
- * committed.  It only does atomic adds, clears preallocated memory, and
- * publishes a message prepared at PRE_COMMIT through a Redis call bounded by
- * the command timeout; a failed publish is counted, never raised.
+ * committed.  It only does atomic adds and clears preallocated memory.  The
+ * message prepared at PRE_COMMIT is published once the transaction's locks
+ * are released (a resource-release callback), through a Redis call bounded
+ * by the command timeout; a failed publish is counted, never raised.
  *
  * Subtransactions that roll back keep their tags: that only over-invalidates.
  * PREPARE TRANSACTION is refused once a watched table was written, because
@@ -61,6 +62,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "housing_cache.h"
 
@@ -75,12 +77,16 @@ static int	touched_count = 0;
 /* PRE_COMMIT marked the touched slots in flight */
 static bool marked = false;
 
+/* COMMIT bumped generations; the message goes out once locks are released */
+static bool publish_pending = false;
+
 /*
  * The invalidation message, built as tags are remembered and finished at
  * PRE_COMMIT, so that the COMMIT callback only has to write the commit LSN
  * into room reserved for it.
  */
-static MemoryContext publish_cxt = NULL;
+static MemoryContext publish_cxt = NULL;	/* tag lists, per transaction */
+static MemoryContext message_cxt = NULL;	/* the finished message */
 static StringInfo table_tags = NULL;	/* JSON list items, table-wide tags */
 static StringInfo other_tags = NULL;	/* JSON list items, the rest */
 static int	other_count = 0;
@@ -94,6 +100,23 @@ static int	message_cap = 0;
 
 #define LSN_ROOM 40
 
+/*
+ * Rows written per watched table in this transaction.  Past
+ * housing_cache.escalate_rows the table is invalidated as a whole (like a
+ * lock escalating) and its trigger stops tagging rows: a bulk load or a
+ * large UPDATE then costs almost nothing, and over-invalidates only.
+ */
+typedef struct TableRows
+{
+	char	   *table_tag;
+	int64		rows;
+	bool		escalated;
+} TableRows;
+
+static TableRows *table_rows = NULL;
+static int	ntable_rows = 0;
+static int	table_rows_cap = 0;
+
 static void
 ensure_state(void)
 {
@@ -104,6 +127,9 @@ ensure_state(void)
 										 sizeof(uint64) * touched_words);
 		publish_cxt = AllocSetContextCreate(TopMemoryContext,
 											"housing_cache invalidation",
+											ALLOCSET_SMALL_SIZES);
+		message_cxt = AllocSetContextCreate(TopMemoryContext,
+											"housing_cache invalidation message",
 											ALLOCSET_SMALL_SIZES);
 	}
 	if (table_tags == NULL)
@@ -306,6 +332,49 @@ remember_row(const char *table_tag, const char *partition_col,
 }
 
 /*
+ * Count a row for its table; true once the table has been invalidated as a
+ * whole in this transaction, so that the row needs no tags of its own.
+ */
+static bool
+row_limit_reached(const char *table_tag)
+{
+	TableRows  *tr = NULL;
+
+	ensure_state();
+	for (int i = 0; i < ntable_rows; i++)
+	{
+		if (strcmp(table_rows[i].table_tag, table_tag) == 0)
+		{
+			tr = &table_rows[i];
+			break;
+		}
+	}
+	if (tr == NULL)
+	{
+		if (ntable_rows == table_rows_cap)
+		{
+			table_rows_cap = Max(4, 2 * table_rows_cap);
+			table_rows = table_rows == NULL
+				? MemoryContextAlloc(publish_cxt, sizeof(TableRows) * table_rows_cap)
+				: repalloc(table_rows, sizeof(TableRows) * table_rows_cap);
+		}
+		tr = &table_rows[ntable_rows++];
+		tr->table_tag = MemoryContextStrdup(publish_cxt, table_tag);
+		tr->rows = 0;
+		tr->escalated = false;
+	}
+	if (tr->escalated)
+		return true;
+	if (++tr->rows > hc_escalate_rows)
+	{
+		remember_table_reset(table_tag);
+		tr->escalated = true;
+		return true;
+	}
+	return false;
+}
+
+/*
  * housing_cache.invalidation_trigger(): AFTER ROW trigger for INSERT, UPDATE
  * and DELETE, AFTER STATEMENT for TRUNCATE, installed by watch_table().
  * Arguments: table tag, partition column ('' for none), key column ('' for
@@ -358,6 +427,9 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
+	if (row_limit_reached(table_tag))
+		return PointerGetDatum(NULL);
+
 	HcRememberTag(table_tag, strlen(table_tag));
 	/* tg_trigtuple is the NEW row for INSERT, the OLD one otherwise */
 	remember_row(table_tag, partition_col, key_col, trigdata->tg_trigtuple, tupdesc);
@@ -408,16 +480,18 @@ prepare_message(void)
 {
 	StringInfoData buf;
 	char	   *dbname = get_database_name(MyDatabaseId);
-	MemoryContext old = MemoryContextSwitchTo(publish_cxt);
+	MemoryContext old = MemoryContextSwitchTo(message_cxt);
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"v\":1,\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
 					 GetSystemIdentifier());
 	escape_json(&buf, dbname ? dbname : "");
-	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":%u,\"tags\":[%s%s%s]"
-					 ",\"truncated\":%s,\"lsn\":\"",
-					 hc_shared->epoch,
-					 XidFromFullTransactionId(GetTopFullTransactionIdIfAny()),
+	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":", hc_shared->epoch);
+	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		appendStringInfo(&buf, "%u", XidFromFullTransactionId(GetTopFullTransactionIdIfAny()));
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfo(&buf, ",\"tags\":[%s%s%s],\"truncated\":%s,\"lsn\":",
 					 table_tags->data,
 					 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
 					 other_tags->data,
@@ -430,26 +504,51 @@ prepare_message(void)
 }
 
 /*
- * Forget this transaction's tags.  Allocation-free.
+ * Forget this transaction's tags (the bitmap and the lists collected for the
+ * message), but not a message waiting to be published.  Allocation-free.
  */
 static void
-reset_state(void)
+reset_tags(void)
 {
 	if (touched_count > 0)
 		memset(touched, 0, sizeof(uint64) * touched_words);
 	touched_count = 0;
 	marked = false;
-	message = NULL;
-	message_len = 0;
-	message_cap = 0;
 	other_count = 0;
 	publish_truncated = false;
 	table_tags = NULL;
 	other_tags = NULL;
 	seen_hashes = NULL;
 	seen_count = 0;
+	table_rows = NULL;
+	ntable_rows = 0;
+	table_rows_cap = 0;
 	if (publish_cxt != NULL)
 		MemoryContextReset(publish_cxt);
+}
+
+/*
+ * Forget the message.  Allocation-free.
+ */
+static void
+reset_message(void)
+{
+	publish_pending = false;
+	message = NULL;
+	message_len = 0;
+	message_cap = 0;
+	if (message_cxt != NULL)
+		MemoryContextReset(message_cxt);
+}
+
+/*
+ * Forget everything about this transaction.
+ */
+static void
+reset_state(void)
+{
+	reset_tags();
+	reset_message();
 }
 
 /*
@@ -487,8 +586,11 @@ publish_after_commit(void)
 
 	if (message == NULL)
 		return;
-	n = snprintf(message + message_len, message_cap - message_len,
-				 "%X/%X\"}", LSN_FORMAT_ARGS(XactLastCommitEnd));
+	if (XactLastCommitEnd == InvalidXLogRecPtr)
+		n = snprintf(message + message_len, message_cap - message_len, "null}");
+	else
+		n = snprintf(message + message_len, message_cap - message_len,
+					 "\"%X/%X\"}", LSN_FORMAT_ARGS(XactLastCommitEnd));
 	if (n < 0 || n >= message_cap - message_len)
 		return;
 	if (HcRedisPublish(hc_channel, message, message_len + n))
@@ -500,6 +602,8 @@ publish_after_commit(void)
 static void
 hc_xact_callback(XactEvent event, void *arg)
 {
+	if (publish_pending)
+		reset_message();		/* a message that never went out: drop it */
 	if (touched_count == 0 || hc_shared == NULL)
 		return;
 
@@ -532,9 +636,9 @@ hc_xact_callback(XactEvent event, void *arg)
 				n = touch_slots(HC_GENERATION_ONE - 1, false);
 				HcStatAdd(HC_STAT_INVALIDATIONS, n);
 				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
-				marked = false;
-				publish_after_commit();
-				reset_state();
+				reset_tags();
+				/* publishing waits until the transaction's locks are gone */
+				publish_pending = (message != NULL);
 			}
 			break;
 
@@ -549,8 +653,25 @@ hc_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * Publish after the committed transaction released its locks, so that a slow
+ * Redis never makes other sessions wait on this one's locks.  Like the COMMIT
+ * callback, this must not raise an error.
+ */
+static void
+hc_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
+					void *arg)
+{
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel || !publish_pending)
+		return;
+	if (isCommit)
+		publish_after_commit();
+	reset_message();
+}
+
 void
 HcInvalidationInit(void)
 {
 	RegisterXactCallback(hc_xact_callback, NULL);
+	RegisterResourceReleaseCallback(hc_release_callback, NULL);
 }

@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
@@ -141,6 +142,42 @@ hc_redis_failed(const char *what)
 }
 
 /*
+ * Send a command; if a connection kept from earlier turns out to have been
+ * closed by the server (Redis restarted, idle timeout), reconnect and send it
+ * once more, so that a restarted Redis does not open the breaker for every
+ * backend.  A timeout is not retried: it would double the caller's wait.
+ */
+static redisReply *
+hc_redis_command(const char *what, const char *fmt, ...)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		va_list		ap;
+		redisReply *reply;
+		bool		closed;
+
+		if (!hc_redis_ready())
+			return NULL;
+		va_start(ap, fmt);
+		reply = redisvCommand(hc_redis, fmt, ap);
+		va_end(ap);
+		if (reply != NULL)
+			return reply;
+
+		closed = (hc_redis->err == REDIS_ERR_EOF ||
+				  (hc_redis->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE)));
+		if (attempt == 0 && closed)
+		{
+			hc_redis_drop();
+			continue;
+		}
+		hc_redis_failed(what);
+		return NULL;
+	}
+	return NULL;
+}
+
+/*
  * Look a key up.  On HC_REDIS_HIT, *value holds a palloc'd copy of the
  * answer.
  */
@@ -150,15 +187,9 @@ HcRedisGet(const char *key, const uint8 *digest, HcValue *value)
 	redisReply *volatile reply;
 	volatile HcRedisResult result = HC_REDIS_MISS;
 
-	if (!hc_redis_ready())
-		return HC_REDIS_UNAVAILABLE;
-
-	reply = redisCommand(hc_redis, "GET %b", key, strlen(key));
+	reply = hc_redis_command("GET", "GET %b", key, strlen(key));
 	if (reply == NULL)
-	{
-		hc_redis_failed("GET");
 		return HC_REDIS_UNAVAILABLE;
-	}
 
 	PG_TRY();
 	{
@@ -212,19 +243,13 @@ HcRedisSet(const char *key, const uint8 *digest, const HcValue *value)
 	bool		ok;
 	char		ttltext[16];
 
-	if (!hc_redis_ready())
-		return false;
-
 	buf = HcValueEncode(digest, value, &len);
 	snprintf(ttltext, sizeof(ttltext), "%u", Max(value->ttl_ms, 1));
-	reply = redisCommand(hc_redis, "SET %b %b PX %s",
-						 key, strlen(key), buf, len, ttltext);
+	reply = hc_redis_command("SET", "SET %b %b PX %s",
+							 key, strlen(key), buf, len, ttltext);
 	pfree(buf);
 	if (reply == NULL)
-	{
-		hc_redis_failed("SET");
 		return false;
-	}
 
 	/*
 	 * An error reply (full with noeviction, read-only replica) means Redis is
@@ -248,15 +273,10 @@ HcRedisPublish(const char *channel, const char *msg, size_t len)
 	redisReply *reply;
 	bool		ok;
 
-	if (!hc_redis_ready())
-		return false;
-	reply = redisCommand(hc_redis, "PUBLISH %b %b",
-						 channel, strlen(channel), msg, len);
+	reply = hc_redis_command("PUBLISH", "PUBLISH %b %b",
+							 channel, strlen(channel), msg, len);
 	if (reply == NULL)
-	{
-		hc_redis_failed("PUBLISH");
 		return false;
-	}
 	ok = (reply->type == REDIS_REPLY_INTEGER);
 	freeReplyObject(reply);
 	if (!ok)
