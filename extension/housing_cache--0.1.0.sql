@@ -362,6 +362,76 @@ COMMENT ON FUNCTION housing_cache.invalidate(text) IS
     'Invalidate a tag when the current transaction commits; a table tag (e.g. ''housing.listings'') invalidates every answer depending on that table';
 REVOKE ALL ON FUNCTION housing_cache.invalidate(text) FROM PUBLIC;
 
+-- Attach the invalidation triggers of a watched table to it and to every
+-- table below it: partitions get the parent's row trigger as a clone, but
+-- TRUNCATE triggers are per table; inheritance children get both.  The
+-- triggers fire ALWAYS, so that rows applied by logical replication
+-- (session_replication_role = replica) invalidate too.
+CREATE FUNCTION housing_cache.attach_triggers(tbl regclass, tag text, part_col name, key_col name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r        record;
+    args     text := format('%L, %L, %L', tag, coalesce(part_col, ''), coalesce(key_col, ''));
+BEGIN
+    -- the DDL below must not re-enter housing_cache.on_ddl_command_end()
+    PERFORM set_config('housing_cache_internal.attaching', 'on', true);
+    FOR r IN
+        WITH RECURSIVE tree(relid, is_root) AS (
+            SELECT tbl::oid, true
+            UNION
+            SELECT i.inhrelid, false FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid)
+        SELECT t.relid::regclass AS rel, t.is_root, c.relispartition, c.relkind
+          FROM tree t JOIN pg_class c ON c.oid = t.relid
+         WHERE c.relkind IN ('r', 'p')
+    LOOP
+        IF r.is_root OR NOT r.relispartition THEN
+            IF EXISTS (SELECT 1 FROM pg_trigger
+                        WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate') THEN
+                EXECUTE format('DROP TRIGGER housing_cache_invalidate ON %s', r.rel);
+            END IF;
+            EXECUTE format('CREATE TRIGGER housing_cache_invalidate '
+                           'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                           'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
+                           r.rel, args);
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_trigger
+                    WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate') THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate', r.rel);
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_trigger
+                    WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate_truncate') THEN
+            EXECUTE format('DROP TRIGGER housing_cache_invalidate_truncate ON %s', r.rel);
+        END IF;
+        EXECUTE format('CREATE TRIGGER housing_cache_invalidate_truncate '
+                       'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
+                       r.rel, args);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate_truncate', r.rel);
+    END LOOP;
+    PERFORM set_config('housing_cache_internal.attaching', 'off', true);
+END
+$$;
+COMMENT ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name) IS
+    'Internal: (re)attach the invalidation triggers of a watched table to it and its partitions and inheritance children';
+REVOKE ALL ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name) FROM PUBLIC;
+
+-- The registered queries whose tags name a table tag.
+CREATE FUNCTION housing_cache.queries_using(tag text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(q.name, ', ' ORDER BY q.name)
+      FROM housing_cache.queries q
+     WHERE EXISTS (SELECT 1 FROM unnest(q.tags) t
+                    WHERE t = $1 OR starts_with(t, $1 || '/'))
+$$;
+COMMENT ON FUNCTION housing_cache.queries_using(text) IS
+    'Names of the registered queries that depend on a table tag, or NULL';
+
 CREATE FUNCTION housing_cache.watch_table(tbl regclass, partition_by text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -372,6 +442,8 @@ DECLARE
     tag        text;
     key_col    name;
     part_col   name := partition_by;
+    old        record;
+    users      text;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -397,16 +469,26 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
      WHERE i.indrelid = tbl AND i.indisprimary AND i.indnkeyatts = 1;
 
-    EXECUTE format('DROP TRIGGER IF EXISTS housing_cache_invalidate ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS housing_cache_invalidate_truncate ON %s', tbl);
-    EXECUTE format('CREATE TRIGGER housing_cache_invalidate '
-                   'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
-                   'EXECUTE FUNCTION housing_cache.invalidation_trigger(%L, %L, %L)',
-                   tbl, tag, coalesce(part_col, ''), coalesce(key_col, ''));
-    EXECUTE format('CREATE TRIGGER housing_cache_invalidate_truncate '
-                   'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION housing_cache.invalidation_trigger(%L, %L, %L)',
-                   tbl, tag, coalesce(part_col, ''), coalesce(key_col, ''));
+    -- Changing how a table's writes are tagged would leave the tags of the
+    -- queries registered on it unmatched: their answers would go stale.
+    SELECT * INTO old FROM housing_cache.watched_tables w WHERE w.relid = tbl;
+    IF FOUND AND (old.partition_by IS DISTINCT FROM part_col
+                  OR old.key_column IS DISTINCT FROM key_col) THEN
+        users := housing_cache.queries_using(old.table_tag);
+        IF users IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" is used by cached queries: %', tbl, users
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('It is watched with partition column %s and key column %s.',
+                                      coalesce(quote_ident(old.partition_by), 'none'),
+                                      coalesce(quote_ident(old.key_column), 'none')),
+                      HINT = 'Unregister those queries before changing how the table is watched.';
+        END IF;
+    END IF;
+
+    -- a table dropped and created again under the same name
+    DELETE FROM housing_cache.watched_tables w WHERE w.table_tag = tag AND w.relid <> tbl;
+
+    PERFORM housing_cache.attach_triggers(tbl, tag, part_col, key_col);
 
     INSERT INTO housing_cache.watched_tables AS w (relid, table_tag, partition_by, key_column)
     VALUES (tbl, tag, part_col, key_col)
@@ -420,7 +502,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION housing_cache.watch_table(regclass, text) IS
-    'Attach the invalidation triggers to a table; writes then invalidate its table tag, the partition_by value of the old and new row, and the row''s primary key';
+    'Attach the invalidation triggers to a table (and its partitions and inheritance children); writes then invalidate its table tag, the partition_by value of the old and new row, and the row''s primary key';
 REVOKE ALL ON FUNCTION housing_cache.watch_table(regclass, text) FROM PUBLIC;
 
 CREATE FUNCTION housing_cache.unwatch_table(tbl regclass)
@@ -431,28 +513,92 @@ AS $$
 DECLARE
     tag   text;
     users text;
+    r     record;
 BEGIN
     SELECT table_tag INTO tag FROM housing_cache.watched_tables WHERE relid = tbl;
     IF tag IS NULL THEN
         RAISE EXCEPTION 'table "%" is not watched', tbl USING ERRCODE = 'undefined_object';
     END IF;
-    SELECT string_agg(q.name, ', ' ORDER BY q.name) INTO users
-      FROM housing_cache.queries q
-     WHERE EXISTS (SELECT 1 FROM unnest(q.tags) t
-                    WHERE t = tag OR starts_with(t, tag || '/'));
+    users := housing_cache.queries_using(tag);
     IF users IS NOT NULL THEN
         RAISE EXCEPTION 'table "%" is used by cached queries: %', tbl, users
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Unregister those queries first; without the triggers their answers would never be invalidated.';
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS housing_cache_invalidate ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS housing_cache_invalidate_truncate ON %s', tbl);
+    PERFORM set_config('housing_cache_internal.attaching', 'on', true);
+    FOR r IN
+        SELECT t.tgrelid::regclass AS rel, t.tgname
+          FROM pg_trigger t
+         WHERE t.tgname IN ('housing_cache_invalidate', 'housing_cache_invalidate_truncate')
+           AND t.tgparentid = 0
+           AND t.tgfoid = 'housing_cache.invalidation_trigger()'::regprocedure
+           AND (t.tgargs = '' OR split_part(encode(t.tgargs, 'escape'), '\000', 1) = tag)
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+    END LOOP;
+    PERFORM set_config('housing_cache_internal.attaching', 'off', true);
     DELETE FROM housing_cache.watched_tables WHERE relid = tbl;
 END
 $$;
 COMMENT ON FUNCTION housing_cache.unwatch_table(regclass) IS
     'Remove the invalidation triggers from a table no cached query depends on';
 REVOKE ALL ON FUNCTION housing_cache.unwatch_table(regclass) FROM PUBLIC;
+
+-- DDL on a watched table, or on a table below it, can change what its
+-- queries return without firing a row trigger (ALTER TABLE ... ATTACH or
+-- DETACH PARTITION, ADD or DROP COLUMN, a new partition or inheritance
+-- child): invalidate the table, and give new tables below it their triggers.
+CREATE FUNCTION housing_cache.on_ddl_command_end()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+BEGIN
+    IF current_setting('housing_cache_internal.attaching', true) = 'on' THEN
+        RETURN;
+    END IF;
+    FOR w IN
+        WITH RECURSIVE anc(relid) AS (
+            SELECT objid FROM pg_event_trigger_ddl_commands()
+             WHERE classid = 'pg_catalog.pg_class'::regclass
+            UNION
+            SELECT i.inhparent FROM pg_inherits i JOIN anc a ON i.inhrelid = a.relid)
+        SELECT DISTINCT wt.relid, wt.table_tag, wt.partition_by, wt.key_column
+          FROM housing_cache.watched_tables wt JOIN anc ON wt.relid::oid = anc.relid
+    LOOP
+        PERFORM housing_cache.attach_triggers(w.relid, w.table_tag, w.partition_by, w.key_column);
+        PERFORM housing_cache.invalidate(w.table_tag);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION housing_cache.on_ddl_command_end() IS
+    'Event trigger: DDL on or below a watched table invalidates it and attaches triggers to new partitions and children';
+
+-- Dropping a partition or an inheritance child of a watched table removes its
+-- rows without firing a trigger, and by then nothing tells which table it
+-- belonged to: any dropped permanent table invalidates every watched table
+-- (dropping tables is rare; invalidating too much is only slower).
+CREATE FUNCTION housing_cache.on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
+                    WHERE classid = 'pg_catalog.pg_class'::regclass
+                      AND object_type = 'table' AND NOT is_temporary) THEN
+        RETURN;
+    END IF;
+    DELETE FROM housing_cache.watched_tables w
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = w.relid::oid;
+    PERFORM housing_cache.invalidate(w.table_tag) FROM housing_cache.watched_tables w;
+END
+$$;
+COMMENT ON FUNCTION housing_cache.on_sql_drop() IS
+    'Event trigger: a dropped table is forgotten, and every watched table is invalidated';
 
 ----------------------------------------------------------------------------
 -- The engine
@@ -474,11 +620,17 @@ REVOKE ALL ON FUNCTION housing_cache.register_query(text, text, regtype[], text[
 
 CREATE FUNCTION housing_cache.unregister_query(name text)
 RETURNS boolean
-LANGUAGE sql STRICT
+LANGUAGE plpgsql STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH d AS (DELETE FROM housing_cache.queries q WHERE q.name = $1 AND NOT q.builtin RETURNING 1)
-    SELECT count(*) > 0 FROM d
+BEGIN
+    IF EXISTS (SELECT 1 FROM housing_cache.queries q WHERE q.name = $1 AND q.builtin) THEN
+        RAISE EXCEPTION 'cannot unregister built-in query "%"', $1
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM housing_cache.queries q WHERE q.name = $1;
+    RETURN FOUND;
+END
 $$;
 COMMENT ON FUNCTION housing_cache.unregister_query(text) IS
     'Remove a registered query; returns whether it existed';
@@ -637,6 +789,12 @@ SELECT json_build_object(
     '{housing.listings/city=$1}');
 
 UPDATE housing_cache.queries SET builtin = true WHERE name LIKE 'housing.%';
+
+CREATE EVENT TRIGGER housing_cache_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+    EXECUTE FUNCTION housing_cache.on_ddl_command_end();
+CREATE EVENT TRIGGER housing_cache_drop ON sql_drop
+    EXECUTE FUNCTION housing_cache.on_sql_drop();
 
 CREATE FUNCTION housing_cache.search_listings(
     city text DEFAULT NULL,
