@@ -76,26 +76,34 @@ check_redis_host(char **newval, void **extra, GucSource source)
  * readable in redis-cli and MONITOR.
  */
 static bool
-check_redis_name(char **newval, void **extra, GucSource source)
+check_redis_name(const char *name, const char *value)
 {
-	const char *p;
-
-	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) > 64)
+	if (value == NULL || value[0] == '\0' || strlen(value) > 64)
 	{
-		GUC_check_errmsg("\"%s\" must be 1 to 64 characters long",
-						 newval == &hc_channel ? "housing_cache.channel" : "housing_cache.key_prefix");
+		GUC_check_errmsg("\"%s\" must be 1 to 64 characters long", name);
 		return false;
 	}
-	for (p = *newval; *p; p++)
+	for (const char *p = value; *p; p++)
 	{
 		if (*p <= ' ' || *p == 0x7f)
 		{
-			GUC_check_errmsg("\"%s\" must not contain blanks or control characters",
-							 newval == &hc_channel ? "housing_cache.channel" : "housing_cache.key_prefix");
+			GUC_check_errmsg("\"%s\" must not contain blanks or control characters", name);
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool
+check_key_prefix(char **newval, void **extra, GucSource source)
+{
+	return check_redis_name("housing_cache.key_prefix", *newval);
+}
+
+static bool
+check_channel(char **newval, void **extra, GucSource source)
+{
+	return check_redis_name("housing_cache.channel", *newval);
 }
 
 static bool
@@ -192,13 +200,13 @@ HcDefineGucs(void)
 							   "Prefix of every Redis key the cache writes.",
 							   NULL,
 							   &hc_key_prefix, "hc:",
-							   PGC_SUSET, 0, check_redis_name, NULL, NULL);
+							   PGC_SUSET, 0, check_key_prefix, NULL, NULL);
 
 	DefineCustomStringVariable("housing_cache.channel",
 							   "Redis channel on which committed invalidations are published.",
 							   NULL,
 							   &hc_channel, "housing_cache:invalidations",
-							   PGC_SUSET, 0, check_redis_name, NULL, NULL);
+							   PGC_SUSET, 0, check_channel, NULL, NULL);
 
 	DefineCustomBoolVariable("housing_cache.publish",
 							 "Publish committed invalidations on the Redis channel.",
