@@ -40,6 +40,7 @@ int			hc_fill_wait_ms = 5000;
 double		hc_xfetch_beta = 1.0;
 int			hc_http_max_age = 5;
 int			hc_escalate_rows = 10000;
+char	   *hc_value_secret = NULL;
 
 /*
  * A host name or address: non-empty, printable, no blanks.
@@ -273,6 +274,14 @@ HcDefineGucs(void)
 							"Bulk loads and large updates then cost almost nothing; they invalidate more than they must.",
 							&hc_escalate_rows, 10000, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.value_secret",
+							   "Secret that authenticates the answers stored in Redis (HMAC); empty: a random key per server start.",
+							   "Set it only to share stored answers between servers. Readable by superusers only.",
+							   &hc_value_secret, "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.http_max_age",
 							"max-age of the Cache-Control header the HTTP API sends.",

@@ -823,3 +823,346 @@ AS 'MODULE_PATHNAME', 'housing_cache_city_stats'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION housing_cache.city_stats(text) IS
     'Active listing count, average and median price, and count and median price by bedrooms, for one city, as JSON';
+
+----------------------------------------------------------------------------
+-- HTTP API (schema api)
+----------------------------------------------------------------------------
+-- The schema PostgREST exposes (PGRST_DB_SCHEMAS=api), and the development
+-- server under http/ serves the same way.  Every function returns the domain
+-- api."application/json", which makes it PostgREST's handler for that media
+-- type: the body is the function's json value as it is, with no aggregate
+-- around it.  The cached reads turn the request's If-None-Match header into
+-- housing_cache.if_none_match() and answer with the entity tag, freshness and
+-- tier of the answer in response.headers (and 304 in response.status when
+-- the client's copy is current).  Roles: housing_cache.setup_api_roles().
+
+CREATE SCHEMA api;
+COMMENT ON SCHEMA api IS
+    'HTTP API of housing_cache (exposed by PostgREST); privileges come from housing_cache.setup_api_roles()';
+
+CREATE DOMAIN api."application/json" AS json;
+COMMENT ON DOMAIN api."application/json" IS
+    'Return type of the api functions: PostgREST sends the value as the response body, Content-Type application/json';
+
+-- A request header (lower-case name) from PostgREST's request.headers, or
+-- NULL when there is no such header or no request.headers at all (a plain SQL
+-- caller) or it is not a JSON object.
+CREATE FUNCTION housing_cache.http_request_header(name text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    headers text := current_setting('request.headers', true);
+BEGIN
+    IF headers IS NULL OR headers = '' OR name IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        RETURN CASE WHEN json_typeof(headers::json) = 'object'
+                    THEN headers::json ->> name END;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RETURN NULL;            -- not JSON: as if there were no headers
+    END;
+END
+$function$;
+COMMENT ON FUNCTION housing_cache.http_request_header(text) IS
+    'The value of a request header (lower-case name) in request.headers as PostgREST sets it; NULL when absent or unreadable';
+
+-- After a cached call: set response.headers (ETag, Cache-Control, X-Cache,
+-- Server-Timing) from housing_cache.last_lookup(), and response.status 304
+-- when the call matched If-None-Match.  has_entity = false (a listing that does
+-- not exist) sends no entity tag.  Returns the tier.
+CREATE FUNCTION housing_cache.http_cache_headers(has_entity boolean DEFAULT true)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    lk         record;
+    max_age    int;
+    headers    json[];
+BEGIN
+    SELECT * INTO lk FROM housing_cache.last_lookup();
+
+    -- housing_cache.http_max_age is shown with a unit ('5s', '2min', '1h'),
+    -- which reads as an interval; 5 seconds if the library is not loaded.
+    max_age := coalesce(extract(epoch FROM
+                   current_setting('housing_cache.http_max_age', true)::interval)::int, 5);
+    IF lk.ttl_remaining_s IS NOT NULL THEN
+        max_age := least(max_age, lk.ttl_remaining_s);
+    END IF;
+
+    IF lk.tier IS NULL OR lk.tier = 'bypass' OR lk.etag IS NULL THEN
+        -- computed without the cache: nothing to revalidate against
+        headers := ARRAY[json_build_object('Cache-Control', 'no-cache')];
+    ELSIF NOT has_entity THEN
+        headers := ARRAY[json_build_object('Cache-Control',
+                        format('public, max-age=%s', max_age))];
+    ELSE
+        headers := ARRAY[
+            json_build_object('ETag', lk.etag),
+            json_build_object('Cache-Control',
+                format('public, max-age=%s, stale-while-revalidate=%s',
+                       max_age, coalesce(lk.ttl_remaining_s, 0)))];
+    END IF;
+    headers := headers || ARRAY[
+        json_build_object('X-Cache',
+            CASE lk.tier WHEN 'l1' THEN 'L1'
+                         WHEN 'l2' THEN 'L2'
+                         WHEN 'db' THEN 'MISS'
+                         WHEN 'not_modified' THEN 'HIT'
+                         ELSE 'BYPASS' END),
+        json_build_object('Server-Timing',
+            format('cache;desc="%s";dur=%s', coalesce(lk.tier, 'none'),
+                   to_char(coalesce(lk.elapsed_us, 0) / 1000.0, 'FM9999999990.000')))];
+
+    PERFORM pg_catalog.set_config('response.headers', array_to_json(headers)::text, true);
+    IF lk.tier = 'not_modified' THEN
+        PERFORM pg_catalog.set_config('response.status', '304', true);
+    END IF;
+    RETURN lk.tier;
+END
+$function$;
+COMMENT ON FUNCTION housing_cache.http_cache_headers(boolean) IS
+    'Set response.headers (ETag, Cache-Control, X-Cache, Server-Timing) and, for a matched If-None-Match, response.status 304, from last_lookup(); returns the tier';
+
+-- An error answered as PostgREST answers errors, with an HTTP status of our
+-- choosing (404 for a listing that does not exist).
+CREATE FUNCTION housing_cache.http_error(status int, code text, message text)
+RETURNS json
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    PERFORM pg_catalog.set_config('response.status', status::text, true);
+    RETURN json_build_object('code', code, 'message', message,
+                             'details', NULL, 'hint', NULL);
+END
+$function$;
+COMMENT ON FUNCTION housing_cache.http_error(int, text, text) IS
+    'Set response.status and return a PostgREST-style error body {code, message, details, hint}';
+
+CREATE FUNCTION api.listings(
+    city text DEFAULT NULL,
+    min_price_cents bigint DEFAULT NULL,
+    max_price_cents bigint DEFAULT NULL,
+    min_bedrooms int DEFAULT NULL,
+    sort text DEFAULT 'newest',
+    page int DEFAULT 1,
+    page_size int DEFAULT 20)
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    result json;
+BEGIN
+    PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
+    result := housing_cache.search_listings(
+        city => city, min_price_cents => min_price_cents,
+        max_price_cents => max_price_cents, min_bedrooms => min_bedrooms,
+        sort => sort, page => page, page_size => page_size);
+    PERFORM housing_cache.http_cache_headers();
+    RETURN result;
+END
+$function$;
+COMMENT ON FUNCTION api.listings(text, bigint, bigint, int, text, int, int) IS
+    'GET /rpc/listings: housing_cache.search_listings() with ETag, Cache-Control, X-Cache and Server-Timing; 304 for a current If-None-Match; 400 (22023) for an argument out of range';
+
+CREATE FUNCTION api.listing(id bigint)
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    result json;
+    tier   text;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'id is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
+    result := housing_cache.get_listing(id);
+    -- NULL is either "not modified" or "no such listing": the tier tells
+    SELECT l.tier INTO tier FROM housing_cache.last_lookup() l;
+    IF result IS NULL AND tier IS DISTINCT FROM 'not_modified' THEN
+        PERFORM housing_cache.http_cache_headers(has_entity => false);
+        RETURN housing_cache.http_error(404, 'HC404', format('listing %s not found', id));
+    END IF;
+    PERFORM housing_cache.http_cache_headers();
+    RETURN result;
+END
+$function$;
+COMMENT ON FUNCTION api.listing(bigint) IS
+    'GET /rpc/listing?id=N: every column of one listing (housing_cache.get_listing()) with cache headers; 404 {"code":"HC404"} when there is no such listing; 304 for a current If-None-Match';
+
+CREATE FUNCTION api.city_stats(city text)
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    result json;
+BEGIN
+    IF city IS NULL THEN
+        RAISE EXCEPTION 'city is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
+    result := housing_cache.city_stats(city);
+    PERFORM housing_cache.http_cache_headers();
+    RETURN result;
+END
+$function$;
+COMMENT ON FUNCTION api.city_stats(text) IS
+    'GET /rpc/city_stats?city=X: housing_cache.city_stats() with cache headers; 304 for a current If-None-Match';
+
+CREATE FUNCTION api.cache_stats()
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    PERFORM pg_catalog.set_config('response.headers',
+        json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+    RETURN (SELECT row_to_json(s) FROM housing_cache.stats s);
+END
+$function$;
+COMMENT ON FUNCTION api.cache_stats() IS
+    'GET /rpc/cache_stats: the row of housing_cache.stats as a JSON object, never cached (Cache-Control: no-store)';
+
+CREATE FUNCTION api.update_listing(
+    id bigint,
+    title text DEFAULT NULL,
+    price_cents bigint DEFAULT NULL,
+    status text DEFAULT NULL,
+    description text DEFAULT NULL)
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    result json;
+BEGIN
+    IF update_listing.id IS NULL THEN
+        RAISE EXCEPTION 'id is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF update_listing.title IS NOT NULL AND btrim(update_listing.title) = '' THEN
+        RAISE EXCEPTION 'title must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF update_listing.price_cents < 0 THEN
+        RAISE EXCEPTION 'price_cents must not be negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF update_listing.status NOT IN ('active', 'pending', 'sold') THEN
+        RAISE EXCEPTION 'status must be one of active, pending, sold'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF num_nonnulls(update_listing.title, update_listing.price_cents,
+                    update_listing.status, update_listing.description) = 0 THEN
+        -- nothing to change: the listing as it is
+        SELECT row_to_json(l) INTO result
+          FROM housing.listings l WHERE l.id = update_listing.id;
+    ELSE
+        UPDATE housing.listings AS l
+           SET title       = coalesce(update_listing.title, l.title),
+               price_cents = coalesce(update_listing.price_cents, l.price_cents),
+               status      = coalesce(update_listing.status, l.status),
+               description = coalesce(update_listing.description, l.description),
+               updated_at  = now()
+         WHERE l.id = update_listing.id
+        RETURNING row_to_json(l) INTO result;
+    END IF;
+
+    IF result IS NULL THEN
+        RETURN housing_cache.http_error(404, 'HC404',
+                                        format('listing %s not found', update_listing.id));
+    END IF;
+    PERFORM pg_catalog.set_config('response.headers',
+        json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+    RETURN result;
+END
+$function$;
+COMMENT ON FUNCTION api.update_listing(bigint, text, bigint, text, text) IS
+    'POST /rpc/update_listing (web_editor only): change the given fields of a listing and return it; 404 {"code":"HC404"} when there is no such listing; 400 (22023) for a negative price or an unknown status';
+
+-- Nothing in schema api is PUBLIC's: setup_api_roles() grants to web_anon
+-- and web_editor.
+REVOKE ALL ON FUNCTION api.listings(text, bigint, bigint, int, text, int, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.listing(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.city_stats(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.cache_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.update_listing(bigint, text, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON DOMAIN api."application/json" FROM PUBLIC;
+
+CREATE FUNCTION housing_cache.setup_api_roles(authenticator_password text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    r record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only a superuser can set up the API roles'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    -- Roles are cluster-wide: another database (or a concurrent call) may
+    -- have created them already.  Their attributes are set every time.
+    FOR r IN SELECT * FROM (VALUES
+            ('web_anon',      'NOLOGIN'),
+            ('web_editor',    'NOLOGIN INHERIT'),
+            ('authenticator', 'LOGIN NOINHERIT')) AS v(name, attrs)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r.name) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I', r.name);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;           -- created meanwhile by another session
+            END;
+        END IF;
+        EXECUTE format('ALTER ROLE %I %s NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                       'NOREPLICATION NOBYPASSRLS', r.name, r.attrs);
+    END LOOP;
+    IF authenticator_password IS NOT NULL THEN
+        EXECUTE format('ALTER ROLE authenticator PASSWORD %L', authenticator_password);
+    END IF;
+
+    -- authenticator switches to either role; web_editor has web_anon's rights.
+    FOR r IN SELECT * FROM (VALUES
+            ('web_anon', 'authenticator'),
+            ('web_editor', 'authenticator'),
+            ('web_anon', 'web_editor')) AS v(grp, member)
+    LOOP
+        IF NOT pg_has_role(r.member, r.grp, 'MEMBER') THEN
+            EXECUTE format('GRANT %I TO %I', r.grp, r.member);
+        END IF;
+    END LOOP;
+
+    GRANT USAGE ON SCHEMA api TO web_anon;
+    GRANT USAGE ON TYPE api."application/json" TO web_anon;
+    GRANT EXECUTE ON FUNCTION
+        api.listings(text, bigint, bigint, int, text, int, int),
+        api.listing(bigint),
+        api.city_stats(text),
+        api.cache_stats()
+        TO web_anon;
+    GRANT EXECUTE ON FUNCTION api.update_listing(bigint, text, bigint, text, text) TO web_editor;
+    GRANT UPDATE (title, price_cents, status, description, updated_at)
+        ON housing.listings TO web_editor;
+END
+$function$;
+COMMENT ON FUNCTION housing_cache.setup_api_roles(text) IS
+    'Create or update the roles of the HTTP API (web_anon, web_editor, authenticator LOGIN NOINHERIT, with this password when given) and grant them the api schema; idempotent, superuser only';
+REVOKE ALL ON FUNCTION housing_cache.setup_api_roles(text) FROM PUBLIC;

@@ -55,6 +55,7 @@ extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
 extern int	hc_escalate_rows;
+extern char *hc_value_secret;
 
 extern void HcDefineGucs(void);
 
@@ -107,6 +108,7 @@ typedef struct HcSharedState
 {
 	uint64		epoch;			/* random, new at every shared memory init */
 	uint32		nslots;			/* generation slots, a power of two */
+	uint8		value_key[32];	/* random HMAC key of stored values */
 	pg_atomic_uint64 stats[HC_STAT_COUNT];
 	pg_atomic_uint64 stats_reset_at;	/* TimestampTz of the last reset */
 
@@ -177,12 +179,13 @@ extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
 extern void HcRedisConfigChanged(void);
 
 /* ---- value format (value.c) ---- */
-#define HC_VALUE_HEADER_LEN 48
+#define HC_VALUE_HEADER_LEN 64
 
 extern char *HcValueEncode(const uint8 *digest, const HcValue *value,
 						   Size *len);
 extern bool HcValueDecode(const uint8 *digest, const char *buf, Size len,
 						  HcValue *value);
+extern void HcValueKey(const uint8 **key, int *len);
 
 /* ---- circuit breaker (breaker.c) ---- */
 extern bool HcBreakerAllows(void);

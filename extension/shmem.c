@@ -76,6 +76,9 @@ HcShmemStartup(void)
 		if (!pg_strong_random(&epoch, sizeof(epoch)))
 			epoch = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 32);
 		hc_shared->epoch = epoch;
+		if (!pg_strong_random(hc_shared->value_key, sizeof(hc_shared->value_key)))
+			ereport(FATAL,
+					(errmsg("housing_cache could not generate a random key")));
 		hc_shared->nslots = (uint32) hc_generation_slots;
 		for (int i = 0; i < HC_STAT_COUNT; i++)
 			pg_atomic_init_u64(&hc_shared->stats[i], 0);

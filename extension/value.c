@@ -5,34 +5,41 @@
  *
  * Whatever is read back from Redis may have been written by anything: an
  * older or newer version of this extension, another program using the same
- * Redis, a truncated write, an operator.  Every stored answer therefore
- * carries a fixed header, and anything that does not decode exactly is a
- * miss, never an error.
+ * Redis, a truncated write, an operator -- or an attacker who can write to
+ * Redis.  Every stored answer therefore carries a fixed header and an HMAC,
+ * and anything that does not verify exactly is a miss, never an error.
  *
  *	 offset  size  field
- *	 0		 4	   magic "HCV" and format version 1
+ *	 0		 4	   magic "HCV" and format version 2
  *	 4		 1	   flags (bit 0: the answer is SQL NULL)
- *	 5		 3	   zero
- *	 8		 4	   payload length
- *	 12		 4	   CRC-32C of bytes 16 .. end
+ *	 5		 7	   zero
+ *	 12		 4	   payload length
  *	 16		 8	   created_at (TimestampTz, microseconds)
  *	 24		 4	   compute_us, the time the fill took
  *	 28		 4	   ttl_ms
  *	 32		 16	   digest of the key this answer was stored under
- *	 48		 ...   payload (the answer's text)
+ *	 48		 16	   HMAC-SHA256 of bytes 0..47 and the payload, truncated
+ *	 64		 ...   payload (the answer's text)
  *
  * Integers are little-endian.  The digest ties a value to its key, so a value
- * copied or renamed to another key does not decode.
+ * copied to another key does not verify; the HMAC's key is a secret only the
+ * server knows (see HcValueKey), so a value forged by whoever can write to
+ * Redis does not verify either.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "port/pg_crc32c.h"
+#include "common/cryptohash.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "utils/memutils.h"
 
 #include "housing_cache.h"
 
-#define HC_VALUE_MAGIC		"HCV\x01"
+#define HC_VALUE_MAGIC		"HCV\x02"
+#define HC_MAC_OFFSET		48
+#define HC_MAC_LEN			16
 #define HC_FLAG_NULL		0x01
 
 static inline void
@@ -69,15 +76,32 @@ get_u64(const char *p)
 	return v;
 }
 
-static pg_crc32c
-value_crc(const char *buf, Size len)
+/*
+ * HMAC of a value: its header up to the MAC, then its payload.
+ */
+static void
+value_mac(const char *buf, Size len, uint8 *mac)
 {
-	pg_crc32c	crc;
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	uint8		full[PG_SHA256_DIGEST_LENGTH];
+	const uint8 *key;
+	int			keylen;
 
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf + 16, len - 16);
-	FIN_CRC32C(crc);
-	return crc;
+	HcValueKey(&key, &keylen);
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, key, keylen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) buf, HC_MAC_OFFSET) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) buf + HC_VALUE_HEADER_LEN,
+					   len - HC_VALUE_HEADER_LEN) < 0 ||
+		pg_hmac_final(ctx, full, sizeof(full)) < 0)
+	{
+		const char *err = ctx ? pg_hmac_error(ctx) : "out of memory";
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "could not compute the HMAC of a cached value: %s", err);
+	}
+	pg_hmac_free(ctx);
+	memcpy(mac, full, HC_MAC_LEN);
 }
 
 /*
@@ -94,14 +118,14 @@ HcValueEncode(const uint8 *digest, const HcValue *value, Size *len)
 	buf = palloc0(*len);
 	memcpy(buf, HC_VALUE_MAGIC, 4);
 	buf[4] = value->isnull ? HC_FLAG_NULL : 0;
-	put_u32(buf + 8, (uint32) payload);
+	put_u32(buf + 12, (uint32) payload);
 	put_u64(buf + 16, (uint64) value->created_at);
 	put_u32(buf + 24, value->compute_us);
 	put_u32(buf + 28, value->ttl_ms);
 	memcpy(buf + 32, digest, HC_DIGEST_LEN);
 	if (payload > 0)
 		memcpy(buf + HC_VALUE_HEADER_LEN, value->data, payload);
-	put_u32(buf + 12, value_crc(buf, *len));
+	value_mac(buf, *len, (uint8 *) buf + HC_MAC_OFFSET);
 	return buf;
 }
 
@@ -115,22 +139,27 @@ HcValueDecode(const uint8 *digest, const char *buf, Size len, HcValue *value)
 {
 	uint32		payload;
 	uint8		flags;
+	uint8		mac[HC_MAC_LEN];
 
 	if (buf == NULL || len < HC_VALUE_HEADER_LEN)
 		return false;
 	if (memcmp(buf, HC_VALUE_MAGIC, 4) != 0)
 		return false;
 	flags = (uint8) buf[4];
-	if ((flags & ~HC_FLAG_NULL) != 0 || buf[5] || buf[6] || buf[7])
+	if ((flags & ~HC_FLAG_NULL) != 0)
 		return false;
-	payload = get_u32(buf + 8);
+	for (int i = 5; i < 12; i++)
+		if (buf[i] != 0)
+			return false;
+	payload = get_u32(buf + 12);
 	if ((Size) payload != len - HC_VALUE_HEADER_LEN)
 		return false;
 	if ((flags & HC_FLAG_NULL) && payload != 0)
 		return false;
 	if (memcmp(buf + 32, digest, HC_DIGEST_LEN) != 0)
 		return false;
-	if (get_u32(buf + 12) != value_crc(buf, len))
+	value_mac(buf, len, mac);
+	if (timingsafe_bcmp(mac, buf + HC_MAC_OFFSET, HC_MAC_LEN) != 0)
 		return false;
 
 	value->isnull = (flags & HC_FLAG_NULL) != 0;
@@ -140,4 +169,41 @@ HcValueDecode(const uint8 *digest, const char *buf, Size len, HcValue *value)
 	value->compute_us = get_u32(buf + 24);
 	value->ttl_ms = get_u32(buf + 28);
 	return true;
+}
+
+/*
+ * The HMAC key: SHA-256 of housing_cache.value_secret when it is set,
+ * otherwise the random key drawn when shared memory was created (answers
+ * from before a restart are unreachable anyway: the epoch is in every key).
+ */
+void
+HcValueKey(const uint8 **key, int *len)
+{
+	static char *derived_from = NULL;
+	static uint8 derived[HC_DIGEST_LEN * 2];
+
+	if (hc_value_secret == NULL || hc_value_secret[0] == '\0')
+	{
+		*key = hc_shared->value_key;
+		*len = sizeof(hc_shared->value_key);
+		return;
+	}
+	if (derived_from == NULL || strcmp(derived_from, hc_value_secret) != 0)
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) hc_value_secret, strlen(hc_value_secret)) < 0 ||
+			pg_cryptohash_final(ctx, derived, sizeof(derived)) < 0)
+		{
+			pg_cryptohash_free(ctx);
+			elog(ERROR, "could not derive the HMAC key");
+		}
+		pg_cryptohash_free(ctx);
+		if (derived_from)
+			pfree(derived_from);
+		derived_from = MemoryContextStrdup(TopMemoryContext, hc_value_secret);
+	}
+	*key = derived;
+	*len = sizeof(derived);
 }
