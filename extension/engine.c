@@ -108,6 +108,8 @@ static bool warned_not_preloaded = false;
 /* entity tags the next cached call may answer with "not modified" */
 static char *if_none_match = NULL;
 
+static void hc_engine_xact_callback(XactEvent event, void *arg);
+
 /*
  * Relcache callback: any change to housing_cache.queries (or a reset of the
  * whole relcache) drops every cached definition.  Plans are freed lazily, on
@@ -134,6 +136,7 @@ void
 HcEngineInit(void)
 {
 	CacheRegisterRelcacheCallback(hc_relcache_callback, (Datum) 0);
+	RegisterXactCallback(hc_engine_xact_callback, NULL);
 	memset(&hc_last_lookup, 0, sizeof(hc_last_lookup));
 }
 
@@ -828,6 +831,29 @@ hc_ttl_remaining(const HcValue *v)
 	return (int32) Max(left_us / 1000000, 0);
 }
 
+static void
+hc_clear_if_none_match(void)
+{
+	if (if_none_match)
+	{
+		pfree(if_none_match);
+		if_none_match = NULL;
+	}
+}
+
+/*
+ * A conditional set for the next call never outlives its transaction, even
+ * if that call never happened (it failed its argument checks, or was a
+ * STRICT function called with NULL).
+ */
+static void
+hc_engine_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		hc_clear_if_none_match();
+}
+
 /*
  * Does the If-None-Match list (set by housing_cache.if_none_match()) name
  * the entity tag of this key?  Entity tags are the key's hex digits in
@@ -835,10 +861,10 @@ hc_ttl_remaining(const HcValue *v)
  * If-None-Match.
  */
 static bool
-hc_etag_matches(const char *key)
+hc_etag_matches(const char *list, const char *key)
 {
 	const char *hex = key + strlen(key) - 2 * HC_DIGEST_LEN;
-	const char *p = if_none_match;
+	const char *p = list;
 
 	while (p && *p)
 	{
@@ -864,18 +890,14 @@ hc_etag_matches(const char *key)
  * housing_cache.if_none_match(etags text) RETURNS void
  *
  * The value of an HTTP If-None-Match header, for the next cached call of
- * this session only: if the answer it would serve has one of these entity
+ * this transaction only: if the answer it would serve has one of these entity
  * tags, it fetches nothing, returns NULL, and last_lookup() reports tier
  * 'not_modified'.  NULL clears it.
  */
 Datum
 housing_cache_if_none_match(PG_FUNCTION_ARGS)
 {
-	if (if_none_match)
-	{
-		pfree(if_none_match);
-		if_none_match = NULL;
-	}
+	hc_clear_if_none_match();
 	if (!PG_ARGISNULL(0))
 	{
 		text	   *t = PG_GETARG_TEXT_PP(0);
@@ -961,8 +983,9 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	char	   *conditional;
 
 	INSTR_TIME_SET_CURRENT(start);
-	conditional = if_none_match;
-	if_none_match = NULL;		/* for this call only */
+	/* for this call only; the copy lives in the call's memory context */
+	conditional = if_none_match ? pstrdup(if_none_match) : NULL;
+	hc_clear_if_none_match();
 	def = hc_get_query(name);
 	if (nargs != def->nparams)
 		ereport(ERROR,
@@ -1008,21 +1031,15 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	 * The key covers the generations of every tag, none in flight: if the
 	 * client holds the answer of this key, it holds the current answer.
 	 */
-	if (conditional != NULL)
+	if (conditional != NULL && hc_etag_matches(conditional, key))
 	{
-		bool		match;
+		/* the answer's own expiry is unknown without fetching it: assume the shortest */
+		int			ttl = def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl;
 
-		if_none_match = conditional;
-		match = hc_etag_matches(key);
-		if_none_match = NULL;
-		pfree(conditional);
-		if (match)
-		{
-			hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start,
-					  def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl);
-			*isnull = true;
-			return (Datum) 0;
-		}
+		hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start,
+				  ttl - ttl * hc_ttl_jitter_pct / 100);
+		*isnull = true;
+		return (Datum) 0;
 	}
 
 	deadline = GetCurrentTimestamp() + (int64) hc_fill_wait_ms * 1000;
