@@ -887,6 +887,20 @@ hc_etag_matches(const char *list, const char *key)
 }
 
 /*
+ * The conditional set for the next call, taken by that call's entry point
+ * before anything else (so that a call failing its argument checks consumes
+ * it too).  A copy in the call's memory context, or NULL.
+ */
+char *
+HcTakeIfNoneMatch(void)
+{
+	char	   *taken = if_none_match ? pstrdup(if_none_match) : NULL;
+
+	hc_clear_if_none_match();
+	return taken;
+}
+
+/*
  * housing_cache.if_none_match(etags text) RETURNS void
  *
  * The value of an HTTP If-None-Match header, for the next cached call of
@@ -960,7 +974,8 @@ hc_wants_refresh(const HcValue *v, TimestampTz now, bool *expired)
  * that claims it, while the others keep serving it.
  */
 Datum
-HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
+HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
+		const char *conditional, bool *isnull)
 {
 	instr_time	start;
 	HcQueryDef *def;
@@ -980,12 +995,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	TimestampTz deadline;
 	int			flight = -1;
 	bool		in_l1;
-	char	   *conditional;
 
 	INSTR_TIME_SET_CURRENT(start);
-	/* for this call only; the copy lives in the call's memory context */
-	conditional = if_none_match ? pstrdup(if_none_match) : NULL;
-	hc_clear_if_none_match();
 	def = hc_get_query(name);
 	if (nargs != def->nparams)
 		ereport(ERROR,
@@ -1033,11 +1044,14 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls, bool *isnull)
 	 */
 	if (conditional != NULL && hc_etag_matches(conditional, key))
 	{
-		/* the answer's own expiry is unknown without fetching it: assume the shortest */
 		int			ttl = def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl;
 
-		hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start,
-				  ttl - ttl * hc_ttl_jitter_pct / 100);
+		/* the answer's expiry, if L1 has it; else the shortest it can be */
+		if (HcL1Peek(digest, &value))
+			ttl = hc_ttl_remaining(&value);
+		else
+			ttl -= ttl * hc_ttl_jitter_pct / 100;
+		hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start, ttl);
 		*isnull = true;
 		return (Datum) 0;
 	}
@@ -1162,6 +1176,7 @@ housing_cache_fetch(PG_FUNCTION_ARGS)
 	bool		nulls[HC_MAX_PARAMS];
 	bool		isnull;
 	Datum		result;
+	char	   *conditional = HcTakeIfNoneMatch();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1206,7 +1221,7 @@ housing_cache_fetch(PG_FUNCTION_ARGS)
 		}
 	}
 
-	result = HcFetch(name, n, values, nulls, &isnull);
+	result = HcFetch(name, n, values, nulls, conditional, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);

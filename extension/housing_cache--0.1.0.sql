@@ -813,14 +813,14 @@ COMMENT ON FUNCTION housing_cache.search_listings(text, bigint, bigint, int, tex
 CREATE FUNCTION housing_cache.get_listing(listing_id bigint)
 RETURNS json
 AS 'MODULE_PATHNAME', 'housing_cache_get_listing'
-LANGUAGE C STRICT VOLATILE;
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION housing_cache.get_listing(bigint) IS
     'Every column of one listing as JSON; NULL when there is no such listing';
 
 CREATE FUNCTION housing_cache.city_stats(city text)
 RETURNS json
 AS 'MODULE_PATHNAME', 'housing_cache_city_stats'
-LANGUAGE C STRICT VOLATILE;
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION housing_cache.city_stats(text) IS
     'Active listing count, average and median price, and count and median price by bedrooms, for one city, as JSON';
 

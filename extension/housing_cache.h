@@ -198,6 +198,7 @@ extern Size HcL1ShmemSize(void);
 extern int	HcL1LockCount(void);
 extern void HcL1ShmemInit(char *base, bool found, LWLockPadded *locks);
 extern bool HcL1Get(const uint8 *digest, HcValue *value);
+extern bool HcL1Peek(const uint8 *digest, HcValue *value);
 extern bool HcL1Put(const uint8 *digest, const HcValue *value);
 
 /* ---- single-flight (singleflight.c) ---- */
@@ -244,7 +245,8 @@ typedef struct HcLastLookup
 extern HcLastLookup hc_last_lookup;
 
 extern void HcEngineInit(void);
+extern char *HcTakeIfNoneMatch(void);
 extern Datum HcFetch(const char *name, int nargs, Datum *values,
-					 bool *nulls, bool *isnull);
+					 bool *nulls, const char *conditional, bool *isnull);
 
 #endif							/* HOUSING_CACHE_H */

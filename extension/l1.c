@@ -230,6 +230,35 @@ HcL1Get(const uint8 *digest, HcValue *value)
 	return true;
 }
 
+/*
+ * Look an answer up without copying it: its metadata only.
+ */
+bool
+HcL1Peek(const uint8 *digest, HcValue *value)
+{
+	HcL1Partition *p;
+	int32		e;
+
+	if (hc_l1_size_mb <= 0 || l1_parts[0] == NULL)
+		return false;
+	p = partition_of(digest);
+	LWLockAcquire(p->lock, LW_SHARED);
+	e = find_entry(p, digest);
+	if (e >= 0)
+	{
+		HcL1Entry  *entry = &ENTRIES(p)[e];
+
+		value->isnull = entry->isnull;
+		value->len = entry->len;
+		value->data = NULL;
+		value->created_at = entry->created_at;
+		value->compute_us = entry->compute_us;
+		value->ttl_ms = entry->ttl_ms;
+	}
+	LWLockRelease(p->lock);
+	return e >= 0;
+}
+
 /* unlink entry e from its bucket and return it and its chunks to the pools */
 static void
 free_entry(HcL1Partition *p, int32 e)

@@ -63,6 +63,7 @@ housing_cache_search_listings(PG_FUNCTION_ARGS)
 	int32		page_size = PG_ARGISNULL(6) ? 20 : PG_GETARG_INT32(6);
 	bool		isnull;
 	Datum		result;
+	char	   *conditional = HcTakeIfNoneMatch();
 
 	if (!PG_ARGISNULL(0))
 		check_city(PG_GETARG_TEXT_PP(0));
@@ -102,42 +103,52 @@ housing_cache_search_listings(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(page_size);
 	nulls[5] = false;
 
-	result = HcFetch(query, 6, values, nulls, &isnull);
+	result = HcFetch(query, 6, values, nulls, conditional, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
 }
 
 /*
- * housing_cache.get_listing(listing_id bigint) RETURNS json; NULL if absent.
+ * housing_cache.get_listing(listing_id bigint) RETURNS json; NULL if absent
+ * or if listing_id is NULL.  (Not STRICT, so that a NULL call still consumes
+ * a pending if_none_match().)
  */
 Datum
 housing_cache_get_listing(PG_FUNCTION_ARGS)
 {
-	Datum		values[1] = {PG_GETARG_DATUM(0)};
+	Datum		values[1];
 	bool		nulls[1] = {false};
 	bool		isnull;
 	Datum		result;
+	char	   *conditional = HcTakeIfNoneMatch();
 
-	result = HcFetch("housing.listing", 1, values, nulls, &isnull);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	values[0] = PG_GETARG_DATUM(0);
+	result = HcFetch("housing.listing", 1, values, nulls, conditional, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
 }
 
 /*
- * housing_cache.city_stats(city text) RETURNS json
+ * housing_cache.city_stats(city text) RETURNS json; NULL if city is NULL.
  */
 Datum
 housing_cache_city_stats(PG_FUNCTION_ARGS)
 {
-	Datum		values[1] = {PG_GETARG_DATUM(0)};
+	Datum		values[1];
 	bool		nulls[1] = {false};
 	bool		isnull;
 	Datum		result;
+	char	   *conditional = HcTakeIfNoneMatch();
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	values[0] = PG_GETARG_DATUM(0);
 	check_city(PG_GETARG_TEXT_PP(0));
-	result = HcFetch("housing.city_stats", 1, values, nulls, &isnull);
+	result = HcFetch("housing.city_stats", 1, values, nulls, conditional, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);

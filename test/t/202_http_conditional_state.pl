@@ -2,7 +2,7 @@
 # only.  PostgREST reuses sessions for many clients' requests, so what one
 # request set must never reach another's call.  The api functions always set
 # it (NULL when the request has no If-None-Match); these tests are about the
-# other callers of the same session.  Known problems are marked TODO.
+# other callers of the same session.
 use strict;
 use warnings;
 
@@ -24,19 +24,29 @@ SELECT etag || '|' || ttl_remaining_s FROM housing_cache.last_lookup();
 }) =~ s/^t\n//r;
 like($etag, qr/^"[0-9a-f]{32}"$/, 'a search has an entity tag');
 
-# Its own call: not modified.
+# Its own call, in the same transaction: not modified.
 is($node->safe_psql('postgres', qq{
+BEGIN;
 SELECT housing_cache.if_none_match('$etag');
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
 SELECT tier FROM housing_cache.last_lookup();
+COMMIT;
 }), "\nt\nnot_modified", 'if_none_match then the call: NULL, not_modified');
 
 # Consumed by that call: the next one answers.
 is($node->safe_psql('postgres', qq{
+BEGIN;
 SELECT housing_cache.if_none_match('$etag');
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
+COMMIT;
 }), "\nt\nf", 'a second call is not conditional');
+
+# It does not outlive its transaction.
+is($node->safe_psql('postgres', qq{
+SELECT housing_cache.if_none_match('$etag');
+SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
+}), "\nf", 'a call in the next transaction is not conditional');
 
 my ($rc, $out, $err) = $node->psql('postgres', qq{
 SELECT housing_cache.if_none_match('$etag');
@@ -45,32 +55,31 @@ SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
 }, on_error_stop => 0);
 like($err, qr/page must be between/, 'the failed call failed');
 
-TODO:
+# The call that failed its argument checks consumed it; so does a call with
+# a NULL argument.
 {
-	local $TODO = 'if_none_match() survives a call that fails its argument checks '
-	  . '(listings.c raises before HcFetch consumes it) and a STRICT call with a NULL argument';
-
 	is($out, "\nf", 'after a failed call, the next call (next transaction) answers');
 
 	is($node->safe_psql('postgres', qq{
+BEGIN;
 SELECT housing_cache.if_none_match('$etag');
 SELECT housing_cache.get_listing(NULL);
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
-}), "\n\nf", 'after a STRICT call skipped for NULL, the next call answers');
+COMMIT;
+}), "\n\nf", 'after a call with a NULL argument, the next call answers');
 }
 
-TODO:
+# A not-modified answer reports what is left of the cached answer's TTL.
 {
-	local $TODO = 'a not_modified answer reports the whole TTL of the query, '
-	  . 'not what is left of the cached answer';
-
 	sleep 2;
 	my ($hit, $hit_left, $set, $nm, $nm_left) = split /\n/, $node->safe_psql('postgres', qq{
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
 SELECT ttl_remaining_s FROM housing_cache.last_lookup();
+BEGIN;
 SELECT housing_cache.if_none_match('$etag');
 SELECT housing_cache.search_listings('Boston', page_size => 2) IS NULL;
 SELECT ttl_remaining_s FROM housing_cache.last_lookup();
+COMMIT;
 }), -1;
 	ok(abs($nm_left - $hit_left) <= 1,
 		"ttl_remaining_s of not_modified ($nm_left) is what a hit reports ($hit_left)");
