@@ -106,31 +106,66 @@ SELECT housing_cache.fetch('');
 SELECT housing_cache.fetch(NULL);
 SELECT housing_cache.fetch(repeat('q', 64));
 SELECT housing_cache.fetch(repeat('q', 1000000));
--- wrong number of parameters
-SELECT housing_cache.fetch('housing.listing');
-SELECT housing_cache.fetch('housing.listing', '1', '2');
-SELECT housing_cache.fetch('housing.city_stats', VARIADIC '{}'::text[]);
-SELECT housing_cache.fetch('housing.search_newest', 'Boston');
-SELECT housing_cache.fetch('housing.listing', VARIADIC NULL::text[]);
-SELECT housing_cache.fetch('housing.listing', VARIADIC '{{1},{2}}'::text[]);
--- parameters that are not valid input for their type
+-- the built-in queries are refused whatever their parameters
+SELECT housing_cache.fetch('housing.listing', '1');
 SELECT housing_cache.fetch('housing.listing', 'abc');
-SELECT housing_cache.fetch('housing.listing', '');
-SELECT housing_cache.fetch('housing.listing', '1.5');
-SELECT housing_cache.fetch('housing.listing', '99999999999999999999');
-SELECT housing_cache.fetch('housing.search_newest', NULL, 'cheap', NULL, NULL, '1', '20');
-SELECT housing_cache.fetch('housing.search_newest', NULL, NULL, NULL, NULL, '1', 'twenty');
+SELECT housing_cache.fetch('housing.search_newest', 'Boston');
+-- the parameters of a query of one's own: a bigint key, and a page of a
+-- search with text, bigint and integer parameters
+CREATE TABLE public.bad_items (
+    id    bigint  PRIMARY KEY,
+    kind  text    NOT NULL,
+    qty   bigint  NOT NULL
+);
+INSERT INTO public.bad_items
+SELECT i, (ARRAY['a', 'b'])[1 + i % 2], 10 * i FROM generate_series(1, 5) AS g(i);
+SELECT housing_cache.watch_table('public.bad_items', 'kind');
+SELECT housing_cache.register_query('bad_input.item',
+    $$SELECT row_to_json(b) FROM public.bad_items b WHERE b.id = $1$$,
+    '{bigint}', '{public.bad_items/id=$1}');
+SELECT housing_cache.register_query('bad_input.page',
+    $$SELECT json_build_object(
+        'total', (SELECT count(*) FROM public.bad_items
+                   WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR qty >= $2)),
+        'page', $3,
+        'ids', (SELECT json_agg(id ORDER BY id)
+                  FROM (SELECT id FROM public.bad_items
+                         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR qty >= $2)
+                         ORDER BY id LIMIT $4 OFFSET ($3 - 1) * $4) i))$$,
+    '{text,bigint,integer,integer}', '{public.bad_items/kind=$1}');
+SELECT housing_cache.fetch('bad_input.page', 'a', '20', '1', '10');
+-- wrong number of parameters
+SELECT housing_cache.fetch('bad_input.item');
+SELECT housing_cache.fetch('bad_input.item', '1', '2');
+SELECT housing_cache.fetch('bad_input.item', VARIADIC '{}'::text[]);
+SELECT housing_cache.fetch('bad_input.page', 'a');
+SELECT housing_cache.fetch('bad_input.item', VARIADIC NULL::text[]);
+SELECT housing_cache.fetch('bad_input.item', VARIADIC '{{1},{2}}'::text[]);
+-- parameters that are not valid input for their type
+SELECT housing_cache.fetch('bad_input.item', 'abc');
+SELECT housing_cache.fetch('bad_input.item', '');
+SELECT housing_cache.fetch('bad_input.item', '1.5');
+SELECT housing_cache.fetch('bad_input.item', '99999999999999999999');
+SELECT housing_cache.fetch('bad_input.page', NULL, 'cheap', '1', '10');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '1', 'ten');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '2147483648', '10');
 -- valid parameters as text, with spaces and leading zeros
-SELECT housing_cache.fetch('housing.listing', ' 0003 ') ->> 'id' AS id;
-SELECT housing_cache.fetch('housing.listing', '-1') IS NULL AS absent;
-SELECT housing_cache.fetch('housing.listing', NULL) IS NULL AS absent;
--- values the listing functions refuse fail cleanly in the query itself
--- (without the query's text as context)
+SELECT housing_cache.fetch('bad_input.item', ' 0003 ') ->> 'id' AS id;
+SELECT housing_cache.fetch('bad_input.item', '-1') IS NULL AS absent;
+SELECT housing_cache.fetch('bad_input.item', NULL) IS NULL AS absent;
+SELECT housing_cache.fetch('bad_input.page', NULL, ' +020 ', '1', '10');
+-- values the query itself refuses fail cleanly (without the query's text
+-- as context): page 0, a negative page size, a page past the integers
 \set SHOW_CONTEXT never
-SELECT housing_cache.fetch('housing.search_newest', NULL, NULL, NULL, NULL, '0', '20');
-SELECT housing_cache.fetch('housing.search_newest', NULL, NULL, NULL, NULL, '1', '-1');
-SELECT housing_cache.fetch('housing.search_newest', NULL, NULL, NULL, NULL, '2147483647', '100');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '0', '10');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '-1', '10');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '1', '-1');
+SELECT housing_cache.fetch('bad_input.page', NULL, NULL, '2147483647', '100');
 \set SHOW_CONTEXT errors
+SELECT housing_cache.unregister_query('bad_input.item');
+SELECT housing_cache.unregister_query('bad_input.page');
+SELECT housing_cache.unwatch_table('public.bad_items');
+DROP TABLE public.bad_items;
 
 --
 -- register_query with bad arguments

@@ -129,6 +129,11 @@ SET housing_cache.enabled = 'maybe';
 --
 -- an ordinary role
 --
+-- (a query of the superuser's, for the role to fetch)
+SELECT housing_cache.register_query('guc.city_count',
+    $$SELECT json_build_object('city', $1, 'listings', count(*))
+        FROM housing.listings WHERE city = $1$$,
+    '{text}', '{housing.listings/city=$1}');
 CREATE ROLE regress_hc_reader;
 SET ROLE regress_hc_reader;
 SELECT current_user;
@@ -149,7 +154,8 @@ SHOW housing_cache.enabled;
 -- reading is for everyone
 SELECT item_ids(housing_cache.search_listings('Denver')) AS denver;
 SELECT housing_cache.city_stats('Denver') -> 'active_count' AS denver;
-SELECT housing_cache.fetch('housing.listing', '3') ->> 'title' AS title;
+SELECT housing_cache.fetch('guc.city_count', 'Denver');
+SELECT housing_cache.fetch('housing.listing', '3');
 SELECT count(*) AS stats_rows FROM housing_cache.stats;
 SELECT name FROM housing_cache.queries ORDER BY name;
 -- changing what is cached is not
@@ -184,3 +190,4 @@ SHOW housing_cache.redis_password;
 RESET housing_cache.redis_password;
 SHOW housing_cache.redis_password;
 DROP ROLE regress_hc_reader;
+SELECT housing_cache.unregister_query('guc.city_count');
