@@ -35,6 +35,8 @@
 #include "nodes/nodeFuncs.h"
 #include "pgtime.h"
 #include "utils/bytea.h"
+#include "utils/guc.h"
+#include "utils/pg_locale.h"
 #include "utils/float.h"
 #include "utils/syscache.h"
 #include "catalog/pg_type.h"
@@ -299,22 +301,32 @@ hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtype
 /* ---------- the environment a query runs in ---------- */
 
 /*
- * Registered queries are parsed, planned and run with search_path set to
- * pg_catalog alone, whoever calls them: an answer shared by every session must
- * not depend on one session's search_path (a caller could otherwise shadow a
- * function and poison the cache for everyone).  Queries schema-qualify
- * everything outside pg_catalog.
+ * Registered queries are parsed, planned and run -- and the catalog of
+ * queries is read -- with search_path set to pg_catalog alone, whoever calls
+ * them: an answer shared by every session must not depend on one session's
+ * search_path (a caller could otherwise shadow a function or an operator and
+ * poison the cache for everyone).  Queries schema-qualify everything outside
+ * pg_catalog.
+ *
+ * It is set as a GUC at a new nesting level, as fmgr does for a function's
+ * SET clause, so that functions the query calls keep their own SET
+ * search_path; an error unwinds it with the transaction.
  */
-static void
-hc_push_search_path(void)
+static int
+hc_pin_search_path(void)
 {
-	OverrideSearchPath path;
+	int			nestlevel = NewGUCNestLevel();
 
-	path.schemas = list_make1_oid(PG_CATALOG_NAMESPACE);
-	path.addCatalog = false;
-	path.addTemp = false;
-	path.generation = 0;
-	PushOverrideSearchPath(&path);
+	(void) set_config_option("search_path", "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void
+hc_unpin_search_path(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
 }
 
 static bool
@@ -353,7 +365,7 @@ hc_collect_funcs_walker(Node *node, void *context)
 
 /*
  * Session settings that change the text of an answer (how timestamps,
- * intervals, floats and bytea print): they are part of the key, so a session
+ * intervals, floats, bytea, money and localized dates print): they are part of the key, so a session
  * in another time zone never gets an answer printed for UTC.
  */
 static void
@@ -369,6 +381,9 @@ hc_key_add_output_settings(StringInfo buf)
 	settings[4] = bytea_output;
 	HcKeyAdd(buf, settings, sizeof(settings));
 	HcKeyAdd(buf, tz, tz ? strlen(tz) : 0);
+	HcKeyAdd(buf, locale_monetary, strlen(locale_monetary));
+	HcKeyAdd(buf, locale_numeric, strlen(locale_numeric));
+	HcKeyAdd(buf, locale_time, strlen(locale_time));
 }
 
 /* ---------- definitions ---------- */
@@ -539,9 +554,7 @@ hc_load_definition(HcQueryDef *def)
 						 def->vary_by_role, def->digest);
 	MemoryContextSwitchTo(old);
 
-	hc_push_search_path();
 	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
-	PopOverrideSearchPath();
 	if (def->plan == NULL)
 		elog(ERROR, "could not prepare query \"%s\": %s", def->name,
 			 SPI_result_code_string(SPI_result));
@@ -625,10 +638,13 @@ hc_get_query(const char *name)
 	PG_TRY();
 	{
 		bool		exists;
+		int			nestlevel;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		nestlevel = hc_pin_search_path();
 		exists = hc_load_definition(def);
+		hc_unpin_search_path(nestlevel);
 		SPI_finish();
 		if (!exists)
 			ereport(ERROR,
@@ -766,15 +782,16 @@ hc_run_query(HcQueryDef *def, Datum *values, bool *nulls, bool *isnull, uint32 *
 	char		nullflags[HC_MAX_PARAMS];
 	int			ret;
 	char	   *result = NULL;
+	int			nestlevel;
 
 	for (int i = 0; i < def->nparams; i++)
 		nullflags[i] = nulls[i] ? 'n' : ' ';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	hc_push_search_path();
+	nestlevel = hc_pin_search_path();
 	ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
-	PopOverrideSearchPath();
+	hc_unpin_search_path(nestlevel);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "cached query \"%s\" failed: %s", def->name, SPI_result_code_string(ret));
 	HcStatInc(HC_STAT_DB_EXECUTIONS);
@@ -1247,6 +1264,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	int			ret;
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, REGTYPEARRAYOID, TEXTARRAYOID, INT4OID, BOOLOID};
+	int			nestlevel;
 	Datum		args[6];
 	char		argnulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
@@ -1293,6 +1311,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	nestlevel = hc_pin_search_path();
 
 	for (int i = 0; i < ntags; i++)
 	{
@@ -1308,9 +1327,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 		tag_relids[i] = hc_check_template(tag, &tt, types);
 	}
 
-	hc_push_search_path();
 	plan = SPI_prepare(sql, nparams, types);
-	PopOverrideSearchPath();
 	if (plan == NULL)
 		elog(ERROR, "could not prepare query \"%s\": %s", name, SPI_result_code_string(SPI_result));
 	ps = hc_check_plan(plan, name);
@@ -1359,6 +1376,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot replace built-in query \"%s\"", name)));
+	hc_unpin_search_path(nestlevel);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -366,15 +366,20 @@ REVOKE ALL ON FUNCTION housing_cache.invalidate(text) FROM PUBLIC;
 -- table below it: partitions get the parent's row trigger as a clone, but
 -- TRUNCATE triggers are per table; inheritance children get both.  The
 -- triggers fire ALWAYS, so that rows applied by logical replication
--- (session_replication_role = replica) invalidate too.
-CREATE FUNCTION housing_cache.attach_triggers(tbl regclass, tag text, part_col name, key_col name)
+-- (session_replication_role = replica) invalidate too.  With replace false
+-- (after DDL), only missing triggers are created: a trigger an administrator
+-- disabled stays disabled.
+CREATE FUNCTION housing_cache.attach_triggers(tbl regclass, tag text, part_col name, key_col name,
+                                              replace boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r        record;
-    args     text := format('%L, %L, %L', tag, coalesce(part_col, ''), coalesce(key_col, ''));
+    r            record;
+    args         text := format('%L, %L, %L', tag, coalesce(part_col, ''), coalesce(key_col, ''));
+    has_row      boolean;
+    has_truncate boolean;
 BEGIN
     -- the DDL below must not re-enter housing_cache.on_ddl_command_end()
     PERFORM set_config('housing_cache_internal.attaching', 'on', true);
@@ -387,36 +392,44 @@ BEGIN
           FROM tree t JOIN pg_class c ON c.oid = t.relid
          WHERE c.relkind IN ('r', 'p')
     LOOP
+        has_row := EXISTS (SELECT 1 FROM pg_trigger
+                            WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate');
+        has_truncate := EXISTS (SELECT 1 FROM pg_trigger
+                                 WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate_truncate');
+        -- a partition's row trigger is the clone of its parent's
         IF r.is_root OR NOT r.relispartition THEN
-            IF EXISTS (SELECT 1 FROM pg_trigger
-                        WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate') THEN
+            IF has_row AND replace THEN
                 EXECUTE format('DROP TRIGGER housing_cache_invalidate ON %s', r.rel);
+                has_row := false;
             END IF;
-            EXECUTE format('CREATE TRIGGER housing_cache_invalidate '
-                           'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
-                           'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
-                           r.rel, args);
-        END IF;
-        IF EXISTS (SELECT 1 FROM pg_trigger
-                    WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate') THEN
+            IF NOT has_row THEN
+                EXECUTE format('CREATE TRIGGER housing_cache_invalidate '
+                               'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                               'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
+                               r.rel, args);
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate', r.rel);
+            END IF;
+        ELSIF has_row AND replace THEN
             EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate', r.rel);
         END IF;
-        IF EXISTS (SELECT 1 FROM pg_trigger
-                    WHERE tgrelid = r.rel AND tgname = 'housing_cache_invalidate_truncate') THEN
+        IF has_truncate AND replace THEN
             EXECUTE format('DROP TRIGGER housing_cache_invalidate_truncate ON %s', r.rel);
+            has_truncate := false;
         END IF;
-        EXECUTE format('CREATE TRIGGER housing_cache_invalidate_truncate '
-                       'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
-                       r.rel, args);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate_truncate', r.rel);
+        IF NOT has_truncate THEN
+            EXECUTE format('CREATE TRIGGER housing_cache_invalidate_truncate '
+                           'AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+                           'EXECUTE FUNCTION housing_cache.invalidation_trigger(%s)',
+                           r.rel, args);
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER housing_cache_invalidate_truncate', r.rel);
+        END IF;
     END LOOP;
     PERFORM set_config('housing_cache_internal.attaching', 'off', true);
 END
 $$;
-COMMENT ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name) IS
+COMMENT ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name, boolean) IS
     'Internal: (re)attach the invalidation triggers of a watched table to it and its partitions and inheritance children';
-REVOKE ALL ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION housing_cache.attach_triggers(regclass, text, name, name, boolean) FROM PUBLIC;
 
 -- The registered queries whose tags name a table tag.
 CREATE FUNCTION housing_cache.queries_using(tag text)
@@ -551,6 +564,7 @@ REVOKE ALL ON FUNCTION housing_cache.unwatch_table(regclass) FROM PUBLIC;
 CREATE FUNCTION housing_cache.on_ddl_command_end()
 RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -560,45 +574,79 @@ BEGIN
         RETURN;
     END IF;
     FOR w IN
-        WITH RECURSIVE anc(relid) AS (
+        WITH RECURSIVE cmd(relid) AS (
             SELECT objid FROM pg_event_trigger_ddl_commands()
-             WHERE classid = 'pg_catalog.pg_class'::regclass
+             WHERE classid = 'pg_catalog.pg_class'::regclass),
+        anc(relid) AS (
+            SELECT relid FROM cmd
             UNION
-            SELECT i.inhparent FROM pg_inherits i JOIN anc a ON i.inhrelid = a.relid)
+            SELECT i.inhparent FROM pg_inherits i JOIN anc a ON i.inhrelid = a.relid),
+        -- a table that just left its parent (NO INHERIT, DETACH) still
+        -- carries the parent's tag in its triggers
+        tagged(tag) AS (
+            SELECT split_part(encode(t.tgargs, 'escape'), '\000', 1)
+              FROM pg_trigger t JOIN cmd ON t.tgrelid = cmd.relid
+             WHERE t.tgname = 'housing_cache_invalidate_truncate')
         SELECT DISTINCT wt.relid, wt.table_tag, wt.partition_by, wt.key_column
-          FROM housing_cache.watched_tables wt JOIN anc ON wt.relid::oid = anc.relid
+          FROM housing_cache.watched_tables wt
+         WHERE wt.relid::oid IN (SELECT relid FROM anc)
+            OR wt.table_tag IN (SELECT tag FROM tagged)
     LOOP
-        PERFORM housing_cache.attach_triggers(w.relid, w.table_tag, w.partition_by, w.key_column);
+        PERFORM housing_cache.attach_triggers(w.relid, w.table_tag, w.partition_by, w.key_column, false);
         PERFORM housing_cache.invalidate(w.table_tag);
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION housing_cache.on_ddl_command_end() IS
     'Event trigger: DDL on or below a watched table invalidates it and attaches triggers to new partitions and children';
+REVOKE ALL ON FUNCTION housing_cache.on_ddl_command_end() FROM PUBLIC;
 
 -- Dropping a partition or an inheritance child of a watched table removes its
 -- rows without firing a trigger, and by then nothing tells which table it
 -- belonged to: any dropped permanent table invalidates every watched table
--- (dropping tables is rare; invalidating too much is only slower).
+-- (dropping tables is rare; invalidating too much is only slower).  Dropping
+-- a table that registered queries depend on is refused, as unwatch_table()
+-- refuses: a table created again under its name would not be watched.
+-- Event triggers run as whoever ran the DDL: these run as the extension's
+-- owner, so that any table owner's DDL works.
 CREATE FUNCTION housing_cache.on_sql_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    w     record;
+    users text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
                     WHERE classid = 'pg_catalog.pg_class'::regclass
                       AND object_type = 'table' AND NOT is_temporary) THEN
         RETURN;
     END IF;
-    DELETE FROM housing_cache.watched_tables w
+    FOR w IN
+        SELECT wt.table_tag
+          FROM housing_cache.watched_tables wt
+          JOIN pg_event_trigger_dropped_objects() d
+            ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = wt.relid::oid
+    LOOP
+        users := housing_cache.queries_using(w.table_tag);
+        IF users IS NOT NULL THEN
+            RAISE EXCEPTION 'table "%" is used by cached queries: %', w.table_tag, users
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Unregister those queries (housing_cache.unregister_query) before dropping the table.';
+        END IF;
+    END LOOP;
+    -- every watched table, the dropped ones included, before forgetting them
+    PERFORM housing_cache.invalidate(wt.table_tag) FROM housing_cache.watched_tables wt;
+    DELETE FROM housing_cache.watched_tables wt
      USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = w.relid::oid;
-    PERFORM housing_cache.invalidate(w.table_tag) FROM housing_cache.watched_tables w;
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = wt.relid::oid;
 END
 $$;
 COMMENT ON FUNCTION housing_cache.on_sql_drop() IS
-    'Event trigger: a dropped table is forgotten, and every watched table is invalidated';
+    'Event trigger: every watched table is invalidated and dropped ones are forgotten; dropping a table registered queries depend on is refused';
+REVOKE ALL ON FUNCTION housing_cache.on_sql_drop() FROM PUBLIC;
 
 ----------------------------------------------------------------------------
 -- The engine
