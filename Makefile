@@ -31,7 +31,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 # pg_regress runs on its own temporary, preloaded instance; HC_REGRESS_CONF
 # lets the test driver point it at the Redis it started.
 HC_REGRESS_CONF ?= test/regress.conf
-REGRESS = setup listings engine invalidation ddl security keys guc bad_input
+REGRESS = setup listings engine invalidation ddl security keys hardening guc bad_input
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check/regress \
 	--temp-config=$(HC_REGRESS_CONF)
 
@@ -78,3 +78,9 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 # PGXS tracks no header dependencies unless PostgreSQL was configured with
 # --enable-depend; every module includes the one shared header.
 $(OBJS): extension/housing_cache.h
+
+# The development HTTP server, http/hc_http (see http/README.md); `make demo`
+# builds and starts it too.
+.PHONY: http
+http:
+	$(MAKE) -C http
