@@ -1,0 +1,1093 @@
+/*
+ * /api/rpc/<fn>: the request protocol of PostgREST v13.
+ *
+ * Per request, on one pooled connection and in one round trip (libpq
+ * pipeline mode):
+ *
+ *   BEGIN ISOLATION LEVEL READ COMMITTED [READ ONLY]     -- READ ONLY for GET/HEAD
+ *   SELECT set_config('search_path', $1, true), set_config('role', $2, true),
+ *          set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true),
+ *          set_config('request.path', $5, true), set_config('request.headers', $6, true),
+ *          set_config('request.cookies', $7, true)
+ *   SELECT <body>, nullif(current_setting('response.headers', true), ''),
+ *          nullif(current_setting('response.status', true), '')
+ *     FROM "api"."fn"("arg" := $1::type, ...) _hc(v)
+ *   COMMIT                                               -- ROLLBACK after an error
+ *
+ * Every value travels as a parameter; names and types come from the schema
+ * cache (pg_proc), never from the request.
+ */
+#include "server.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#define MAX_ARGS 64
+
+Pool	   *db_pool;
+
+static Schema *schema;
+static pthread_rwlock_t schema_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static double last_reload;
+
+static const char set_config_sql[] =
+"SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
+"set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
+"set_config('request.path', $5, true), set_config('request.headers', $6, true), "
+"set_config('request.cookies', $7, true)";
+
+typedef struct Arg
+{
+	char	   *name;
+	char	   *value;			/* NULL: SQL NULL */
+} Arg;
+
+typedef struct Args
+{
+	Arg			a[MAX_ARGS];
+	int			n;
+} Args;
+
+static void
+args_free(Args *args)
+{
+	for (int i = 0; i < args->n; i++)
+	{
+		free(args->a[i].name);
+		free(args->a[i].value);
+	}
+	args->n = 0;
+}
+
+/* --- schema cache -------------------------------------------------------- */
+
+static Schema *
+load_schema_now(void)
+{
+	PGconn	   *conn;
+	int			slot;
+	Schema	   *s;
+
+	if (pool_checkout(db_pool, cfg.pool_timeout_ms, false, &conn, &slot) != POOL_OK)
+		return NULL;
+	s = schema_load(conn, cfg.schema);
+	pool_release(db_pool, slot, PQstatus(conn) != CONNECTION_OK);
+	return s;
+}
+
+bool
+api_init(void)
+{
+	schema = load_schema_now();
+	return schema != NULL;
+}
+
+void
+api_reload_schema(const char *why)
+{
+	Schema	   *s,
+			   *old;
+
+	pthread_mutex_lock(&reload_lock);
+	last_reload = mono_now();
+	s = load_schema_now();
+	if (s == NULL)
+	{
+		pthread_mutex_unlock(&reload_lock);
+		log_msg("schema cache reload (%s) failed; keeping the old one", why);
+		return;
+	}
+	pthread_rwlock_wrlock(&schema_lock);
+	old = schema;
+	schema = s;
+	pthread_rwlock_unlock(&schema_lock);
+	pthread_mutex_unlock(&reload_lock);
+	schema_free(old);
+	log_msg("schema cache reloaded (%s)", why);
+}
+
+void
+api_shutdown(void)
+{
+	schema_free(schema);
+	schema = NULL;
+}
+
+/* A reload on a lookup miss, at most once every 2 seconds. */
+static bool
+maybe_reload_on_miss(void)
+{
+	bool		go;
+
+	pthread_mutex_lock(&reload_lock);
+	go = mono_now() - last_reload >= 2.0;
+	pthread_mutex_unlock(&reload_lock);
+	if (go)
+		api_reload_schema("unknown function");
+	return go;
+}
+
+/* --- error replies -------------------------------------------------------- */
+
+/* PostgREST's mapping of SQLSTATEs to HTTP statuses (Error.hs, v13). */
+static unsigned
+pg_error_status(const char *st, bool authed)
+{
+	if (st == NULL || strlen(st) != 5)
+		return 500;
+	if (strncmp(st, "08", 2) == 0)
+		return 503;
+	if (strncmp(st, "09", 2) == 0)
+		return 500;
+	if (strncmp(st, "0L", 2) == 0 || strncmp(st, "0P", 2) == 0)
+		return 403;
+	if (strcmp(st, "23503") == 0 || strcmp(st, "23505") == 0)
+		return 409;
+	if (strcmp(st, "25006") == 0)
+		return 405;
+	if (strncmp(st, "25", 2) == 0)
+		return 500;
+	if (strncmp(st, "28", 2) == 0)
+		return 403;
+	if (strncmp(st, "2D", 2) == 0 || strncmp(st, "38", 2) == 0 ||
+		strncmp(st, "39", 2) == 0 || strncmp(st, "3B", 2) == 0 ||
+		strncmp(st, "40", 2) == 0)
+		return 500;
+	if (strcmp(st, "53400") == 0)
+		return 500;
+	if (strncmp(st, "53", 2) == 0)
+		return 503;
+	if (strncmp(st, "54", 2) == 0 || strncmp(st, "55", 2) == 0)
+		return 500;
+	if (strcmp(st, "57P01") == 0)
+		return 503;
+	if (strncmp(st, "57", 2) == 0 || strncmp(st, "58", 2) == 0 ||
+		strncmp(st, "F0", 2) == 0 || strncmp(st, "HV", 2) == 0)
+		return 500;
+	if (strcmp(st, "P0001") == 0)
+		return 400;
+	if (strncmp(st, "P0", 2) == 0 || strncmp(st, "XX", 2) == 0)
+		return 500;
+	if (strcmp(st, "42883") == 0 || strcmp(st, "42P01") == 0)
+		return 404;
+	if (strcmp(st, "42P17") == 0)
+		return 500;
+	if (strcmp(st, "42501") == 0)
+		return authed ? 403 : 401;
+	if (strncmp(st, "PT", 2) == 0)
+	{
+		/* RAISE SQLSTATE 'PT404': the status is in the code */
+		if (isdigit((unsigned char) st[2]) && isdigit((unsigned char) st[3]) &&
+			isdigit((unsigned char) st[4]))
+		{
+			unsigned	s = (unsigned) atoi(st + 2);
+
+			if (s >= 100 && s <= 599)
+				return s;
+		}
+		return 500;
+	}
+	return 400;					/* 22xxx, 42xxx, 23xxx (others), ... */
+}
+
+/* --- request parsing ----------------------------------------------------- */
+
+static bool
+is_reserved_param(const char *k)
+{
+	static const char *const reserved[] = {"select", "order", "limit", "offset",
+	"columns", "on_conflict", "and", "or", "not", NULL};
+
+	for (int i = 0; reserved[i]; i++)
+		if (strcmp(k, reserved[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+args_has(const Args *args, const char *name)
+{
+	for (int i = 0; i < args->n; i++)
+		if (strcmp(args->a[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* ?a=1&b=x: strict percent-decoding, '+' is a space. */
+static bool
+parse_query(const char *q, Args *args, char *err, size_t errlen)
+{
+	const char *p = q;
+
+	while (p && *p)
+	{
+		const char *amp = strchr(p, '&');
+		size_t		seglen = amp ? (size_t) (amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', seglen);
+		char	   *k,
+				   *v;
+		size_t		klen,
+					vlen;
+
+		if (seglen == 0)
+		{
+			p = amp ? amp + 1 : NULL;
+			continue;
+		}
+		if (eq == NULL)
+		{
+			snprintf(err, errlen, "malformed query parameter \"%.*s\": expected name=value",
+					 (int) (seglen > 64 ? 64 : seglen), p);
+			return false;
+		}
+		k = pct_decode(p, (size_t) (eq - p), true, &klen);
+		v = pct_decode(eq + 1, seglen - (size_t) (eq - p) - 1, true, &vlen);
+		if (k == NULL || v == NULL || !valid_utf8(k, klen) || !valid_utf8(v, vlen))
+		{
+			free(k);
+			free(v);
+			snprintf(err, errlen, "malformed percent-encoding or UTF-8 in the query string");
+			return false;
+		}
+		if (klen == 0)
+		{
+			free(k);
+			free(v);
+			snprintf(err, errlen, "empty query parameter name");
+			return false;
+		}
+		if (is_reserved_param(k))
+		{
+			snprintf(err, errlen, "query parameter \"%s\" is not supported on /rpc by this server", k);
+			free(k);
+			free(v);
+			return false;
+		}
+		if (args_has(args, k))
+		{
+			snprintf(err, errlen, "query parameter \"%.64s\" is given more than once", k);
+			free(k);
+			free(v);
+			return false;
+		}
+		if (args->n >= MAX_ARGS)
+		{
+			free(k);
+			free(v);
+			snprintf(err, errlen, "too many query parameters (at most %d)", MAX_ARGS);
+			return false;
+		}
+		args->a[args->n].name = k;
+		args->a[args->n].value = v;
+		args->n++;
+		p = amp ? amp + 1 : NULL;
+	}
+	return true;
+}
+
+/* {"name": value, ...}: strings as their text, numbers and booleans as
+ * written, objects and arrays as JSON text, null as SQL NULL. */
+static bool
+parse_body(const char *body, size_t len, Args *args, char *err, size_t errlen)
+{
+	JsonValue  *root;
+	const char *jerr = NULL;
+	size_t		i = 0;
+
+	while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+		i++;
+	if (i == len)
+		return true;			/* empty body: no arguments */
+	root = json_parse(body, len, &jerr);
+	if (root == NULL)
+	{
+		snprintf(err, errlen, "Empty or invalid json: %s", jerr);
+		return false;
+	}
+	if (root->type != JSON_OBJECT)
+	{
+		json_free(root);
+		snprintf(err, errlen, "the request body must be a JSON object of argument names and values");
+		return false;
+	}
+	for (JsonValue *m = root->child; m; m = m->next)
+	{
+		char	   *value;
+
+		if (memchr(m->key, '\0', m->key_len) != NULL || m->key_len == 0)
+		{
+			json_free(root);
+			snprintf(err, errlen, "invalid argument name in the request body");
+			return false;
+		}
+		if (args_has(args, m->key))
+		{
+			snprintf(err, errlen, "argument \"%.64s\" is given more than once", m->key);
+			json_free(root);
+			return false;
+		}
+		if (args->n >= MAX_ARGS)
+		{
+			json_free(root);
+			snprintf(err, errlen, "too many arguments (at most %d)", MAX_ARGS);
+			return false;
+		}
+		switch (m->type)
+		{
+			case JSON_NULL:
+				value = NULL;
+				break;
+			case JSON_STRING:
+				value = xstrndup(m->str, m->str_len);
+				break;
+			case JSON_TRUE:
+				value = xstrdup("true");
+				break;
+			case JSON_FALSE:
+				value = xstrdup("false");
+				break;
+			default:
+				value = xstrndup(m->raw, m->raw_len);
+				break;
+		}
+		args->a[args->n].name = xstrndup(m->key, m->key_len);
+		args->a[args->n].value = value;
+		args->n++;
+	}
+	json_free(root);
+	return true;
+}
+
+typedef struct HeaderCtx
+{
+	Buf		   *b;
+	bool		first;
+	const char *cookie;
+} HeaderCtx;
+
+static enum MHD_Result
+collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	HeaderCtx  *h = cls;
+	char		lower[256];
+	size_t		n = strlen(key);
+
+	(void) kind;
+	if (n >= sizeof(lower))
+		n = sizeof(lower) - 1;
+	for (size_t i = 0; i < n; i++)
+		lower[i] = (char) tolower((unsigned char) key[i]);
+	lower[n] = '\0';
+	if (strcmp(lower, "authorization") == 0)
+		return MHD_YES;
+	if (strcmp(lower, "cookie") == 0 && h->cookie == NULL)
+		h->cookie = value;
+	if (!h->first)
+		buf_putc(h->b, ',');
+	h->first = false;
+	buf_json_str(h->b, lower, n);
+	buf_putc(h->b, ':');
+	buf_json_cstr(h->b, value ? value : "");
+	return MHD_YES;
+}
+
+/* Cookie: a=1; b=2  ->  {"a":"1","b":"2"} */
+static void
+cookies_json(Buf *b, const char *cookie)
+{
+	const char *p = cookie;
+	bool		first = true;
+
+	buf_putc(b, '{');
+	while (p && *p)
+	{
+		const char *end = strchr(p, ';');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+
+		while (len > 0 && *p == ' ')
+		{
+			p++;
+			len--;
+			if (eq && eq < p)
+				eq = NULL;
+		}
+		if (eq && eq > p)
+		{
+			const char *v = eq + 1;
+			size_t		vlen = len - (size_t) (v - p);
+
+			if (!first)
+				buf_putc(b, ',');
+			first = false;
+			buf_json_str(b, p, (size_t) (eq - p));
+			buf_putc(b, ':');
+			if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+			{
+				v++;
+				vlen -= 2;
+			}
+			buf_json_str(b, v, vlen);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	buf_putc(b, '}');
+}
+
+static void
+quote_ident(Buf *b, const char *s)
+{
+	buf_putc(b, '"');
+	for (; *s; s++)
+	{
+		if (*s == '"')
+			buf_putc(b, '"');
+		buf_putc(b, *s);
+	}
+	buf_putc(b, '"');
+}
+
+/* --- execution ----------------------------------------------------------- */
+
+typedef struct ExecOut
+{
+	bool		ok;
+	char	   *body;			/* NULL: SQL NULL */
+	char	   *resp_headers;
+	char	   *resp_status;
+	/* on error */
+	char	   *sqlstate;
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	bool		broken;			/* the connection is unusable */
+	bool		sent;			/* anything reached the server */
+} ExecOut;
+
+static void
+exec_out_free(ExecOut *o)
+{
+	free(o->body);
+	free(o->resp_headers);
+	free(o->resp_status);
+	free(o->sqlstate);
+	free(o->message);
+	free(o->detail);
+	free(o->hint);
+	memset(o, 0, sizeof(*o));
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void
+record_error(ExecOut *o, const PGresult *r, PGconn *c)
+{
+	const char *msg;
+
+	if (o->sqlstate || o->message)
+		return;					/* keep the first error */
+	o->sqlstate = dup_or_null(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+	msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	if (msg == NULL)
+	{
+		/* a libpq-side error: the connection is gone */
+		const char *e = PQerrorMessage(c);
+
+		o->message = xstrndup(e, strcspn(e, "\n"));
+	}
+	else
+		o->message = xstrdup(msg);
+	o->detail = dup_or_null(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL));
+	o->hint = dup_or_null(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
+}
+
+static void
+exec_pipeline(PGconn *c, bool readonly, const char *const *sc_params,
+			  const char *main_sql, int nparams, const char *const *params, ExecOut *o)
+{
+	const char *begin = readonly
+		? "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+		: "BEGIN ISOLATION LEVEL READ COMMITTED";
+	bool		failed = false;
+
+	memset(o, 0, sizeof(*o));
+	if (PQstatus(c) != CONNECTION_OK || !PQenterPipelineMode(c))
+	{
+		o->broken = true;
+		return;
+	}
+	if (!PQsendQueryParams(c, begin, 0, NULL, NULL, NULL, NULL, 0) ||
+		!PQsendQueryParams(c, set_config_sql, 7, NULL, sc_params, NULL, NULL, 0) ||
+		!PQsendQueryParams(c, main_sql, nparams, NULL, params, NULL, NULL, 0) ||
+		!PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+		!PQpipelineSync(c))
+	{
+		o->broken = true;
+		o->message = xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n"));
+		return;
+	}
+	o->sent = true;
+	for (int step = 0; step < 4; step++)
+	{
+		PGresult   *r = PQgetResult(c);
+
+		if (r == NULL)
+		{
+			o->broken = true;
+			return;
+		}
+		switch (PQresultStatus(r))
+		{
+			case PGRES_COMMAND_OK:
+				break;
+			case PGRES_TUPLES_OK:
+				if (step == 2)
+				{
+					if (PQntuples(r) != 1 || PQnfields(r) != 3)
+					{
+						failed = true;
+						o->sqlstate = xstrdup("XX000");
+						o->message = xstrdup("the function call returned no row");
+						break;
+					}
+					o->body = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+					o->resp_headers = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
+					o->resp_status = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
+				}
+				break;
+			case PGRES_PIPELINE_ABORTED:
+				failed = true;
+				break;
+			default:
+				failed = true;
+				record_error(o, r, c);
+				break;
+		}
+		PQclear(r);
+		/* each query's results end with a NULL */
+		r = PQgetResult(c);
+		if (r != NULL)
+		{
+			PQclear(r);
+			o->broken = true;
+			return;
+		}
+		if (PQstatus(c) != CONNECTION_OK)
+		{
+			o->broken = true;
+			return;
+		}
+	}
+	{
+		PGresult   *r = PQgetResult(c);
+
+		if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+		{
+			PQclear(r);
+			o->broken = true;
+			return;
+		}
+		PQclear(r);
+	}
+	if (!PQexitPipelineMode(c))
+	{
+		o->broken = true;
+		return;
+	}
+	if (PQtransactionStatus(c) != PQTRANS_IDLE)
+	{
+		PGresult   *r = PQexec(c, "ROLLBACK");
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			o->broken = true;
+		PQclear(r);
+	}
+	o->ok = !failed && o->message == NULL && o->sqlstate == NULL;
+	if (!o->ok && o->message == NULL)
+	{
+		o->sqlstate = xstrdup("XX000");
+		o->message = xstrdup("the transaction failed");
+	}
+}
+
+/* --- response ------------------------------------------------------------ */
+
+static bool
+header_forbidden(const char *name)
+{
+	return strcasecmp(name, "Content-Length") == 0 ||
+		strcasecmp(name, "Transfer-Encoding") == 0 ||
+		strcasecmp(name, "Connection") == 0;
+}
+
+/*
+ * response.headers: a JSON array of one-key objects ([{"ETag": "..."}]);
+ * false (nothing added) if it is anything else.
+ */
+static bool
+apply_response_headers(struct MHD_Response *resp, const char *json, bool *has_ctype)
+{
+	const char *err;
+	JsonValue  *root = json_parse(json, strlen(json), &err);
+	bool		ok = true;
+
+	if (root == NULL || root->type != JSON_ARRAY)
+	{
+		json_free(root);
+		return false;
+	}
+	for (JsonValue *e = root->child; e && ok; e = e->next)
+	{
+		if (e->type != JSON_OBJECT)
+		{
+			ok = false;
+			break;
+		}
+		for (JsonValue *m = e->child; m; m = m->next)
+		{
+			if (m->type != JSON_STRING || m->key_len == 0 ||
+				strlen(m->key) != m->key_len || strlen(m->str) != m->str_len)
+			{
+				ok = false;
+				break;
+			}
+			if (header_forbidden(m->key))
+				continue;
+			if (strcasecmp(m->key, "Content-Type") == 0)
+				*has_ctype = true;
+			if (MHD_add_response_header(resp, m->key, m->str) != MHD_YES)
+			{
+				ok = false;
+				break;
+			}
+		}
+	}
+	json_free(root);
+	return ok;
+}
+
+static bool
+parse_status(const char *s, unsigned *out)
+{
+	unsigned	v = 0;
+	int			n = 0;
+
+	while (*s == ' ')
+		s++;
+	for (; isdigit((unsigned char) *s) && n < 4; s++, n++)
+		v = v * 10 + (unsigned) (*s - '0');
+	while (*s == ' ')
+		s++;
+	if (*s != '\0' || n != 3 || v < 100 || v > 599)
+		return false;
+	*out = v;
+	return true;
+}
+
+static Reply
+reply_from_exec(const Func *f, ExecOut *o)
+{
+	Reply		rep = {0, NULL};
+	unsigned	status = f->ret == RET_VOID ? 204 : 200;
+	bool		has_ctype = false;
+	bool		no_body;
+	char	   *body;
+	size_t		body_len;
+
+	if (o->resp_status && !parse_status(o->resp_status, &status))
+		return reply_json_error(500, "PGRST112",
+								"Invalid response.status: the status code must be a number between 100 and 599",
+								o->resp_status, NULL);
+	no_body = status == 204 || status == 304 || status < 200;
+	if (no_body)
+	{
+		body = NULL;
+		body_len = 0;
+	}
+	else if (o->body)
+	{
+		body = o->body;
+		body_len = strlen(body);
+		o->body = NULL;
+	}
+	else
+	{
+		body = xstrdup("null");
+		body_len = 4;
+	}
+	rep.resp = MHD_create_response_from_buffer(body_len, body ? body : (void *) "",
+											   body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (rep.resp == NULL)
+	{
+		free(body);
+		return reply_json_error(500, "HC500", "out of memory", NULL, NULL);
+	}
+	if (o->resp_headers && !apply_response_headers(rep.resp, o->resp_headers, &has_ctype))
+	{
+		MHD_destroy_response(rep.resp);
+		return reply_json_error(500, "PGRST111",
+								"Invalid response.headers: it must be a JSON array of objects of header names and string values",
+								NULL, NULL);
+	}
+	if (!has_ctype && !no_body)
+		MHD_add_response_header(rep.resp, "Content-Type", "application/json; charset=utf-8");
+	rep.status = status;
+	return rep;
+}
+
+static Reply
+reply_pg_error(ExecOut *o, bool authed)
+{
+	unsigned	status = pg_error_status(o->sqlstate, authed);
+
+	return reply_json_error(status, o->sqlstate ? o->sqlstate : "XX000",
+							o->message ? o->message : "unknown error", o->detail, o->hint);
+}
+
+/* --- the handler --------------------------------------------------------- */
+
+static Reply
+not_found_function(const char *fn, const Args *args)
+{
+	Buf			msg,
+				det;
+	const char *names[MAX_ARGS];
+	Reply		rep;
+
+	/* PostgREST lists the names sorted */
+	for (int i = 0; i < args->n; i++)
+		names[i] = args->a[i].name;
+	for (int i = 1; i < args->n; i++)
+		for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--)
+		{
+			const char *t = names[j];
+
+			names[j] = names[j - 1];
+			names[j - 1] = t;
+		}
+	buf_init(&msg);
+	buf_init(&det);
+	buf_printf(&msg, "Could not find the function %s.%s(", cfg.schema, fn);
+	buf_printf(&det, "Searched for the function %s.%s with ", cfg.schema, fn);
+	if (args->n == 0)
+		buf_puts(&det, "no parameters");
+	else
+		buf_puts(&det, "parameters ");
+	for (int i = 0; i < args->n; i++)
+	{
+		buf_printf(&msg, "%s%s", i ? ", " : "", names[i]);
+		buf_printf(&det, "%s%s", i ? ", " : "", names[i]);
+	}
+	buf_puts(&msg, ") in the schema cache");
+	buf_puts(&det, ", but no matches were found in the schema cache.");
+	rep = reply_json_error(404, "PGRST202", msg.data, det.data, NULL);
+	buf_free(&msg);
+	buf_free(&det);
+	return rep;
+}
+
+/* Authorization: Bearer <jwt> -> role and claims; a Reply on failure. */
+static bool
+authenticate(struct MHD_Connection *c, char **role, char **claims, bool *authed, Reply *fail)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *err = NULL;
+	JwtResult	jr;
+	Buf			b;
+
+	*authed = false;
+	if (h == NULL)
+	{
+		buf_init(&b);
+		buf_puts(&b, "{\"role\":");
+		buf_json_cstr(&b, cfg.anon_role);
+		buf_putc(&b, '}');
+		*role = xstrdup(cfg.anon_role);
+		*claims = buf_steal(&b, NULL);
+		return true;
+	}
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		err = "the Authorization header must be: Bearer <token>";
+	else
+	{
+		const char *tok = h + 7;
+
+		while (*tok == ' ')
+			tok++;
+		if (jwt_verify(tok, cfg.jwt_secret, cfg.jwt_secret_len, time(NULL), &jr, &err))
+		{
+			bool		allowed = false;
+
+			for (int i = 0; cfg.jwt_roles[i]; i++)
+				if (strcmp(cfg.jwt_roles[i], jr.role) == 0)
+					allowed = true;
+			if (allowed)
+			{
+				*role = jr.role;
+				*claims = jr.claims;
+				*authed = strcmp(jr.role, cfg.anon_role) != 0;
+				return true;
+			}
+			jwt_result_free(&jr);
+			err = "JWT role claim is not an allowed role";
+		}
+	}
+	*fail = reply_json_error(401, "PGRST301", err, NULL, NULL);
+	if (fail->resp)
+	{
+		char		www[256];
+
+		snprintf(www, sizeof(www), "Bearer error=\"invalid_token\", error_description=\"%s\"",
+				 strchr(err, '"') ? "invalid token" : err);
+		MHD_add_response_header(fail->resp, "WWW-Authenticate", www);
+	}
+	return false;
+}
+
+Reply
+api_handle(struct MHD_Connection *c, Request *r, const char *method,
+		   const char *path, size_t path_len, const char *query)
+{
+	Args		args = {.n = 0};
+	char		err[512];
+	char	   *fn = NULL;
+	size_t		fn_len;
+	char	   *role = NULL,
+			   *claims = NULL;
+	bool		authed = false;
+	bool		readonly;
+	Reply		rep;
+	Buf			sql,
+				hdrs,
+				cookies,
+				spath,
+				rpath;
+	const char *params[MAX_ARGS];
+	const char *sc_params[7];
+	const Func *f = NULL;
+	bool		ambiguous = false;
+	int			nparams = 0;
+	Func		fcopy = {0};
+
+	buf_init(&sql);
+	buf_init(&hdrs);
+	buf_init(&cookies);
+	buf_init(&spath);
+	buf_init(&rpath);
+
+	/* /api/rpc/<fn> */
+	if (path_len < 9 || strncmp(path, "/api/rpc/", 9) != 0)
+	{
+		rep = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
+		goto done;
+	}
+	fn = pct_decode(path + 9, path_len - 9, false, &fn_len);
+	if (fn == NULL || fn_len == 0 || fn_len > 63 || strchr(fn, '/') || !valid_utf8(fn, fn_len))
+	{
+		rep = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
+		goto done;
+	}
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+		readonly = true;
+	else if (strcmp(method, "POST") == 0)
+		readonly = false;
+	else
+	{
+		rep = reply_json_error(405, "HC405", "only GET, HEAD and POST are allowed on /rpc", NULL, NULL);
+		if (rep.resp)
+			MHD_add_response_header(rep.resp, "Allow", "GET, HEAD, POST");
+		goto done;
+	}
+
+	/* arguments */
+	if (readonly)
+	{
+		if (!parse_query(query, &args, err, sizeof(err)))
+		{
+			rep = reply_json_error(400, "PGRST100", err, NULL, NULL);
+			goto done;
+		}
+	}
+	else
+	{
+		if (query && *query)
+		{
+			rep = reply_json_error(400, "PGRST100",
+								   "with POST, arguments go in the JSON body, not in the query string",
+								   NULL, NULL);
+			goto done;
+		}
+		if (r->form_body)
+		{
+			if ((r->body.len > 0 && strlen(r->body.data) != r->body.len) ||
+				!parse_query(r->body.data ? r->body.data : "", &args, err, sizeof(err)))
+			{
+				rep = reply_json_error(400, "PGRST100",
+									   r->body.len > 0 && strlen(r->body.data) != r->body.len
+									   ? "NUL byte in the request body" : err, NULL, NULL);
+				goto done;
+			}
+		}
+		else if (!parse_body(r->body.data ? r->body.data : "", r->body.len, &args, err, sizeof(err)))
+		{
+			rep = reply_json_error(400, "PGRST102", err, NULL, NULL);
+			goto done;
+		}
+	}
+
+	if (!authenticate(c, &role, &claims, &authed, &rep))
+		goto done;
+
+	/* the function, and the SQL of the call (built under the read lock) */
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		const char *names[MAX_ARGS];
+
+		for (int i = 0; i < args.n; i++)
+			names[i] = args.a[i].name;
+		pthread_rwlock_rdlock(&schema_lock);
+		f = schema_find(schema, fn, names, args.n, &ambiguous);
+		if (f != NULL)
+		{
+			const char *vexpr;
+			bool		first = true;
+
+			fcopy.ret = f->ret;
+			fcopy.retset = f->retset;
+			if (f->retset)
+				vexpr = f->ret == RET_COMPOSITE ? "coalesce(json_agg(_hc), '[]')::text"
+					: "coalesce(json_agg(_hc.v), '[]')::text";
+			else
+				vexpr = f->ret == RET_JSON ? "_hc.v::text"
+					: f->ret == RET_SCALAR ? "to_json(_hc.v)::text"
+					: f->ret == RET_COMPOSITE ? "row_to_json(_hc)::text"
+					: "NULL::text";
+			buf_printf(&sql, "SELECT %s, nullif(current_setting('response.headers', true), ''), "
+					   "nullif(current_setting('response.status', true), '') FROM ", vexpr);
+			quote_ident(&sql, cfg.schema);
+			buf_putc(&sql, '.');
+			quote_ident(&sql, f->name);
+			buf_putc(&sql, '(');
+			/* in declaration order */
+			for (int k = 0; k < f->nargs; k++)
+				for (int i = 0; i < args.n; i++)
+					if (strcmp(f->args[k].name, args.a[i].name) == 0)
+					{
+						if (!first)
+							buf_puts(&sql, ", ");
+						first = false;
+						quote_ident(&sql, f->args[k].name);
+						buf_printf(&sql, " := $%d::%s", nparams + 1, f->args[k].type);
+						params[nparams++] = args.a[i].value;
+					}
+			buf_puts(&sql, f->ret == RET_COMPOSITE || f->ret == RET_VOID ? ") _hc" : ") _hc(v)");
+		}
+		bool		known = f != NULL || schema_has(schema, fn);
+
+		pthread_rwlock_unlock(&schema_lock);
+		if (f != NULL || ambiguous || known || attempt == 1 || !maybe_reload_on_miss())
+			break;
+	}
+	if (ambiguous)
+	{
+		rep = reply_json_error(300, "PGRST203",
+							   "Could not choose the best candidate function between overloaded functions",
+							   NULL, "Try renaming the parameters or the function itself in the database so function overloading can be resolved");
+		goto done;
+	}
+	if (f == NULL)
+	{
+		rep = not_found_function(fn, &args);
+		goto done;
+	}
+
+	/* the request's settings */
+	{
+		HeaderCtx	hc = {&hdrs, true, NULL};
+
+		buf_putc(&hdrs, '{');
+		MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hc);
+		buf_putc(&hdrs, '}');
+		cookies_json(&cookies, hc.cookie);
+	}
+	quote_ident(&spath, cfg.schema);
+	buf_puts(&spath, ", \"public\"");
+	buf_append(&rpath, path + 4, path_len - 4);		/* as PostgREST sees it: /rpc/fn */
+	if (sql.oom || hdrs.oom || cookies.oom || spath.oom || rpath.oom)
+	{
+		rep = reply_json_error(500, "HC500", "out of memory", NULL, NULL);
+		goto done;
+	}
+	sc_params[0] = spath.data;
+	sc_params[1] = role;
+	sc_params[2] = claims;
+	sc_params[3] = method;
+	sc_params[4] = rpath.data;
+	sc_params[5] = hdrs.data;
+	sc_params[6] = cookies.data;
+
+	/* run it; a read retries once on a fresh connection if the pooled one was dead */
+	for (int attempt = 0;; attempt++)
+	{
+		PGconn	   *conn;
+		int			slot;
+		ExecOut		o;
+		PoolStatus	ps = pool_checkout(db_pool, cfg.pool_timeout_ms, attempt > 0, &conn, &slot);
+
+		if (ps == POOL_TIMEOUT)
+		{
+			rep = reply_json_error(503, "PGRST003",
+								   "Timed out acquiring connection from connection pool.", NULL, NULL);
+			if (rep.resp)
+				MHD_add_response_header(rep.resp, "Retry-After", "1");
+			break;
+		}
+		if (ps == POOL_UNAVAILABLE)
+		{
+			rep = reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
+								   NULL, NULL);
+			if (rep.resp)
+				MHD_add_response_header(rep.resp, "Retry-After", "1");
+			break;
+		}
+		exec_pipeline(conn, readonly, sc_params, sql.data, nparams, params, &o);
+		pool_release(db_pool, slot, o.broken);
+		if (o.broken && (readonly || !o.sent) && attempt == 0)
+		{
+			exec_out_free(&o);
+			continue;
+		}
+		if (o.ok)
+			rep = reply_from_exec(&fcopy, &o);
+		else if (o.broken && o.sqlstate == NULL)
+			rep = reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
+								   o.message, NULL);
+		else
+			rep = reply_pg_error(&o, authed);
+		exec_out_free(&o);
+		break;
+	}
+
+done:
+	args_free(&args);
+	free(fn);
+	free(role);
+	free(claims);
+	buf_free(&sql);
+	buf_free(&hdrs);
+	buf_free(&cookies);
+	buf_free(&spath);
+	buf_free(&rpath);
+	return rep;
+}

@@ -1,0 +1,218 @@
+/*
+ * hc_http: the development HTTP server of housing_cache.
+ *
+ * Serves a static web export at / and the functions of the `api` schema
+ * under /api/rpc/<fn>, with the per-request protocol of PostgREST v13 (see
+ * http/README.md).
+ */
+#ifndef HC_HTTP_H
+#define HC_HTTP_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HC_HTTP_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------
+ * Growable byte buffer (util.c).  On allocation failure it stays valid,
+ * stops growing and sets oom; callers check oom once at the end.
+ * ------------------------------------------------------------------------ */
+typedef struct Buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		oom;
+} Buf;
+
+void		buf_init(Buf *b);
+void		buf_free(Buf *b);
+void		buf_reset(Buf *b);
+bool		buf_reserve(Buf *b, size_t extra);
+void		buf_append(Buf *b, const void *data, size_t len);
+void		buf_puts(Buf *b, const char *s);
+void		buf_putc(Buf *b, char c);
+void		buf_printf(Buf *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+/* Append s (n bytes) as a JSON string literal, quotes included.  Bytes
+ * that are not valid UTF-8 become U+FFFD. */
+void		buf_json_str(Buf *b, const char *s, size_t n);
+void		buf_json_cstr(Buf *b, const char *s);	/* NULL -> null */
+/* Hand the buffer's contents to the caller (NUL-terminated, malloc'd). */
+char	   *buf_steal(Buf *b, size_t *len);
+
+/* ------------------------------------------------------------------------
+ * Misc helpers (util.c)
+ * ------------------------------------------------------------------------ */
+void	   *xmalloc(size_t n);
+void	   *xcalloc(size_t n, size_t m);
+char	   *xstrdup(const char *s);
+char	   *xstrndup(const char *s, size_t n);
+
+/*
+ * Strict percent-decoding: "%XY" with two hex digits only, no decoded NUL;
+ * plus_is_space turns '+' into ' ' (query strings).  Returns a malloc'd
+ * NUL-terminated string (its length in *outlen), or NULL when malformed.
+ */
+char	   *pct_decode(const char *s, size_t n, bool plus_is_space, size_t *outlen);
+
+bool		valid_utf8(const char *s, size_t n);
+double		mono_now(void);		/* seconds, CLOCK_MONOTONIC */
+void		log_msg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------------------
+ * JSON (json.c): a small strict parser (RFC 8259) into a tree.
+ * ------------------------------------------------------------------------ */
+typedef enum
+{
+	JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
+} JsonType;
+
+typedef struct JsonValue JsonValue;
+struct JsonValue
+{
+	JsonType	type;
+	char	   *str;			/* STRING: decoded UTF-8, NUL-terminated */
+	size_t		str_len;
+	const char *raw;			/* the value's text in the source */
+	size_t		raw_len;
+	double		num;			/* NUMBER */
+	char	   *key;			/* member name when inside an object */
+	size_t		key_len;
+	JsonValue  *child;			/* ARRAY, OBJECT: first element/member */
+	JsonValue  *next;			/* next sibling */
+};
+
+/*
+ * Parse exactly one JSON value (surrounding whitespace allowed).  Strings
+ * containing U+0000 are refused (PostgreSQL text cannot hold them).  On
+ * failure returns NULL and sets *err to a static message.
+ */
+JsonValue  *json_parse(const char *s, size_t n, const char **err);
+void		json_free(JsonValue *v);
+const JsonValue *json_get(const JsonValue *obj, const char *key);
+
+/* ------------------------------------------------------------------------
+ * JWT HS256 (jwt.c)
+ * ------------------------------------------------------------------------ */
+typedef struct JwtResult
+{
+	char	   *role;			/* claim "role", malloc'd */
+	char	   *claims;			/* the payload's JSON text, malloc'd */
+} JwtResult;
+
+/*
+ * Verify a compact JWS with HS256 and secret; exp and nbf are checked
+ * against now.  Returns true and fills *out, or false with *err set (a
+ * static message).  The role claim is returned as is; the caller checks
+ * it against the allowed roles.
+ */
+bool		jwt_verify(const char *token, const unsigned char *secret, size_t secret_len,
+					   time_t now, JwtResult *out, const char **err);
+void		jwt_result_free(JwtResult *r);
+/* A token for role that expires ttl seconds from now (malloc'd). */
+char	   *jwt_mint(const char *role, long ttl, const unsigned char *secret, size_t secret_len,
+					 time_t now);
+
+/* ------------------------------------------------------------------------
+ * Connection pool (pool.c)
+ * ------------------------------------------------------------------------ */
+typedef struct pg_conn PGconn;
+typedef struct Pool Pool;
+
+Pool	   *pool_create(const char *conninfo, int size, int statement_timeout_ms);
+/* Connect every slot now; false (with a logged reason) if none works. */
+bool		pool_warm(Pool *p);
+typedef enum
+{
+	POOL_OK, POOL_TIMEOUT, POOL_UNAVAILABLE
+} PoolStatus;
+/*
+ * Check a connection out, waiting at most timeout_ms for a free one.  A
+ * connection that is down is re-established first (POOL_UNAVAILABLE if
+ * that fails); fresh: always open a new one (after a request found its
+ * pooled connection dead, the others are likely dead too).
+ */
+PoolStatus	pool_checkout(Pool *p, int timeout_ms, bool fresh, PGconn **conn, int *slot);
+/* Give it back; broken: drop the connection (it is re-established at the
+ * next checkout). */
+void		pool_release(Pool *p, int slot, bool broken);
+void		pool_destroy(Pool *p);
+
+/* ------------------------------------------------------------------------
+ * Schema cache (schema.c): the functions of the exposed schema.
+ * ------------------------------------------------------------------------ */
+typedef enum
+{
+	RET_JSON,					/* json, jsonb, or a domain over them: body as is */
+	RET_SCALAR,					/* any other scalar: to_json() */
+	RET_COMPOSITE,				/* a row type or OUT parameters: row_to_json */
+	RET_VOID
+} RetKind;
+
+typedef struct FuncArg
+{
+	char	   *name;
+	char	   *type;			/* format_type(), usable in a cast */
+	bool		has_default;
+} FuncArg;
+
+typedef struct Func
+{
+	char	   *name;
+	int			nargs;
+	FuncArg    *args;
+	RetKind		ret;
+	bool		retset;
+} Func;
+
+typedef struct Schema Schema;
+
+/* Load the functions of schema `nsp` through conn; NULL on error (logged). */
+Schema	   *schema_load(PGconn *conn, const char *nsp);
+void		schema_free(Schema *s);
+/* Does any function have this name? */
+bool		schema_has(const Schema *s, const char *name);
+/*
+ * The function `name` whose arguments fit the given names: each given name
+ * is an argument and every argument without a default is given.  Returns
+ * NULL when none does, and sets *ambiguous when more than one does.
+ */
+const Func *schema_find(const Schema *s, const char *name, const char *const *argnames,
+						int nnames, bool *ambiguous);
+
+/* ------------------------------------------------------------------------
+ * Settings (main.c)
+ * ------------------------------------------------------------------------ */
+typedef struct Config
+{
+	const char *listen;
+	int			port;
+	const char *db;
+	const char *static_dir;		/* realpath, or NULL */
+	const char *schema;
+	int			pool;
+	int			threads;
+	const char *jwt_secret_env;
+	unsigned char *jwt_secret;
+	size_t		jwt_secret_len;
+	const char *anon_role;
+	char	  **jwt_roles;		/* NULL-terminated */
+	int			statement_timeout_ms;
+	int			pool_timeout_ms;
+	size_t		max_body;
+	size_t		max_url;
+	size_t		max_header;
+	unsigned	idle_timeout_s;
+	unsigned	request_timeout_s;
+	unsigned	max_connections;
+	unsigned	shutdown_timeout_s;
+	const char *pid_file;
+	bool		quiet;
+} Config;
+
+extern Config cfg;
+
+#endif							/* HC_HTTP_H */

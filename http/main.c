@@ -1,0 +1,947 @@
+/*
+ * hc_http: command line, the libmicrohttpd daemon, request limits and the
+ * connection reaper, signals and graceful shutdown.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+Config		cfg;
+
+static atomic_int active_requests;
+static atomic_bool draining;
+
+/* ------------------------------------------------------------------------
+ * Replies
+ * ------------------------------------------------------------------------ */
+
+Reply
+reply_json_error(unsigned status, const char *code, const char *message,
+				 const char *details, const char *hint)
+{
+	Buf			b;
+	Reply		rep = {status, NULL};
+	char	   *body;
+	size_t		len;
+
+	buf_init(&b);
+	buf_puts(&b, "{\"code\":");
+	buf_json_cstr(&b, code);
+	buf_puts(&b, ",\"details\":");
+	buf_json_cstr(&b, details);
+	buf_puts(&b, ",\"hint\":");
+	buf_json_cstr(&b, hint);
+	buf_puts(&b, ",\"message\":");
+	buf_json_cstr(&b, message);
+	buf_putc(&b, '}');
+	body = buf_steal(&b, &len);
+	if (body == NULL)
+		return rep;
+	rep.resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (rep.resp == NULL)
+	{
+		free(body);
+		return rep;
+	}
+	MHD_add_response_header(rep.resp, "Content-Type", "application/json; charset=utf-8");
+	return rep;
+}
+
+Reply
+reply_text(unsigned status, const char *text)
+{
+	Reply		rep = {status, NULL};
+
+	rep.resp = MHD_create_response_from_buffer(strlen(text), (void *) text,
+											   MHD_RESPMEM_PERSISTENT);
+	if (rep.resp)
+		MHD_add_response_header(rep.resp, "Content-Type", "text/plain; charset=utf-8");
+	return rep;
+}
+
+/* ------------------------------------------------------------------------
+ * Connection tracking: the idle timeout of MHD resets at every byte, so a
+ * client that trickles its headers (slowloris) would never time out.  Each
+ * connection is tracked from its start (or the end of its previous request)
+ * until its request has been received; the reaper thread shuts down the
+ * socket of any that takes longer than --request-timeout.  MHD then sees
+ * the connection closed and cleans it up itself.
+ * ------------------------------------------------------------------------ */
+
+enum
+{
+	PHASE_RECEIVING, PHASE_PROCESSING, PHASE_RESPONDING
+};
+
+typedef struct ConnTrack
+{
+	int			fd;
+	_Atomic int phase;
+	_Atomic double since;
+	bool		reaped;
+	struct ConnTrack *prev,
+			   *next;
+} ConnTrack;
+
+static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
+static ConnTrack *track_head;
+static pthread_t reaper_thread;
+static bool reaper_started;
+static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
+static bool reaper_stop;
+static atomic_long reaped_total;
+
+static void
+notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+				  enum MHD_ConnectionNotificationCode toe)
+{
+	ConnTrack  *t;
+
+	(void) cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		t = xcalloc(1, sizeof(ConnTrack));
+		t->fd = ci ? ci->connect_fd : -1;
+		atomic_store(&t->phase, PHASE_RECEIVING);
+		atomic_store(&t->since, mono_now());
+		pthread_mutex_lock(&track_lock);
+		t->next = track_head;
+		if (track_head)
+			track_head->prev = t;
+		track_head = t;
+		pthread_mutex_unlock(&track_lock);
+		*socket_context = t;
+	}
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+	{
+		/* called before MHD closes the socket: the fd is still ours here */
+		t = *socket_context;
+		if (t == NULL)
+			return;
+		pthread_mutex_lock(&track_lock);
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			track_head = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		pthread_mutex_unlock(&track_lock);
+		free(t);
+		*socket_context = NULL;
+	}
+}
+
+static ConnTrack *
+conn_track(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? (ConnTrack *) ci->socket_context : NULL;
+}
+
+static void *
+reaper_main(void *arg)
+{
+	(void) arg;
+	pthread_mutex_lock(&reaper_lock);
+	while (!reaper_stop)
+	{
+		struct timespec ts;
+		double		now = mono_now();
+		int			n = 0;
+
+		pthread_mutex_lock(&track_lock);
+		for (ConnTrack *t = track_head; t; t = t->next)
+		{
+			if (t->reaped || t->fd < 0 || atomic_load(&t->phase) != PHASE_RECEIVING)
+				continue;
+			if (now - atomic_load(&t->since) > (double) cfg.request_timeout_s)
+			{
+				shutdown(t->fd, SHUT_RDWR);
+				t->reaped = true;
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&track_lock);
+		if (n > 0)
+		{
+			atomic_fetch_add(&reaped_total, n);
+			if (!cfg.quiet)
+				log_msg("closed %d connection(s) whose request was not received within %u s",
+						n, cfg.request_timeout_s);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+		{
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&reaper_cv, &reaper_lock, &ts);
+	}
+	pthread_mutex_unlock(&reaper_lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * ------------------------------------------------------------------------ */
+
+/* Called with the raw request target before anything else: our req_cls. */
+static void *
+uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	Request    *r = xcalloc(1, sizeof(Request));
+	size_t		n = strlen(uri);
+
+	(void) cls;
+	if (n > cfg.max_url)
+	{
+		r->uri_too_long = true;
+		r->uri = xstrndup(uri, 128);
+	}
+	else
+		r->uri = xstrndup(uri, n);
+	buf_init(&r->body);
+	r->t0 = mono_now();
+	r->track = conn_track(c);
+	atomic_fetch_add(&active_requests, 1);
+	return r;
+}
+
+static void
+request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+				  enum MHD_RequestTerminationCode toe)
+{
+	Request    *r = *req_cls;
+	ConnTrack  *t = conn_track(c);
+
+	(void) cls;
+	(void) toe;
+	if (t)
+	{
+		/* keep-alive: the next request's clock starts now */
+		atomic_store(&t->since, mono_now());
+		atomic_store(&t->phase, PHASE_RECEIVING);
+	}
+	if (r == NULL)
+		return;
+	buf_free(&r->body);
+	free(r->uri);
+	free(r);
+	*req_cls = NULL;
+	atomic_fetch_sub(&active_requests, 1);
+}
+
+static void
+log_request(struct MHD_Connection *c, const char *method, const Request *r, unsigned status)
+{
+	const union MHD_ConnectionInfo *ci;
+	char		addr[INET6_ADDRSTRLEN] = "-";
+	char		uri[400];
+	size_t		o = 0;
+
+	if (cfg.quiet)
+		return;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr)
+	{
+		if (ci->client_addr->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *) ci->client_addr)->sin_addr, addr, sizeof(addr));
+		else if (ci->client_addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *) ci->client_addr)->sin6_addr, addr, sizeof(addr));
+	}
+	/* printable ASCII only, bounded */
+	for (const char *p = r->uri ? r->uri : "-"; *p && o < sizeof(uri) - 4; p++)
+		uri[o++] = (*p > 0x20 && *p < 0x7F && *p != '"') ? *p : '?';
+	if (r->uri_too_long || (r->uri && strlen(r->uri) > o))
+	{
+		memcpy(uri + o, "...", 3);
+		o += 3;
+	}
+	uri[o] = '\0';
+	log_msg("%s \"%.16s %s\" %u %.1fms", addr, method, uri, status, (mono_now() - r->t0) * 1000.0);
+}
+
+static enum MHD_Result
+send_reply(struct MHD_Connection *c, Request *r, const char *method, Reply rep)
+{
+	enum MHD_Result ret;
+
+	r->responded = true;
+	if (r->track)
+		atomic_store(&r->track->phase, PHASE_RESPONDING);
+	if (rep.resp == NULL)
+		return MHD_NO;			/* out of memory: drop the connection */
+	if (atomic_load(&draining))
+		MHD_add_response_header(rep.resp, "Connection", "close");
+	ret = MHD_queue_response(c, rep.status, rep.resp);
+	MHD_destroy_response(rep.resp);
+	log_request(c, method, r, rep.status);
+	return ret;
+}
+
+static bool
+parse_content_length(const char *s, size_t *out)
+{
+	size_t		v = 0;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++)
+	{
+		if (*s < '0' || *s > '9')
+			return false;
+		if (v > (SIZE_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (size_t) (*s - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Content-Type `ct` is `type`, with parameters or not (case-insensitive). */
+static bool
+media_type_is(const char *ct, const char *type)
+{
+	size_t		n = strlen(type);
+
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, type, n) == 0 &&
+		(ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+static bool
+is_api_path(const char *path, size_t len)
+{
+	return (len == 4 && memcmp(path, "/api", 4) == 0) ||
+		(len >= 5 && memcmp(path, "/api/", 5) == 0);
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+	   const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+	Request    *r = *req_cls;
+	const char *q;
+	size_t		path_len;
+
+	(void) cls;
+	(void) url;
+	(void) version;
+	if (r == NULL)
+		return MHD_NO;			/* cannot happen: uri_log always runs first */
+
+	if (!r->started)
+	{
+		const char *cl;
+		size_t		clen = 0;
+
+		r->started = true;
+		if (r->track)
+			atomic_store(&r->track->phase, PHASE_PROCESSING);
+		if (r->uri_too_long)
+		{
+			char		msg[128];
+
+			snprintf(msg, sizeof(msg), "the request URI is longer than %zu bytes", cfg.max_url);
+			return send_reply(c, r, method, reply_json_error(414, "HC414", msg, NULL, NULL));
+		}
+		if (r->uri[0] != '/')
+			return send_reply(c, r, method, reply_text(400, "400 Bad Request\n"));
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && (!parse_content_length(cl, &clen)))
+			return send_reply(c, r, method, reply_text(400, "400 Bad Request\n"));
+		if (clen > cfg.max_body)
+		{
+			char		msg[128];
+
+			snprintf(msg, sizeof(msg), "the request body is larger than %zu bytes", cfg.max_body);
+			return send_reply(c, r, method, reply_json_error(413, "HC413", msg, NULL, NULL));
+		}
+		q = strchr(r->uri, '?');
+		path_len = q ? (size_t) (q - r->uri) : strlen(r->uri);
+		if (is_api_path(r->uri, path_len) && strcmp(method, "POST") == 0)
+		{
+			const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+
+			if (ct && media_type_is(ct, "application/x-www-form-urlencoded"))
+				r->form_body = true;
+			else if (ct && !media_type_is(ct, "application/json"))
+				return send_reply(c, r, method,
+								  reply_json_error(415, "PGRST107",
+												   "the request body must be application/json or application/x-www-form-urlencoded",
+												   NULL, NULL));
+			r->is_api_post = true;
+		}
+		/*
+		 * Answer once the whole request is in (the next call): a response
+		 * queued before that makes MHD close the connection.
+		 */
+		if (r->track)
+			atomic_store(&r->track->phase, PHASE_RECEIVING);	/* a body may follow */
+		return MHD_YES;
+	}
+
+	if (*upload_data_size > 0)
+	{
+		size_t		n = *upload_data_size;
+
+		*upload_data_size = 0;
+		r->body_seen += n;
+		if (r->responded)
+			return MHD_YES;		/* a body after an early reply: discard */
+		if (r->body_seen > cfg.max_body)
+		{
+			/* chunked, without a Content-Length: stop reading at once */
+			r->body_too_large = true;
+			buf_free(&r->body);
+			return r->body_seen > 4 * cfg.max_body ? MHD_NO : MHD_YES;
+		}
+		if (r->is_api_post)
+			buf_append(&r->body, upload_data, n);
+		return MHD_YES;
+	}
+
+	/* the whole request is in */
+	if (r->responded)
+		return MHD_YES;
+	if (r->track)
+		atomic_store(&r->track->phase, PHASE_PROCESSING);
+	if (r->body_too_large || r->body.oom)
+	{
+		char		msg[128];
+
+		snprintf(msg, sizeof(msg), "the request body is larger than %zu bytes", cfg.max_body);
+		return send_reply(c, r, method, reply_json_error(413, "HC413", msg, NULL, NULL));
+	}
+	q = strchr(r->uri, '?');
+	path_len = q ? (size_t) (q - r->uri) : strlen(r->uri);
+	if (is_api_path(r->uri, path_len))
+		return send_reply(c, r, method, api_handle(c, r, method, r->uri, path_len, q ? q + 1 : ""));
+	return send_reply(c, r, method, static_handle(c, method, r->uri, path_len));
+}
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char		line[512];
+
+	(void) cls;
+	if (cfg.quiet)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_msg("mhd: %s", line);
+}
+
+/* ------------------------------------------------------------------------
+ * Command line
+ * ------------------------------------------------------------------------ */
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"hc_http %s - development HTTP server of housing_cache\n"
+			"\n"
+			"Serves a static web export at / and the functions of the api schema at\n"
+			"/api/rpc/<fn> (GET with query parameters, POST with a JSON object), as\n"
+			"PostgREST v13 does: one transaction per request, the role from a JWT\n"
+			"(HS256) or the anonymous role, response.headers/response.status honoured.\n"
+			"\n"
+			"Usage: hc_http [options]\n"
+			"       hc_http --mint-token ROLE [--token-ttl SECONDS] [--jwt-secret-env VAR]\n"
+			"\n"
+			"  --listen ADDR            address to listen on [HC_HTTP_LISTEN, 127.0.0.1]\n"
+			"  --port N                 port, 0 = any free one [HC_HTTP_PORT, 8080]\n"
+			"  --db CONNINFO            libpq connection string or URI; empty means the\n"
+			"                           PG* environment [HC_HTTP_DB]\n"
+			"  --static DIR             directory served at / [HC_HTTP_STATIC; none: API only]\n"
+			"  --schema NAME            exposed schema [HC_HTTP_SCHEMA, api]\n"
+			"  --pool N                 database connections [HC_HTTP_POOL, 8]\n"
+			"  --threads N              HTTP worker threads [HC_HTTP_THREADS, = --pool]\n"
+			"  --jwt-secret-env VAR     environment variable holding the JWT secret\n"
+			"                           (at least 32 bytes) [HC_JWT_SECRET]\n"
+			"  --anon-role ROLE         role of requests without a token [web_anon]\n"
+			"  --jwt-roles LIST         roles a token may claim [web_anon,web_editor]\n"
+			"  --statement-timeout MS   per statement [5000]\n"
+			"  --pool-timeout MS        longest wait for a free connection, then 503 [2000]\n"
+			"  --max-body BYTES         request body limit, 413 beyond [65536]\n"
+			"  --max-url BYTES          request target limit, 414 beyond [8192]\n"
+			"  --max-header BYTES       memory for a request's line and headers [32768]\n"
+			"  --idle-timeout S         close connections idle this long [15]\n"
+			"  --request-timeout S      close connections whose request is not fully\n"
+			"                           received within this time (slow clients) [30]\n"
+			"  --max-connections N      concurrent connections [4096]\n"
+			"  --shutdown-timeout S     on SIGTERM/SIGINT, wait this long for requests\n"
+			"                           in flight [10]\n"
+			"  --pid-file PATH          write the process id there\n"
+			"  --quiet                  no per-request log lines\n"
+			"  --mint-token ROLE        print a token for ROLE signed with the secret, exit\n"
+			"  --token-ttl S            lifetime of a minted token [86400]\n"
+			"  --help, --version\n"
+			"\n"
+			"SIGHUP reloads the schema cache.  Logs go to stderr.\n",
+			HC_HTTP_VERSION);
+}
+
+static const char *
+env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+static long
+parse_long(const char *opt, const char *s, long min, long max)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < min || v > max)
+	{
+		fprintf(stderr, "hc_http: invalid value for %s: \"%s\" (expected %ld..%ld)\n",
+				opt, s, min, max);
+		exit(2);
+	}
+	return v;
+}
+
+static char **
+split_roles(const char *s)
+{
+	size_t		n = 1;
+	char	  **out;
+	char	   *copy = xstrdup(s),
+			   *save = NULL,
+			   *tok;
+	size_t		i = 0;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	out = xcalloc(n + 1, sizeof(char *));
+	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		out[i++] = xstrdup(tok);
+	free(copy);
+	return out;
+}
+
+static void
+free_roles(char **roles)
+{
+	for (int i = 0; roles && roles[i]; i++)
+		free(roles[i]);
+	free(roles);
+}
+
+enum
+{
+	OPT_LISTEN = 256, OPT_PORT, OPT_DB, OPT_STATIC, OPT_SCHEMA, OPT_POOL, OPT_THREADS,
+	OPT_JWT_ENV, OPT_ANON, OPT_ROLES, OPT_STMT, OPT_POOLTO, OPT_BODY, OPT_URL, OPT_HEADER,
+	OPT_IDLE, OPT_REQTO, OPT_MAXCONN, OPT_SHUTDOWN, OPT_PID, OPT_QUIET, OPT_MINT, OPT_TTL,
+	OPT_HELP, OPT_VERSION
+};
+
+static const char *mint_role;
+static long token_ttl = 86400;
+
+static void
+parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"port", required_argument, NULL, OPT_PORT},
+		{"db", required_argument, NULL, OPT_DB},
+		{"static", required_argument, NULL, OPT_STATIC},
+		{"schema", required_argument, NULL, OPT_SCHEMA},
+		{"pool", required_argument, NULL, OPT_POOL},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"jwt-secret-env", required_argument, NULL, OPT_JWT_ENV},
+		{"anon-role", required_argument, NULL, OPT_ANON},
+		{"jwt-roles", required_argument, NULL, OPT_ROLES},
+		{"statement-timeout", required_argument, NULL, OPT_STMT},
+		{"pool-timeout", required_argument, NULL, OPT_POOLTO},
+		{"max-body", required_argument, NULL, OPT_BODY},
+		{"max-url", required_argument, NULL, OPT_URL},
+		{"max-header", required_argument, NULL, OPT_HEADER},
+		{"idle-timeout", required_argument, NULL, OPT_IDLE},
+		{"request-timeout", required_argument, NULL, OPT_REQTO},
+		{"max-connections", required_argument, NULL, OPT_MAXCONN},
+		{"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+		{"pid-file", required_argument, NULL, OPT_PID},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"mint-token", required_argument, NULL, OPT_MINT},
+		{"token-ttl", required_argument, NULL, OPT_TTL},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0}
+	};
+	const char *roles = "web_anon,web_editor";
+	const char *static_dir = env_or("HC_HTTP_STATIC", NULL);
+	int			o;
+
+	cfg.listen = env_or("HC_HTTP_LISTEN", "127.0.0.1");
+	cfg.port = (int) parse_long("HC_HTTP_PORT", env_or("HC_HTTP_PORT", "8080"), 0, 65535);
+	cfg.db = env_or("HC_HTTP_DB", "");
+	cfg.schema = env_or("HC_HTTP_SCHEMA", "api");
+	cfg.pool = (int) parse_long("HC_HTTP_POOL", env_or("HC_HTTP_POOL", "8"), 1, 512);
+	cfg.threads = (int) parse_long("HC_HTTP_THREADS", env_or("HC_HTTP_THREADS", "0"), 0, 512);
+	cfg.jwt_secret_env = "HC_JWT_SECRET";
+	cfg.anon_role = "web_anon";
+	cfg.statement_timeout_ms = 5000;
+	cfg.pool_timeout_ms = 2000;
+	cfg.max_body = 65536;
+	cfg.max_url = 8192;
+	cfg.max_header = 32768;
+	cfg.idle_timeout_s = 15;
+	cfg.request_timeout_s = 30;
+	cfg.max_connections = 4096;
+	cfg.shutdown_timeout_s = 10;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+	{
+		switch (o)
+		{
+			case OPT_LISTEN:
+				cfg.listen = optarg;
+				break;
+			case OPT_PORT:
+				cfg.port = (int) parse_long("--port", optarg, 0, 65535);
+				break;
+			case OPT_DB:
+				cfg.db = optarg;
+				break;
+			case OPT_STATIC:
+				static_dir = optarg;
+				break;
+			case OPT_SCHEMA:
+				cfg.schema = optarg;
+				break;
+			case OPT_POOL:
+				cfg.pool = (int) parse_long("--pool", optarg, 1, 512);
+				break;
+			case OPT_THREADS:
+				cfg.threads = (int) parse_long("--threads", optarg, 1, 512);
+				break;
+			case OPT_JWT_ENV:
+				cfg.jwt_secret_env = optarg;
+				break;
+			case OPT_ANON:
+				cfg.anon_role = optarg;
+				break;
+			case OPT_ROLES:
+				roles = optarg;
+				break;
+			case OPT_STMT:
+				cfg.statement_timeout_ms = (int) parse_long("--statement-timeout", optarg, 0, 3600000);
+				break;
+			case OPT_POOLTO:
+				cfg.pool_timeout_ms = (int) parse_long("--pool-timeout", optarg, 0, 600000);
+				break;
+			case OPT_BODY:
+				cfg.max_body = (size_t) parse_long("--max-body", optarg, 0, 64L << 20);
+				break;
+			case OPT_URL:
+				cfg.max_url = (size_t) parse_long("--max-url", optarg, 64, 1L << 20);
+				break;
+			case OPT_HEADER:
+				cfg.max_header = (size_t) parse_long("--max-header", optarg, 4096, 16L << 20);
+				break;
+			case OPT_IDLE:
+				cfg.idle_timeout_s = (unsigned) parse_long("--idle-timeout", optarg, 1, 86400);
+				break;
+			case OPT_REQTO:
+				cfg.request_timeout_s = (unsigned) parse_long("--request-timeout", optarg, 1, 86400);
+				break;
+			case OPT_MAXCONN:
+				cfg.max_connections = (unsigned) parse_long("--max-connections", optarg, 1, 1000000);
+				break;
+			case OPT_SHUTDOWN:
+				cfg.shutdown_timeout_s = (unsigned) parse_long("--shutdown-timeout", optarg, 0, 3600);
+				break;
+			case OPT_PID:
+				cfg.pid_file = optarg;
+				break;
+			case OPT_QUIET:
+				cfg.quiet = true;
+				break;
+			case OPT_MINT:
+				mint_role = optarg;
+				break;
+			case OPT_TTL:
+				token_ttl = parse_long("--token-ttl", optarg, 1, 10L * 365 * 86400);
+				break;
+			case OPT_HELP:
+			case 'h':
+				usage(stdout);
+				exit(0);
+			case OPT_VERSION:
+				printf("hc_http %s (libmicrohttpd %s, libpq %d)\n", HC_HTTP_VERSION,
+					   MHD_get_version(), PQlibVersion());
+				exit(0);
+			default:
+				usage(stderr);
+				exit(2);
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "hc_http: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		exit(2);
+	}
+	if (cfg.threads == 0)
+		cfg.threads = cfg.pool;
+	cfg.jwt_roles = split_roles(roles);
+	if (static_dir && *static_dir)
+	{
+		char	   *real = realpath(static_dir, NULL);
+
+		if (real == NULL)
+		{
+			fprintf(stderr, "hc_http: static directory %s: %s\n", static_dir, strerror(errno));
+			exit(2);
+		}
+		cfg.static_dir = real;
+	}
+	{
+		const char *secret = getenv(cfg.jwt_secret_env);
+
+		if (secret && *secret)
+		{
+			if (strlen(secret) < 32)
+			{
+				fprintf(stderr, "hc_http: the JWT secret in %s must be at least 32 bytes long\n",
+						cfg.jwt_secret_env);
+				exit(2);
+			}
+			cfg.jwt_secret = (unsigned char *) xstrdup(secret);
+			cfg.jwt_secret_len = strlen(secret);
+		}
+	}
+}
+
+/* Enough descriptors for max_connections plus the pool and some spare. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t		want = (rlim_t) cfg.max_connections + (rlim_t) cfg.pool + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want)
+	{
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+	{
+		unsigned	cap = rl.rlim_cur > (rlim_t) cfg.pool + 64 + 16
+			? (unsigned) (rl.rlim_cur - (rlim_t) cfg.pool - 64) : 16;
+
+		log_msg("open file limit is %llu: at most %u connections instead of %u",
+				(unsigned long long) rl.rlim_cur, cap, cfg.max_connections);
+		cfg.max_connections = cap;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------------ */
+
+int
+main(int argc, char **argv)
+{
+	struct MHD_Daemon *d;
+	struct sockaddr_storage ss;
+	unsigned	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+	sigset_t	sigs;
+	struct sigaction sa;
+	const union MHD_DaemonInfo *di;
+	int			port;
+	int			sig;
+	int			rc = 0;
+
+	parse_args(argc, argv);
+
+	if (mint_role)
+	{
+		char	   *tok;
+
+		if (cfg.jwt_secret == NULL)
+		{
+			fprintf(stderr, "hc_http: set the JWT secret in %s (at least 32 bytes)\n",
+					cfg.jwt_secret_env);
+			return 2;
+		}
+		tok = jwt_mint(mint_role, token_ttl, cfg.jwt_secret, cfg.jwt_secret_len, time(NULL));
+		if (tok == NULL)
+			return 1;
+		printf("%s\n", tok);
+		free(tok);
+		free(cfg.jwt_secret);
+		free((void *) cfg.static_dir);
+		free_roles(cfg.jwt_roles);
+		return 0;
+	}
+
+	memset(&ss, 0, sizeof(ss));
+	{
+		struct sockaddr_in *a4 = (struct sockaddr_in *) &ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *) &ss;
+
+		if (inet_pton(AF_INET, cfg.listen, &a4->sin_addr) == 1)
+		{
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons((uint16_t) cfg.port);
+		}
+		else if (inet_pton(AF_INET6, cfg.listen, &a6->sin6_addr) == 1)
+		{
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons((uint16_t) cfg.port);
+			flags |= MHD_USE_IPv6;
+		}
+		else
+		{
+			fprintf(stderr, "hc_http: --listen wants a numeric IPv4 or IPv6 address, not \"%s\"\n",
+					cfg.listen);
+			return 2;
+		}
+	}
+
+	/* Signals: handled by this thread only, via sigwait. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	raise_nofile();
+	if (cfg.jwt_secret == NULL)
+		log_msg("no JWT secret in %s: every request runs as %s, tokens are refused",
+				cfg.jwt_secret_env, cfg.anon_role);
+
+	db_pool = pool_create(cfg.db, cfg.pool, cfg.statement_timeout_ms);
+	if (!pool_warm(db_pool) || !api_init())
+	{
+		log_msg("cannot start without the database");
+		rc = 1;
+		goto out_pool;
+	}
+
+	reaper_started = pthread_create(&reaper_thread, NULL, reaper_main, NULL) == 0;
+
+	d = MHD_start_daemon(flags, (uint16_t) cfg.port, NULL, NULL, handle, NULL,
+						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+						 MHD_OPTION_THREAD_POOL_SIZE, (unsigned) (cfg.threads > 1 ? cfg.threads : 0),
+						 MHD_OPTION_CONNECTION_LIMIT, cfg.max_connections,
+						 MHD_OPTION_CONNECTION_TIMEOUT, cfg.idle_timeout_s,
+						 MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg.max_header,
+						 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 4096,
+						 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned) 1,
+						 MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,
+						 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+						 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+						 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+						 MHD_OPTION_END);
+	if (d == NULL)
+	{
+		log_msg("cannot listen on %s port %d: %s", cfg.listen, cfg.port, strerror(errno));
+		rc = 1;
+		goto out_reaper;
+	}
+	di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	port = di ? di->port : cfg.port;
+	if (cfg.pid_file)
+	{
+		FILE	   *f = fopen(cfg.pid_file, "w");
+
+		if (f == NULL || fprintf(f, "%ld\n", (long) getpid()) < 0 || fclose(f) != 0)
+			log_msg("cannot write pid file %s: %s", cfg.pid_file, strerror(errno));
+	}
+	log_msg("listening on http://%s%s%s:%d/ (schema %s, %d connections, %d threads%s%s)",
+			ss.ss_family == AF_INET6 ? "[" : "", cfg.listen, ss.ss_family == AF_INET6 ? "]" : "",
+			port, cfg.schema, cfg.pool, cfg.threads,
+			cfg.static_dir ? ", static " : "", cfg.static_dir ? cfg.static_dir : "");
+
+	for (;;)
+	{
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP)
+		{
+			api_reload_schema("SIGHUP");
+			continue;
+		}
+		break;
+	}
+
+	/* Graceful shutdown: no new connections, let requests in flight end. */
+	log_msg("%s: shutting down (waiting up to %u s for %d request(s) in flight)",
+			strsignal(sig), cfg.shutdown_timeout_s, atomic_load(&active_requests));
+	atomic_store(&draining, true);
+	{
+		MHD_socket lsock = MHD_quiesce_daemon(d);
+		double		deadline = mono_now() + cfg.shutdown_timeout_s;
+
+		if (lsock != MHD_INVALID_SOCKET)
+			close(lsock);
+		while (atomic_load(&active_requests) > 0 && mono_now() < deadline)
+			usleep(20000);
+		if (atomic_load(&active_requests) > 0)
+			log_msg("%d request(s) still in flight after %u s; closing them",
+					atomic_load(&active_requests), cfg.shutdown_timeout_s);
+	}
+	MHD_stop_daemon(d);
+	if (cfg.pid_file)
+		unlink(cfg.pid_file);
+
+out_reaper:
+	if (reaper_started)
+	{
+		pthread_mutex_lock(&reaper_lock);
+		reaper_stop = true;
+		pthread_cond_signal(&reaper_cv);
+		pthread_mutex_unlock(&reaper_lock);
+		pthread_join(reaper_thread, NULL);
+	}
+out_pool:
+	api_shutdown();
+	pool_destroy(db_pool);
+	free(cfg.jwt_secret);
+	free((void *) cfg.static_dir);
+	free_roles(cfg.jwt_roles);
+	log_msg("stopped");
+	return rc;
+}

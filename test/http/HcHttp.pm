@@ -1,0 +1,330 @@
+=pod
+
+=head1 NAME
+
+HcHttp - PostgreSQL + Redis + hc_http for one test of the http suite
+
+=head1 SYNOPSIS
+
+  use FindBin;
+  use lib $FindBin::RealBin;
+  use HcHttp;
+
+  my $stack = HcHttp->new(listings => 200);      # node, Redis, api roles, data
+  my $srv = $stack->start_server('--pool' => 4); # hc_http on a free port
+  my $r = $srv->request('GET', '/api/rpc/listings?city=Boston');
+  $r->{status}; $r->{headers}{etag}; $r->{body}; $r->{json};
+  my $token = $srv->token('web_editor');
+  $srv->stop;                                    # SIGTERM, waits; exit status
+
+=head1 DESCRIPTION
+
+The node (PostgreSQL::Test::Cluster via HousingCache::Test) has the
+extension, C<housing_cache.setup_api_roles()> run with a password, and
+sample listings from C<generate_listings()>.  The server connects as
+C<authenticator>, listens on 127.0.0.1 on a port it picks itself (C<--port
+0>; the port is read from its log), and logs to the TAP log directory.
+
+Every server started is stopped when the test ends, even when it dies.
+
+Requests go through curl (C<--path-as-is>, so that dot segments reach the
+server as written).
+
+=cut
+
+package HcHttp;
+
+use strict;
+use warnings;
+
+use Carp;
+use File::Temp ();
+use FindBin;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(usleep time);
+
+use HousingCache::Redis;
+use HousingCache::Test;
+
+our $JWT_SECRET = 'hc-http-test-secret-0123456789abcdefghij';
+our $BIN = $ENV{HC_HTTP_BIN} // "$FindBin::RealBin/../../http/hc_http";
+
+my @servers;    # every server started, for END
+
+sub new
+{
+	my ($class, %opts) = @_;
+	croak "$BIN is not built (make -C http)" unless -x $BIN;
+
+	my $self = bless {}, $class;
+	$self->{redis} = HousingCache::Redis->new;
+	$self->{node} = new_node($opts{name} // 'http', redis => $self->{redis});
+	my $n = $opts{listings} // 500;
+	$self->{node}->safe_psql('postgres', qq{
+		SELECT housing_cache.generate_listings($n);
+		SELECT housing_cache.setup_api_roles('authenticator-pw');
+	});
+	return $self;
+}
+
+sub node { return $_[0]->{node} }
+
+sub conninfo
+{
+	my ($self) = @_;
+	my $node = $self->{node};
+	return 'host=' . $node->host . ' port=' . $node->port
+	  . ' dbname=postgres user=authenticator password=authenticator-pw';
+}
+
+# Start hc_http with extra options; returns an HcHttp::Server.
+sub start_server
+{
+	my ($self, @opts) = @_;
+	return HcHttp::Server->start($self, @opts);
+}
+
+package HcHttp::Server;
+
+use strict;
+use warnings;
+
+use Carp;
+use File::Basename qw(basename);
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(usleep time);
+
+my $counter = 0;
+
+sub start
+{
+	my ($class, $stack, @opts) = @_;
+	my $test = basename($0);
+	$test =~ s/\.[^.]*$//;
+	$counter++;
+	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_hc_http_$counter.log";
+	my $self = bless { stack => $stack, log => $log, owner => $$ }, $class;
+
+	my @cmd = ($HcHttp::BIN, '--listen', '127.0.0.1', '--port', '0',
+		'--db', $stack->conninfo, @opts);
+	my $pid = fork;
+	croak "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		setpgrp(0, 0);
+		$ENV{HC_JWT_SECRET} = $HcHttp::JWT_SECRET;
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $log;
+		open STDERR, '>&', \*STDOUT;
+		exec @cmd or POSIX::_exit(127);
+	}
+	$self->{pid} = $pid;
+	push @servers, $self;
+
+	my $deadline = time + 30;
+	while (time < $deadline)
+	{
+		if (open my $fh, '<', $log)
+		{
+			while (<$fh>)
+			{
+				if (/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+				{
+					$self->{port} = $1;
+					return $self;
+				}
+			}
+		}
+		croak "hc_http exited at start; its log:\n" . $self->log_text
+		  unless $self->is_running;
+		usleep(50_000);
+	}
+	$self->kill9;
+	croak "hc_http did not start within 30 s; its log:\n" . $self->log_text;
+}
+
+sub port { return $_[0]->{port} }
+sub pid { return $_[0]->{pid} }
+sub base { return 'http://127.0.0.1:' . $_[0]->{port} }
+sub logfile { return $_[0]->{log} }
+
+sub log_text
+{
+	my ($self) = @_;
+	open my $fh, '<', $self->{log} or return '';
+	local $/;
+	return <$fh> // '';
+}
+
+sub is_running
+{
+	my ($self) = @_;
+	return 0 unless $self->{pid};
+	return 1 if waitpid($self->{pid}, WNOHANG) == 0;
+	$self->{exit} = $?;
+	$self->{pid} = undef;
+	return 0;
+}
+
+# SIGTERM and wait (up to $timeout s); returns the exit status ($?), or
+# undef if it had to be killed.
+sub stop
+{
+	my ($self, $timeout) = @_;
+	$timeout //= 30;
+	return $self->{exit} unless $self->is_running;
+	kill 'TERM', $self->{pid};
+	my $deadline = time + $timeout;
+	while (time < $deadline)
+	{
+		return $self->{exit} unless $self->is_running;
+		usleep(20_000);
+	}
+	$self->kill9;
+	return undef;
+}
+
+sub kill9
+{
+	my ($self) = @_;
+	return unless $self->is_running;
+	kill 'KILL', $self->{pid};
+	waitpid($self->{pid}, 0);
+	$self->{pid} = undef;
+	return;
+}
+
+sub signal
+{
+	my ($self, $sig) = @_;
+	kill $sig, $self->{pid} if $self->is_running;
+	return;
+}
+
+# A token signed with the test secret, minted by hc_http itself.
+sub token
+{
+	my ($self, $role, $ttl) = @_;
+	local $ENV{HC_JWT_SECRET} = $HcHttp::JWT_SECRET;
+	my @cmd = ($HcHttp::BIN, '--mint-token', $role, defined $ttl ? ('--token-ttl', $ttl) : ());
+	my $out = _run_capture(@cmd);
+	$out =~ s/\s+$//;
+	croak "could not mint a token: $out" unless $out =~ /^[\w-]+\.[\w-]+\.[\w-]+$/;
+	return $out;
+}
+
+sub _run_capture
+{
+	my @cmd = @_;
+	my $pid = open(my $fh, '-|');
+	croak "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDERR, '>&', \*STDOUT;
+		open STDIN, '<', '/dev/null';
+		exec @cmd or POSIX::_exit(127);
+	}
+	local $/;
+	my $out = <$fh> // '';
+	close $fh;
+	return $out;
+}
+
+=pod
+
+=head2 $srv->request($method, $path, %opts)
+
+Options: headers => [ 'Name: value', ... ], body => $string (sent as
+given), json => $ref (encoded, with Content-Type application/json),
+token => $jwt, timeout => seconds (default 30), curl => [ extra args ].
+
+Returns { status (0 when the connection failed), headers => { lower-case
+name => value }, body, json (decoded when the body is JSON), curl_exit }.
+
+=cut
+
+sub request
+{
+	my ($self, $method, $path, %opts) = @_;
+	my $tmp = File::Temp->newdir;
+	my ($hfile, $bfile, $dfile) = ("$tmp/h", "$tmp/b", "$tmp/d");
+	my @cmd = ('curl', '-s', '--path-as-is', '-o', $method eq 'HEAD' ? '/dev/null' : $bfile, '-D', $hfile,
+		'-w', '%{http_code}', '--max-time', $opts{timeout} // 30);
+	push @cmd, $method eq 'HEAD' ? ('-I') : ('-X', $method);
+	push @cmd, '-H', $_ for @{ $opts{headers} || [] };
+	push @cmd, '-H', "Authorization: Bearer $opts{token}" if defined $opts{token};
+	my $body = $opts{body};
+	if (defined $opts{json})
+	{
+		$body = ref $opts{json} ? JSON::PP->new->utf8->canonical->encode($opts{json}) : $opts{json};
+		push @cmd, '-H', 'Content-Type: application/json';
+	}
+	if (defined $body)
+	{
+		open my $fh, '>', $dfile or croak $!;
+		binmode $fh;
+		print $fh $body;
+		close $fh;
+		push @cmd, '--data-binary', "\@$dfile";
+	}
+	push @cmd, @{ $opts{curl} || [] };
+	push @cmd, $self->base . $path;
+
+	my $code = _run_capture(@cmd);
+	my $exit = $? >> 8;
+	my %h;
+	if (open my $fh, '<', $hfile)
+	{
+		local $/;
+		my $raw = <$fh> // '';
+		# the last response's headers (skip 100 Continue)
+		my @blocks = grep { /\S/ } split /\r?\n\r?\n/, $raw;
+		my $last = $blocks[-1] // '';
+		for my $line (split /\r?\n/, $last)
+		{
+			$h{ lc $1 } = $2 if $line =~ /^([^:\s]+):\s*(.*?)\s*$/;
+		}
+	}
+	my $content = '';
+	if (open my $fh, '<', $bfile)
+	{
+		local $/;
+		binmode $fh;
+		$content = <$fh> // '';
+	}
+	my $json;
+	$json = eval { JSON::PP->new->utf8->decode($content) } if length $content;
+	$code = 0 unless $code =~ /^\d{3}$/;
+	return {
+		status => 0 + $code,
+		headers => \%h,
+		body => $content,
+		json => $json,
+		curl_exit => $exit,
+	};
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	return unless $self->{owner} == $$;
+	local ($@, $!, $?);
+	eval { $self->stop(10) };
+	return;
+}
+
+END
+{
+	local ($@, $!, $?);
+	for my $s (@servers)
+	{
+		next unless $s && $s->{owner} == $$;
+		eval { $s->stop(10) };
+	}
+}
+
+1;
