@@ -22,6 +22,9 @@
 
 #include "housing_cache.h"
 
+/* this backend's current Redis call is the half-open probe */
+static bool probing = false;
+
 /*
  * May this backend call Redis now?
  */
@@ -32,6 +35,7 @@ HcBreakerAllows(void)
 	TimestampTz now;
 	uint64		probe_until;
 
+	probing = false;
 	if (hc_shared == NULL)
 		return false;
 
@@ -54,20 +58,27 @@ HcBreakerAllows(void)
 		(uint64) (hc_redis_connect_timeout_ms + 2 * hc_redis_command_timeout_ms + 100) * 1000;
 	if (pg_atomic_compare_exchange_u64(&hc_shared->breaker_open_until,
 									   &until, probe_until))
+	{
+		probing = true;
 		return true;
+	}
 
 	HcStatInc(HC_STAT_BREAKER_SKIPS);
 	return false;
 }
 
 /*
- * A Redis call succeeded: close the breaker if it was open.
+ * A Redis call succeeded: if it was the probe, close the breaker.  A call
+ * that started before the breaker opened proves nothing about Redis now.
  */
 void
 HcBreakerSuccess(void)
 {
 	if (hc_shared == NULL)
 		return;
+	if (!probing && pg_atomic_read_u64(&hc_shared->breaker_open_until) != 0)
+		return;
+	probing = false;
 	if (pg_atomic_read_u64(&hc_shared->breaker_open_until) != 0 ||
 		pg_atomic_read_u32(&hc_shared->breaker_failures) != 0)
 	{
@@ -83,16 +94,23 @@ HcBreakerSuccess(void)
 
 /*
  * A Redis call failed (could not connect, timed out, connection lost): open
- * the breaker, or keep it open for twice as long.
+ * the breaker, or, if this was the probe, keep it open for twice as long.
+ * Calls that were already under way when it opened (they all time out
+ * together when Redis hangs) only count as errors: otherwise eight readers
+ * would double the backoff eight times.
  */
 void
 HcBreakerFailure(const char *what, const char *detail)
 {
 	uint32		failures;
 	uint64		backoff_ms;
+	bool		was_probe = probing;
 
 	HcStatInc(HC_STAT_REDIS_ERRORS);
+	probing = false;
 	if (hc_shared == NULL)
+		return;
+	if (!was_probe && pg_atomic_read_u64(&hc_shared->breaker_open_until) != 0)
 		return;
 
 	failures = pg_atomic_add_fetch_u32(&hc_shared->breaker_failures, 1);

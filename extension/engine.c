@@ -1012,6 +1012,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	TimestampTz deadline;
 	int			flight = -1;
 	bool		in_l1;
+	bool		run_now = false;
 
 	INSTR_TIME_SET_CURRENT(start);
 	def = hc_get_query(name);
@@ -1090,6 +1091,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 
 			if (hc_wants_refresh(&value, GetCurrentTimestamp(), &expired))
 				claim = HcFlightBegin(digest, false, 0, &flight);
+			if (claim == HC_FLIGHT_DONE || claim == HC_FLIGHT_DONE_UNSTORED)
+				claim = HC_FLIGHT_BUSY;
 			if (claim == HC_FLIGHT_BUSY)
 			{
 				/* fresh enough, or someone else is refreshing it */
@@ -1106,23 +1109,35 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 			break;
 		}
 
-		if (!hc_single_flight)
+		if (!hc_single_flight || run_now)
 			break;
 		switch (HcFlightBegin(digest, true, deadline, &flight))
 		{
 			case HC_FLIGHT_OWNER:
 				/* a fill may have completed since we looked */
-				if (HcL1Get(digest, &value))
+				if (HcL1Get(digest, &value) ||
+					(hc_l1_size_mb <= 0 && HcRedisGet(key, digest, &value) == HC_REDIS_HIT))
 				{
-					HcFlightEnd(flight);
-					HcStatInc(HC_STAT_L1_HITS);
-					hc_record(HC_TIER_L1, key, NULL, start, hc_ttl_remaining(&value));
+					HcFlightEnd(flight, HC_FILL_STORED);
+					HcStatInc(hc_l1_size_mb > 0 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
+					hc_record(hc_l1_size_mb > 0 ? HC_TIER_L1 : HC_TIER_L2, key, NULL, start,
+							  hc_ttl_remaining(&value));
 					*isnull = value.isnull;
 					return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
 				}
 				break;
 			case HC_FLIGHT_DONE:
-				continue;		/* look again */
+				continue;		/* look again; the filler stored the answer */
+			case HC_FLIGHT_DONE_UNSTORED:
+				/*
+				 * The answer could not be stored (too large, Redis down and
+				 * L1 too small): waiting for the next filler would queue
+				 * every waiter behind the one before.  Look once more, then
+				 * compute without a claim.
+				 */
+				run_now = true;
+				flight = -1;
+				continue;
 			default:
 				/* timed out or no free claim: compute without one */
 				flight = -1;
@@ -1131,46 +1146,52 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		break;
 	}
 
-	/* compute, holding the claim (if any) until the answer is stored */
+	/*
+	 * Compute, holding the claim (if any) until the answer is stored; on any
+	 * error the claim is released as failed, so that a waiter takes over.
+	 */
 	HcStatInc(HC_STAT_MISSES);
 	INSTR_TIME_SET_CURRENT(fill_start);
 	PG_TRY();
 	{
 		result = hc_run_query(def, values, nulls, isnull, &len);
+		compute_us = hc_elapsed_us(fill_start);
+
+		value.isnull = *isnull;
+		value.data = result;
+		value.len = *isnull ? 0 : len;
+		value.created_at = GetCurrentTimestamp();
+		value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
+		value.ttl_ms = hc_ttl_ms(def);
+
+		if (value.len > (uint32) hc_max_value_bytes)
+		{
+			HcStatInc(HC_STAT_OVERSIZE);
+			if (flight >= 0)
+				HcFlightEnd(flight, HC_FILL_UNSTORED);
+		}
+		else
+		{
+			bool		in_l2;
+
+			/* waiters look in L1 first: release them as soon as it holds the answer */
+			in_l1 = HcL1Put(digest, &value);
+			if (in_l1 && flight >= 0)
+				HcFlightEnd(flight, HC_FILL_STORED);
+			in_l2 = HcRedisSet(key, digest, &value);
+			if (in_l2)
+				HcStatInc(HC_STAT_L2_STORES);
+			if (!in_l1 && flight >= 0)
+				HcFlightEnd(flight, in_l2 ? HC_FILL_STORED : HC_FILL_UNSTORED);
+		}
 	}
 	PG_CATCH();
 	{
 		if (flight >= 0)
-			HcFlightEnd(flight);
+			HcFlightEnd(flight, HC_FILL_FAILED);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	compute_us = hc_elapsed_us(fill_start);
-
-	value.isnull = *isnull;
-	value.data = result;
-	value.len = *isnull ? 0 : len;
-	value.created_at = GetCurrentTimestamp();
-	value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
-	value.ttl_ms = hc_ttl_ms(def);
-
-	if (value.len > (uint32) hc_max_value_bytes)
-	{
-		HcStatInc(HC_STAT_OVERSIZE);
-		if (flight >= 0)
-			HcFlightEnd(flight);
-	}
-	else
-	{
-		/* waiters look in L1 first: release them as soon as it holds the answer */
-		in_l1 = HcL1Put(digest, &value);
-		if (in_l1 && flight >= 0)
-			HcFlightEnd(flight);
-		if (HcRedisSet(key, digest, &value))
-			HcStatInc(HC_STAT_L2_STORES);
-		if (!in_l1 && flight >= 0)
-			HcFlightEnd(flight);
-	}
 	hc_record(HC_TIER_DB, key, NULL, start, hc_ttl_remaining(&value));
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }

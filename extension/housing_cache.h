@@ -205,7 +205,8 @@ extern bool HcL1Put(const uint8 *digest, const HcValue *value);
 typedef enum HcFlightResult
 {
 	HC_FLIGHT_OWNER,
-	HC_FLIGHT_DONE,
+	HC_FLIGHT_DONE,				/* the fill waited for stored its answer */
+	HC_FLIGHT_DONE_UNSTORED,	/* it ended without storing one */
 	HC_FLIGHT_BUSY,
 	HC_FLIGHT_TIMEOUT,
 	HC_FLIGHT_FULL
@@ -215,7 +216,14 @@ extern Size HcFlightShmemSize(void);
 extern void HcFlightShmemInit(char *base, bool found);
 extern HcFlightResult HcFlightBegin(const uint8 *digest, bool wait,
 									TimestampTz deadline, int *slot);
-extern void HcFlightEnd(int slot);
+typedef enum HcFillOutcome
+{
+	HC_FILL_STORED,
+	HC_FILL_UNSTORED,			/* computed, but nowhere to keep it */
+	HC_FILL_FAILED				/* error or cancel: a waiter should take over */
+} HcFillOutcome;
+
+extern void HcFlightEnd(int slot, HcFillOutcome outcome);
 
 /* ---- invalidation (invalidate.c) ---- */
 extern void HcInvalidationInit(void);

@@ -8,8 +8,10 @@
  * variable, then look the key up again (L1, then L2) and find the answer the
  * filler stored.  Every claim is released when its filler stores, fails or is
  * cancelled (the engine's PG_CATCH), or exits (a before_shmem_exit callback),
- * and a released claim wakes every waiter: if the answer is not there, the
- * first of them to claim again takes the fill over.
+ * and a released claim wakes every waiter: if the filler failed, the first
+ * of them to claim again takes the fill over; if it computed an answer it
+ * could not store (too large, nowhere to keep it), they all compute at once
+ * rather than queue behind one another.
  *
  * Waits are bounded by housing_cache.fill_wait_ms; ConditionVariableTimedSleep
  * checks for interrupts, so statement_timeout and pg_cancel_backend() end a
@@ -37,6 +39,7 @@ typedef struct HcFlight
 	uint8		digest[HC_DIGEST_LEN];
 	int			owner;			/* pid of the filler; 0 = free */
 	uint64		seq;			/* incremented at each release */
+	HcFillOutcome outcome;		/* of the last release */
 	ConditionVariable cv;
 } HcFlight;
 
@@ -66,6 +69,7 @@ HcFlightShmemInit(char *base, bool found)
 	{
 		hc_flights->flights[i].owner = 0;
 		hc_flights->flights[i].seq = 0;
+		hc_flights->flights[i].outcome = HC_FILL_FAILED;
 		ConditionVariableInit(&hc_flights->flights[i].cv);
 	}
 }
@@ -79,7 +83,7 @@ release_all_at_exit(int code, Datum arg)
 	for (int i = 0; i < HC_FLIGHTS; i++)
 	{
 		if (hc_flights->flights[i].owner == MyProcPid)
-			HcFlightEnd(i);
+			HcFlightEnd(i, HC_FILL_FAILED);
 	}
 }
 
@@ -88,6 +92,8 @@ release_all_at_exit(int code, Datum arg)
  *
  *	HC_FLIGHT_OWNER		the caller fills; *slot must be passed to HcFlightEnd
  *	HC_FLIGHT_DONE		a fill the caller waited for ended: look again
+ *	HC_FLIGHT_DONE_UNSTORED  it ended without storing its answer: compute
+ *						without waiting for another fill
  *	HC_FLIGHT_BUSY		someone fills and wait is false
  *	HC_FLIGHT_TIMEOUT	waited until deadline
  *	HC_FLIGHT_FULL		no free slot: fill without coordination
@@ -148,14 +154,19 @@ HcFlightBegin(const uint8 *digest, bool wait, TimestampTz deadline, int *slot)
 	for (;;)
 	{
 		bool		released;
+		HcFillOutcome outcome;
 		long		remaining_ms;
 		TimestampTz now;
 
 		SpinLockAcquire(&hc_flights->mutex);
 		released = (mine->seq != seq);
+		outcome = mine->outcome;
 		SpinLockRelease(&hc_flights->mutex);
 		if (released)
-			break;
+		{
+			ConditionVariableCancelSleep();
+			return outcome == HC_FILL_UNSTORED ? HC_FLIGHT_DONE_UNSTORED : HC_FLIGHT_DONE;
+		}
 
 		now = GetCurrentTimestamp();
 		remaining_ms = (long) ((deadline - now) / 1000);
@@ -169,15 +180,13 @@ HcFlightBegin(const uint8 *digest, bool wait, TimestampTz deadline, int *slot)
 		(void) ConditionVariableTimedSleep(&mine->cv, remaining_ms,
 										   PG_WAIT_EXTENSION);
 	}
-	ConditionVariableCancelSleep();
-	return HC_FLIGHT_DONE;
 }
 
 /*
  * Release a claim and wake its waiters.  Never raises an error.
  */
 void
-HcFlightEnd(int slot)
+HcFlightEnd(int slot, HcFillOutcome outcome)
 {
 	HcFlight   *f;
 
@@ -191,6 +200,7 @@ HcFlightEnd(int slot)
 		return;
 	}
 	f->owner = 0;
+	f->outcome = outcome;
 	f->seq++;
 	SpinLockRelease(&hc_flights->mutex);
 	ConditionVariableBroadcast(&f->cv);
