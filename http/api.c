@@ -37,7 +37,7 @@ static pthread_rwlock_t schema_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static double last_reload;
 
-static const char set_config_sql[] =
+const char set_config_sql[] =
 "SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
 "set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
 "set_config('request.path', $5, true), set_config('request.headers', $6, true), "
@@ -512,14 +512,32 @@ record_error(ExecOut *o, const PGresult *r, PGconn *c)
 	o->hint = dup_or_null(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
 }
 
+/* The index of sql among the connection's prepared calls, or -1. */
+static int
+cache_find(const StmtCache *cache, const char *sql)
+{
+	for (int i = 0; i < cache->n; i++)
+		if (strcmp(cache->sql[i], sql) == 0)
+			return i;
+	return -1;
+}
+
+enum
+{
+	STEP_BEGIN, STEP_SET_CONFIG, STEP_PREPARE, STEP_CALL, STEP_COMMIT
+};
+
 static void
-exec_pipeline(PGconn *c, bool readonly, const char *const *sc_params,
+exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_params,
 			  const char *main_sql, int nparams, const char *const *params, ExecOut *o)
 {
-	const char *begin = readonly
-		? "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
-		: "BEGIN ISOLATION LEVEL READ COMMITTED";
 	bool		failed = false;
+	int			steps[5];
+	int			nsteps = 0;
+	int			idx = cache_find(cache, main_sql);
+	bool		prepare = idx < 0 && cache->n < STMT_CACHE_SIZE;
+	char		name[32] = "";
+	bool		sent;
 
 	memset(o, 0, sizeof(*o));
 	if (PQstatus(c) != CONNECTION_OK || !PQenterPipelineMode(c))
@@ -527,18 +545,33 @@ exec_pipeline(PGconn *c, bool readonly, const char *const *sc_params,
 		o->broken = true;
 		return;
 	}
-	if (!PQsendQueryParams(c, begin, 0, NULL, NULL, NULL, NULL, 0) ||
-		!PQsendQueryParams(c, set_config_sql, 7, NULL, sc_params, NULL, NULL, 0) ||
-		!PQsendQueryParams(c, main_sql, nparams, NULL, params, NULL, NULL, 0) ||
-		!PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
-		!PQpipelineSync(c))
+	if (prepare)
+		idx = cache->n;
+	if (idx >= 0)
+		snprintf(name, sizeof(name), "hc_q%d", idx);
+
+	steps[nsteps++] = STEP_BEGIN;
+	steps[nsteps++] = STEP_SET_CONFIG;
+	if (prepare)
+		steps[nsteps++] = STEP_PREPARE;
+	steps[nsteps++] = STEP_CALL;
+	steps[nsteps++] = STEP_COMMIT;
+	sent = PQsendQueryPrepared(c, readonly ? STMT_BEGIN_RO : STMT_BEGIN_RW, 0, NULL, NULL, NULL, 0) &&
+		PQsendQueryPrepared(c, STMT_SET_CONFIG, 7, sc_params, NULL, NULL, 0) &&
+		(!prepare || PQsendPrepare(c, name, main_sql, nparams, NULL)) &&
+		(idx >= 0
+		 ? PQsendQueryPrepared(c, name, nparams, params, NULL, NULL, 0)
+		 : PQsendQueryParams(c, main_sql, nparams, NULL, params, NULL, NULL, 0)) &&
+		PQsendQueryPrepared(c, STMT_COMMIT, 0, NULL, NULL, NULL, 0) &&
+		PQpipelineSync(c);
+	if (!sent)
 	{
 		o->broken = true;
 		o->message = xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n"));
 		return;
 	}
 	o->sent = true;
-	for (int step = 0; step < 4; step++)
+	for (int i = 0; i < nsteps; i++)
 	{
 		PGresult   *r = PQgetResult(c);
 
@@ -550,9 +583,11 @@ exec_pipeline(PGconn *c, bool readonly, const char *const *sc_params,
 		switch (PQresultStatus(r))
 		{
 			case PGRES_COMMAND_OK:
+				if (steps[i] == STEP_PREPARE)
+					cache->sql[cache->n++] = xstrdup(main_sql);
 				break;
 			case PGRES_TUPLES_OK:
-				if (step == 2)
+				if (steps[i] == STEP_CALL)
 				{
 					if (PQntuples(r) != 1 || PQnfields(r) != 3)
 					{
@@ -1061,7 +1096,8 @@ api_handle(struct MHD_Connection *c, Request *r, const char *method,
 				MHD_add_response_header(rep.resp, "Retry-After", "1");
 			break;
 		}
-		exec_pipeline(conn, readonly, sc_params, sql.data, nparams, params, &o);
+		exec_pipeline(conn, pool_stmt_cache(db_pool, slot), readonly, sc_params, sql.data, nparams,
+					  params, &o);
 		pool_release(db_pool, slot, o.broken);
 		if (o.broken && (readonly || !o.sent) && attempt == 0)
 		{

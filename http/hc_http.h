@@ -141,6 +141,28 @@ PoolStatus	pool_checkout(Pool *p, int timeout_ms, bool fresh, PGconn **conn, int
 void		pool_release(Pool *p, int slot, bool broken);
 void		pool_destroy(Pool *p);
 
+/*
+ * Statements prepared on a pooled connection.  The constant ones (BEGIN,
+ * the set_config statement, COMMIT) are prepared when it connects, under
+ * the names below; the calls, one per function and set of arguments, as
+ * they come (hc_q0, hc_q1, ...; up to STMT_CACHE_SIZE, then unnamed).  The
+ * cache belongs to the connection and is emptied when it is replaced.
+ */
+#define STMT_CACHE_SIZE 128
+#define STMT_BEGIN_RO "hc_begin_ro"
+#define STMT_BEGIN_RW "hc_begin_rw"
+#define STMT_SET_CONFIG "hc_set_config"
+#define STMT_COMMIT "hc_commit"
+extern const char set_config_sql[];
+
+typedef struct StmtCache
+{
+	int			n;
+	char	   *sql[STMT_CACHE_SIZE];	/* sql[i] is prepared as hc_q<i> */
+} StmtCache;
+
+StmtCache  *pool_stmt_cache(Pool *p, int slot);
+
 /* ------------------------------------------------------------------------
  * Schema cache (schema.c): the functions of the exposed schema.
  * ------------------------------------------------------------------------ */

@@ -17,7 +17,27 @@ typedef struct Slot
 {
 	PGconn	   *conn;
 	bool		busy;
+	StmtCache	cache;
 } Slot;
+
+static void
+cache_reset(StmtCache *c)
+{
+	for (int i = 0; i < c->n; i++)
+		free(c->sql[i]);
+	c->n = 0;
+}
+
+/* Replace (or drop, with NULL) a slot's connection and its statements. */
+static void
+slot_set_conn(Slot *s, PGconn *conn)
+{
+	if (s->conn)
+		PQfinish(s->conn);
+	cache_reset(&s->cache);
+	s->conn = conn;
+}
+
 
 struct Pool
 {
@@ -98,6 +118,33 @@ pool_connect(Pool *p, char *errbuf, size_t errlen)
 		return NULL;
 	}
 	PQclear(r);
+	{
+		static const struct
+		{
+			const char *name;
+			const char *sql;
+			int			nparams;
+		}			stmts[] = {
+			{STMT_BEGIN_RO, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY", 0},
+			{STMT_BEGIN_RW, "BEGIN ISOLATION LEVEL READ COMMITTED", 0},
+			{STMT_SET_CONFIG, set_config_sql, 7},
+			{STMT_COMMIT, "COMMIT", 0},
+		};
+
+		for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+		{
+			r = PQprepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+			if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			{
+				snprintf(errbuf, errlen, "%s", PQerrorMessage(c));
+				errbuf[strcspn(errbuf, "\n")] = '\0';
+				PQclear(r);
+				PQfinish(c);
+				return NULL;
+			}
+			PQclear(r);
+		}
+	}
 	return c;
 }
 
@@ -109,7 +156,7 @@ pool_warm(Pool *p)
 
 	for (int i = 0; i < p->size; i++)
 	{
-		p->slots[i].conn = pool_connect(p, err, sizeof(err));
+		slot_set_conn(&p->slots[i], pool_connect(p, err, sizeof(err)));
 		if (p->slots[i].conn)
 			ok++;
 	}
@@ -171,13 +218,10 @@ pool_checkout(Pool *p, int timeout_ms, bool fresh, PGconn **conn, int *slot)
 
 	/* (re)connect outside the lock */
 	if (s->conn != NULL && (fresh || PQstatus(s->conn) != CONNECTION_OK))
-	{
-		PQfinish(s->conn);
-		s->conn = NULL;
-	}
+		slot_set_conn(s, NULL);
 	if (s->conn == NULL)
 	{
-		s->conn = pool_connect(p, err, sizeof(err));
+		slot_set_conn(s, pool_connect(p, err, sizeof(err)));
 		if (s->conn == NULL)
 		{
 			double		now = mono_now();
@@ -207,10 +251,7 @@ pool_release(Pool *p, int slot, bool broken)
 	Slot	   *s = &p->slots[slot];
 
 	if (broken && s->conn)
-	{
-		PQfinish(s->conn);
-		s->conn = NULL;
-	}
+		slot_set_conn(s, NULL);
 	pthread_mutex_lock(&p->mu);
 	s->busy = false;
 	p->nfree++;
@@ -224,10 +265,16 @@ pool_destroy(Pool *p)
 	if (p == NULL)
 		return;
 	for (int i = 0; i < p->size; i++)
-		PQfinish(p->slots[i].conn);
+		slot_set_conn(&p->slots[i], NULL);
 	free(p->slots);
 	free(p->conninfo);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
+}
+
+StmtCache *
+pool_stmt_cache(Pool *p, int slot)
+{
+	return &p->slots[slot].cache;
 }

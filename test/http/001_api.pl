@@ -276,6 +276,39 @@ is($r->{json}{auth}, undef, 'the Authorization header is not passed on');
 is($r->{json}{cookie}, 'abc', 'request.cookies');
 is($r->{json}{readonly}, 'off', 'POST: read-write transaction');
 
+# --- calls are prepared per connection: redefinitions are followed ---------------
+
+$node->safe_psql('postgres', q{
+	CREATE OR REPLACE FUNCTION api.whoami(x int DEFAULT 0) RETURNS api."application/json"
+	LANGUAGE sql AS $$ SELECT json_build_object('version', 2, 'x', x) $$;
+});
+for my $i (1 .. 6)    # reach every pooled connection
+{
+	$r = req('GET', "/api/rpc/whoami?x=$i");
+	is_deeply($r->{json}, { version => 2, x => $i }, "redefined function, call $i");
+}
+$node->safe_psql('postgres', 'DROP FUNCTION api.whoami(int)');
+$r = req('GET', '/api/rpc/whoami?x=1');
+is($r->{status}, 404, 'dropped function (still in the schema cache): 404');
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION api.whoami(x text) RETURNS api."application/json"
+	LANGUAGE sql AS $$ SELECT json_build_object('version', 3, 'x', x) $$;
+});
+$srv->signal('HUP');
+$deadline = time + 10;
+do { sleep 1; $r = req('GET', '/api/rpc/whoami?x=abc') } while ($r->{status} != 200 && time < $deadline);
+is_deeply($r->{json}, { version => 3, x => 'abc' }, 're-created with another argument type');
+
+# --- known problem of the SQL side ----------------------------------------------
+
+TODO:
+{
+	local $TODO = 'housing_cache.if_none_match() raises 54000 over 8 kB, which maps to 500';
+	my $list = join(', ', map { sprintf '"%032x"', $_ } 1 .. 300);
+	$r = $srv->request('GET', $search, headers => ["If-None-Match: $list"]);
+	is($r->{status}, 200, 'a long If-None-Match list is not a server error');
+}
+
 # --- never a 500 ----------------------------------------------------------------
 
 my @five = grep { $_->[1] >= 500 || $_->[1] == 0 } @statuses;
