@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -475,7 +476,7 @@ usage(FILE *out)
 			"Usage: hc_http [options]\n"
 			"       hc_http --mint-token ROLE [--token-ttl SECONDS] [--jwt-secret-env VAR]\n"
 			"\n"
-			"  --listen ADDR            address to listen on [HC_HTTP_LISTEN, 127.0.0.1]\n"
+			"  --listen ADDR            address (or host name) to listen on [HC_HTTP_LISTEN, 127.0.0.1]\n"
 			"  --port N                 port, 0 = any free one [HC_HTTP_PORT, 8080]\n"
 			"  --db CONNINFO            libpq connection string or URI; empty means the\n"
 			"                           PG* environment [HC_HTTP_DB]\n"
@@ -830,9 +831,27 @@ main(int argc, char **argv)
 		}
 		else
 		{
-			fprintf(stderr, "hc_http: --listen wants a numeric IPv4 or IPv6 address, not \"%s\"\n",
-					cfg.listen);
-			return 2;
+			/* a host name: its first address */
+			struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+			struct addrinfo *res = NULL;
+
+			if (getaddrinfo(cfg.listen, NULL, &hints, &res) != 0 || res == NULL ||
+				res->ai_addrlen > sizeof(ss))
+			{
+				fprintf(stderr, "hc_http: cannot resolve --listen address \"%s\"\n", cfg.listen);
+				if (res)
+					freeaddrinfo(res);
+				return 2;
+			}
+			memcpy(&ss, res->ai_addr, res->ai_addrlen);
+			if (ss.ss_family == AF_INET6)
+			{
+				a6->sin6_port = htons((uint16_t) cfg.port);
+				flags |= MHD_USE_IPv6;
+			}
+			else
+				a4->sin_port = htons((uint16_t) cfg.port);
+			freeaddrinfo(res);
 		}
 	}
 
