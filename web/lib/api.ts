@@ -1,0 +1,347 @@
+// The fetch layer: every API call of the app goes through an ApiClient.
+//
+// - Conditional GETs of its own.  fetch() would hide a 304 (the browser
+//   answers it from its HTTP cache and hands JS the cached 200), so the
+//   client asks with `cache: "no-store"`, keeps each answer's ETag and body
+//   itself, sends If-None-Match, and on a 304 returns the body it kept.  The
+//   status it logs is the one on the wire.
+// - A log of the calls (status, X-Cache, Server-Timing, ETag, duration) for
+//   the cache panel; subscribers hear of every new entry.
+// - Errors as ApiError: the API's JSON body {code, message, details, hint}
+//   when there is one, status 0 when the server could not be reached.
+//
+// ETags, kept bodies and the log can live in sessionStorage, so that they
+// survive a reload of the page (which then revalidates with 304s).
+
+export interface ApiErrorBody {
+  code: string | null;
+  message: string;
+  details: string | null;
+  hint: string | null;
+}
+
+export class ApiError extends Error implements ApiErrorBody {
+  readonly status: number;
+  readonly code: string | null;
+  readonly details: string | null;
+  readonly hint: string | null;
+
+  constructor(status: number, body: ApiErrorBody) {
+    super(body.message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = body.code;
+    this.details = body.details;
+    this.hint = body.hint;
+  }
+
+  // The server could not be reached at all (network error, server down).
+  get unreachable(): boolean {
+    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
+  }
+}
+
+export interface LogEntry {
+  id: number;
+  at: number; // ms since the epoch, when the request started
+  method: "GET" | "POST";
+  path: string; // "/rpc/listings?city=Boston"
+  status: number; // 0: no response
+  xCache: string | null;
+  serverTiming: string | null;
+  etag: string | null;
+  cacheControl: string | null;
+  conditional: boolean; // sent If-None-Match
+  durationMs: number;
+  error: string | null;
+}
+
+interface Kept {
+  etag: string;
+  body: unknown;
+}
+
+// The parts of Storage the client uses (sessionStorage in the browser).
+export interface KeyValueStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface ApiClientOptions {
+  base?: string; // "/api"
+  fetch?: typeof fetch;
+  storage?: KeyValueStore | null;
+  storageKey?: string;
+  now?: () => number;
+  maxLog?: number;
+  maxKept?: number;
+}
+
+export interface RequestOptions {
+  log?: boolean; // default true; the cache panel's own polling is not logged
+  conditional?: boolean; // default true: send If-None-Match when an ETag is kept
+  signal?: AbortSignal;
+}
+
+type Listener = () => void;
+
+function parseErrorBody(status: number, statusText: string, text: string): ApiErrorBody {
+  try {
+    const j = JSON.parse(text) as Record<string, unknown>;
+    if (j && typeof j === "object" && typeof j.message === "string") {
+      const str = (v: unknown) => (typeof v === "string" ? v : v == null ? null : JSON.stringify(v));
+      return { code: str(j.code), message: j.message, details: str(j.details), hint: str(j.hint) };
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  const trimmed = text.trim();
+  return {
+    code: null,
+    message: `HTTP ${status}${statusText ? ` ${statusText}` : ""}${trimmed && trimmed.length < 200 ? `: ${trimmed}` : ""}`,
+    details: null,
+    hint: null,
+  };
+}
+
+export class ApiClient {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly storage: KeyValueStore | null;
+  private readonly storageKey: string;
+  private readonly now: () => number;
+  private readonly maxLog: number;
+  private readonly maxKept: number;
+  private kept = new Map<string, Kept>(); // insertion order = recency
+  private log: LogEntry[] = []; // newest last
+  private nextId = 1;
+  private listeners = new Set<Listener>();
+  private loaded = false;
+
+  constructor(opts: ApiClientOptions = {}) {
+    this.base = (opts.base ?? "/api").replace(/\/$/, "");
+    // Bound lazily: tests swap globalThis.fetch, and the browser's fetch must
+    // be called with the global object as `this`.
+    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.storage = opts.storage ?? null;
+    this.storageKey = opts.storageKey ?? "hc.api";
+    this.now = opts.now ?? (() => Date.now());
+    this.maxLog = opts.maxLog ?? 200;
+    this.maxKept = opts.maxKept ?? 60;
+  }
+
+  // --- persistence -----------------------------------------------------------
+
+  private load(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    if (!this.storage) return;
+    try {
+      const raw = this.storage.getItem(this.storageKey);
+      if (!raw) return;
+      const saved = JSON.parse(raw) as { kept?: [string, Kept][]; log?: LogEntry[] };
+      for (const [k, v] of saved.kept ?? []) {
+        if (typeof k === "string" && v && typeof v.etag === "string") this.kept.set(k, v);
+      }
+      this.log = Array.isArray(saved.log) ? saved.log.slice(-this.maxLog) : [];
+      this.nextId = this.log.reduce((m, e) => Math.max(m, e.id), 0) + 1;
+    } catch {
+      // unreadable: start afresh
+    }
+  }
+
+  private save(): void {
+    if (!this.storage) return;
+    const data = JSON.stringify({ kept: [...this.kept.entries()], log: this.log });
+    try {
+      this.storage.setItem(this.storageKey, data);
+    } catch {
+      // quota: keep the log, drop the bodies
+      try {
+        this.storage.setItem(this.storageKey, JSON.stringify({ kept: [], log: this.log }));
+      } catch {
+        /* give up persisting */
+      }
+    }
+  }
+
+  // --- the log -----------------------------------------------------------------
+
+  getLog(): readonly LogEntry[] {
+    this.load();
+    return this.log;
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  clearLog(): void {
+    this.load();
+    this.log = [];
+    this.save();
+    this.emit();
+  }
+
+  // Forget every kept ETag: the next request of each answer is unconditional.
+  forgetEtags(): void {
+    this.load();
+    this.kept.clear();
+    this.save();
+    this.emit();
+  }
+
+  keptEtag(path: string): string | null {
+    this.load();
+    return this.kept.get(path)?.etag ?? null;
+  }
+
+  get keptCount(): number {
+    this.load();
+    return this.kept.size;
+  }
+
+  private emit(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  private record(entry: Omit<LogEntry, "id">): void {
+    // A new array each time: React's useSyncExternalStore compares snapshots.
+    this.log = [...this.log, { ...entry, id: this.nextId++ }].slice(-this.maxLog);
+    this.save();
+    this.emit();
+  }
+
+  private keep(path: string, etag: string, body: unknown): void {
+    this.kept.delete(path);
+    this.kept.set(path, { etag, body });
+    while (this.kept.size > this.maxKept) {
+      const oldest = this.kept.keys().next().value as string;
+      this.kept.delete(oldest);
+    }
+  }
+
+  // --- requests ----------------------------------------------------------------
+
+  async get<T = unknown>(path: string, opts: RequestOptions = {}): Promise<T> {
+    return this.request<T>("GET", path, undefined, undefined, opts);
+  }
+
+  async post<T = unknown>(path: string, body: unknown, token?: string | null, opts: RequestOptions = {}): Promise<T> {
+    return this.request<T>("POST", path, body, token ?? undefined, opts);
+  }
+
+  private async request<T>(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    token: string | undefined,
+    opts: RequestOptions,
+    retried = false,
+  ): Promise<T> {
+    this.load();
+    const doLog = opts.log !== false;
+    const kept = method === "GET" && opts.conditional !== false ? this.kept.get(path) : undefined;
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (kept) headers["If-None-Match"] = kept.etag;
+    if (method === "POST") headers["Content-Type"] = "application/json";
+    if (token) headers["Authorization"] = `Bearer ${token}`;
+
+    const at = this.now();
+    const t0 = typeof performance !== "undefined" ? performance.now() : this.now();
+    const elapsed = () => (typeof performance !== "undefined" ? performance.now() : this.now()) - t0;
+    const base = {
+      at,
+      method,
+      path,
+      conditional: Boolean(kept),
+    };
+
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.base + path, {
+        method,
+        headers,
+        body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
+        cache: "no-store",
+        credentials: "same-origin",
+        signal: opts.signal,
+      });
+    } catch (e) {
+      if (e instanceof DOMException && e.name === "AbortError") throw e;
+      const message = "The server could not be reached. Check your connection and try again.";
+      if (doLog) {
+        this.record({
+          ...base,
+          status: 0,
+          xCache: null,
+          serverTiming: null,
+          etag: null,
+          cacheControl: null,
+          durationMs: elapsed(),
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+      throw new ApiError(0, { code: null, message, details: e instanceof Error ? e.message : null, hint: null });
+    }
+
+    const h = res.headers;
+    const etag = h.get("ETag");
+    const text = res.status === 304 ? "" : await res.text().catch(() => "");
+    const entry = {
+      ...base,
+      status: res.status,
+      xCache: h.get("X-Cache"),
+      serverTiming: h.get("Server-Timing"),
+      etag: etag ?? (res.status === 304 ? (kept?.etag ?? null) : null),
+      cacheControl: h.get("Cache-Control"),
+      durationMs: elapsed(),
+      error: null as string | null,
+    };
+
+    if (res.status === 304) {
+      if (doLog) this.record(entry);
+      if (kept) {
+        // Still current: refresh its recency, and its ETag if the server sent one.
+        this.keep(path, etag ?? kept.etag, kept.body);
+        this.save();
+        return kept.body as T;
+      }
+      // A 304 to an unconditional request: ask again without condition.
+      if (!retried) return this.request<T>(method, path, body, token, { ...opts, conditional: false }, true);
+      throw new ApiError(304, { code: null, message: "Unexpected 304 Not Modified", details: null, hint: null });
+    }
+
+    if (!res.ok) {
+      const err = parseErrorBody(res.status, res.statusText, text);
+      entry.error = err.message;
+      if (doLog) this.record(entry);
+      throw new ApiError(res.status, err);
+    }
+
+    let data: unknown = null;
+    if (text.trim() !== "") {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        entry.error = "response is not JSON";
+        if (doLog) this.record(entry);
+        throw new ApiError(res.status, {
+          code: null,
+          message: "The server sent an answer that is not JSON.",
+          details: text.slice(0, 200),
+          hint: null,
+        });
+      }
+    }
+    if (method === "GET") {
+      if (etag) this.keep(path, etag, data);
+      else this.kept.delete(path);
+    }
+    if (doLog) this.record(entry);
+    else this.save();
+    return data as T;
+  }
+}

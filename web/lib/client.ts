@@ -1,0 +1,39 @@
+"use client";
+// The app's one ApiClient, and the hooks that read it.
+
+import { useSyncExternalStore } from "react";
+import { ApiClient, type KeyValueStore, type LogEntry } from "./api";
+
+function sessionStore(): KeyValueStore | null {
+  try {
+    return typeof window !== "undefined" ? window.sessionStorage : null;
+  } catch {
+    return null;
+  }
+}
+
+export const api = new ApiClient({ base: "/api", storage: sessionStore() });
+
+// SWR's fetcher: the key is the API path ("/rpc/listings?city=Boston").
+export function fetcher<T>(path: string): Promise<T> {
+  return api.get<T>(path);
+}
+
+const EMPTY: readonly LogEntry[] = [];
+
+export function useApiLog(): readonly LogEntry[] {
+  return useSyncExternalStore(
+    (cb) => api.subscribe(cb),
+    () => api.getLog(),
+    () => EMPTY,
+  );
+}
+
+// How many answers the fetch layer keeps with their ETag.
+export function useKeptCount(): number {
+  return useSyncExternalStore(
+    (cb) => api.subscribe(cb),
+    () => api.keptCount,
+    () => 0,
+  );
+}

@@ -1,0 +1,424 @@
+// End-to-end tests of the web UI in headless Chromium (Debian's, never a
+// downloaded one), against a running stack: the development server serving
+// web/out and the API over PostgreSQL + Redis.  test/web/run starts that
+// stack and runs this file; by hand:
+//
+//   HC_E2E_BASE_URL=http://127.0.0.1:8080 HC_E2E_EDITOR_TOKEN=eyJ... \
+//   HC_E2E_STOP_REDIS='redis-cli -p 6380 shutdown nosave' \
+//   node --test --test-concurrency=1 tests/e2e/web.e2e.mjs
+//
+// HC_E2E_ARTIFACTS: where screenshots go (default tmp_check/web-artifacts).
+// HC_E2E_CHROMIUM: the browser (default /usr/bin/chromium).
+import assert from "node:assert/strict";
+import { execSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const BASE = (process.env.HC_E2E_BASE_URL ?? "").replace(/\/$/, "");
+const TOKEN = process.env.HC_E2E_EDITOR_TOKEN ?? "";
+const STOP_REDIS = process.env.HC_E2E_STOP_REDIS ?? "";
+const ARTIFACTS = resolve(process.env.HC_E2E_ARTIFACTS ?? "../tmp_check/web-artifacts");
+const CHROMIUM = process.env.HC_E2E_CHROMIUM ?? "/usr/bin/chromium";
+if (!BASE) throw new Error("HC_E2E_BASE_URL is not set");
+if (!TOKEN) throw new Error("HC_E2E_EDITOR_TOKEN is not set");
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const money = (cents) =>
+  new Intl.NumberFormat("en-US", {
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: cents % 100 === 0 ? 0 : 2,
+    maximumFractionDigits: cents % 100 === 0 ? 0 : 2,
+  }).format(cents / 100);
+const dollarsOf = (text) => Number(text.replace(/[^0-9.]/g, ""));
+
+// The API, straight (to pick test data and to compare with what the UI shows).
+async function apiGet(path) {
+  const res = await fetch(`${BASE}/api${path}`, { headers: { Accept: "application/json" } });
+  assert.equal(res.status, 200, `GET ${path}: ${res.status} ${await res.clone().text()}`);
+  return res.json();
+}
+
+let browser;
+const pageErrors = [];
+
+before(async () => {
+  // launch() starts Chromium with a fresh, temporary --user-data-dir of its
+  // own (and removes it on close); it refuses one passed in args.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// A new visitor: its own cookies, localStorage, sessionStorage.
+async function visitor(viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport, locale: "en-US", baseURL: BASE });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/Failed to load resource|ERR_CONNECTION_REFUSED|net::ERR_FAILED/.test(m.text())) {
+      pageErrors.push(`${page.url()}: console: ${m.text()}`);
+    }
+  });
+  return { context, page };
+}
+
+// The page's own alerts (Next.js adds an empty one, its route announcer).
+const alerts = (page) => page.locator("main [role='alert']");
+
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage });
+}
+
+async function waitResults(page) {
+  await page.locator("ul[aria-label='Search results'] > li").first().waitFor();
+  await page.waitForFunction(() => !document.querySelector("section.results[aria-busy='true']"));
+}
+
+async function cardPrices(page) {
+  return (await page.getByTestId("price").allTextContents()).map(dollarsOf);
+}
+
+// Rows of the cache panel's call log for an API path, newest first.
+async function logRows(page, path) {
+  const rows = page.locator(`[data-testid='call-log'] tbody tr[data-path="${path}"]`);
+  const n = await rows.count();
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const r = rows.nth(i);
+    out.push({
+      status: Number(await r.getAttribute("data-status")),
+      xcache: await r.getAttribute("data-xcache"),
+      timing: (await r.locator("td").nth(5).textContent()).trim(),
+    });
+  }
+  return out;
+}
+
+async function openCachePanel(page) {
+  await page.goto("/cache");
+  await page.getByRole("heading", { name: "Cache panel" }).waitFor();
+  await page.getByTestId("call-log").waitFor();
+}
+
+const shared = {};
+
+test("search: filters live in the URL, pagination, back/forward and reload", async () => {
+  const { context, page } = await visitor();
+  const api = await apiGet("/rpc/listings?city=Boston&min_bedrooms=2&sort=price_asc&page_size=20");
+  assert.ok(api.total > 40, `need more than two pages of Boston listings, have ${api.total}`);
+
+  await page.goto("/?city=Boston&min_bedrooms=2&sort=price_asc");
+  await waitResults(page);
+  await page.getByRole("heading", { name: new RegExp(`${api.total.toLocaleString("en-US")} homes for sale in Boston`) }).waitFor();
+  assert.equal(await page.getByLabel("City").inputValue(), "Boston");
+  assert.equal(await page.getByLabel("Bedrooms").inputValue(), "2");
+  assert.equal(await page.getByLabel("Sort by").inputValue(), "price_asc");
+  const prices = await cardPrices(page);
+  assert.equal(prices.length, 20);
+  assert.deepEqual(prices, [...prices].sort((a, b) => a - b), "sorted by price, ascending");
+  assert.equal(await page.locator(".card-title").first().textContent(), api.items[0].title);
+  assert.equal(await page.getByTestId("price").first().textContent(), money(api.items[0].price_cents));
+  await shot(page, "01-search");
+
+  // Next page: a new URL; its first card is the API's 21st listing.
+  await page.getByRole("link", { name: "Next →" }).click();
+  await page.waitForURL(/page=2/);
+  await waitResults(page);
+  const api2 = await apiGet("/rpc/listings?city=Boston&min_bedrooms=2&sort=price_asc&page=2&page_size=20");
+  assert.equal(await page.locator(".card-title").first().textContent(), api2.items[0].title);
+  assert.equal(await page.locator(".pagination [aria-current='page']").textContent(), "2");
+
+  // Back and forward follow the URL; so does a reload.
+  await page.goBack();
+  await page.waitForURL((u) => !u.searchParams.has("page"));
+  await waitResults(page);
+  assert.equal(await page.locator(".card-title").first().textContent(), api.items[0].title);
+  await page.goForward();
+  await page.waitForURL(/page=2/);
+  await waitResults(page);
+  assert.equal(await page.locator(".card-title").first().textContent(), api2.items[0].title);
+  await page.reload();
+  await waitResults(page);
+  assert.equal(await page.getByLabel("City").inputValue(), "Boston");
+  assert.equal(await page.locator(".card-title").first().textContent(), api2.items[0].title);
+
+  // The form writes the URL: another city, back to page 1, other filters kept.
+  await page.getByLabel("City").fill("Denver");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL((u) => u.searchParams.get("city") === "Denver");
+  assert.equal(new URL(page.url()).search, "?city=Denver&min_bedrooms=2&sort=price_asc");
+  await waitResults(page);
+  await page.getByRole("heading", { name: /homes for sale in Denver/ }).waitFor();
+
+  // Sorting from the results bar.
+  await page.getByLabel("Sort by").selectOption("price_desc");
+  await page.waitForURL(/sort=price_desc/);
+  await waitResults(page);
+  const desc = await cardPrices(page);
+  assert.deepEqual(desc, [...desc].sort((a, b) => b - a), "sorted by price, descending");
+
+  // A filter the API refuses shows its message, not a blank page.
+  await page.goto("/?min_price=900000&max_price=100000");
+  await alerts(page).first().waitFor();
+  assert.match(await alerts(page).first().textContent(), /cannot be used/);
+  await context.close();
+});
+
+test("listing: open one from the results", async () => {
+  const { context, page } = await visitor();
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  const first = page.locator("ul[aria-label='Search results'] > li").first();
+  const id = Number(await first.getAttribute("data-listing-id"));
+  const title = await first.locator(".card-title").textContent();
+  await first.locator(".card-title a").click();
+  await page.waitForURL((u) => u.pathname === "/listing" && u.searchParams.get("id") === String(id));
+  await page.getByRole("heading", { level: 1, name: title }).waitFor();
+  const api = await apiGet(`/rpc/listing?id=${id}`);
+  assert.equal(await page.getByTestId("listing-price").textContent(), money(api.price_cents));
+  assert.equal(await page.title(), `${title} · Homestead`);
+  shared.listing = api;
+  await shot(page, "02-listing");
+
+  // A listing that does not exist.
+  await page.goto("/listing?id=987654321");
+  await page.getByRole("heading", { name: "Listing 987654321 does not exist" }).waitFor();
+  await context.close();
+});
+
+test("cache panel: MISS, then L1 or L2 for another visitor, then 304 on revalidation", async () => {
+  // A search nobody has made yet (a maximum price of this run's own).
+  const max = 90_000_000 + (Date.now() % 1_000_000);
+  const search = `/?city=Seattle&max_price=${max}&min_bedrooms=1&sort=price_desc`;
+  const path = `/rpc/listings?city=Seattle&max_price_cents=${max * 100}&min_bedrooms=1&sort=price_desc&page_size=20`;
+
+  const a = await visitor();
+  await a.page.goto(search);
+  await waitResults(a.page);
+  await openCachePanel(a.page);
+  const rowsA = await logRows(a.page, path);
+  assert.equal(rowsA.length, 1, JSON.stringify(rowsA));
+  assert.deepEqual([rowsA[0].status, rowsA[0].xcache], [200, "MISS"]);
+  await a.context.close();
+
+  // Another visitor: the server has it cached.
+  const b = await visitor();
+  await b.page.goto(search);
+  await waitResults(b.page);
+  await openCachePanel(b.page);
+  let rowsB = await logRows(b.page, path);
+  assert.equal(rowsB[0].status, 200);
+  assert.match(rowsB[0].xcache, /^L[12]$/);
+  assert.notEqual(rowsB[0].timing, "—", "Server-Timing shown");
+
+  // Back to the search: SWR shows it at once and revalidates with
+  // If-None-Match; nothing changed, so 304.
+  await b.page.getByRole("link", { name: "Search", exact: true }).click();
+  await b.page.goBack();
+  await b.page.goto(search);
+  await waitResults(b.page);
+  await openCachePanel(b.page);
+  rowsB = await logRows(b.page, path);
+  assert.equal(rowsB[0].status, 304, JSON.stringify(rowsB));
+  await b.page.getByTestId("breaker-state").waitFor();
+  assert.equal(await b.page.getByTestId("breaker-state").textContent(), "closed");
+  await shot(b.page, "03-cache-panel");
+
+  // Forgetting the ETags makes the next read unconditional: 200 from L1.
+  await b.page.getByRole("button", { name: "Forget ETags" }).click();
+  await b.page.goto(search);
+  await waitResults(b.page);
+  await openCachePanel(b.page);
+  rowsB = await logRows(b.page, path);
+  assert.equal(rowsB[0].status, 200);
+  assert.match(rowsB[0].xcache, /^L[12]$/);
+  await b.context.close();
+});
+
+test("editor: change the price, see it in the search results; only the affected answers change", async () => {
+  const { context, page } = await visitor();
+
+  // Answers the edit must not change: kept with their ETag first.
+  await page.goto("/?city=Denver");
+  await waitResults(page);
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  const card = page.locator("ul[aria-label='Search results'] > li").nth(1);
+  const id = Number(await card.getAttribute("data-listing-id"));
+  const listing = await apiGet(`/rpc/listing?id=${id}`);
+  assert.equal(await card.getByTestId("price").textContent(), money(listing.price_cents));
+
+  // Within the app (client-side navigation, SWR's cache in memory):
+  // listing -> editor -> save -> back to the city's search.
+  await card.locator(".card-title a").click();
+  await page.waitForURL(/\/listing\?id=/);
+  await page.getByRole("link", { name: "Edit this listing" }).click();
+  await page.waitForURL(/\/edit\?id=/);
+  await page.getByLabel("Paste the token").fill(TOKEN);
+  await page.getByRole("button", { name: "Save token" }).click();
+  await page.getByText(/A token for role web_editor is saved/).waitFor();
+  const priceField = page.getByLabel("Price (US dollars)");
+  await priceField.waitFor();
+  const newCents = listing.price_cents + 1_234_500; // + $12,345
+  await priceField.fill(String(newCents / 100));
+  await shot(page, "04-edit-form");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByTestId("saved-price").waitFor();
+  assert.equal(await page.getByTestId("saved-price").textContent(), money(newCents));
+  await shot(page, "05-edit-saved");
+
+  await page.getByRole("link", { name: `Homes in ${listing.city}` }).click();
+  await page.waitForURL((u) => u.pathname === "/" && u.searchParams.get("city") === listing.city);
+  await waitResults(page);
+  const after = page.locator(`li[data-listing-id="${id}"] [data-testid='price']`);
+  assert.equal(await after.textContent(), money(newCents));
+  await shot(page, "06-search-after-edit");
+
+  // A fresh load says the same (conditional request: the server's answer changed).
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  assert.equal(await after.textContent(), money(newCents));
+
+  // Denver's answer did not change: revalidated with a 304; Boston's was recomputed.
+  await page.goto("/?city=Denver");
+  await waitResults(page);
+  await openCachePanel(page);
+  const denver = await logRows(page, "/rpc/listings?city=Denver&page_size=20");
+  const boston = await logRows(page, "/rpc/listings?city=Boston&page_size=20");
+  const post = page.locator("[data-testid='call-log'] tbody tr[data-path='/rpc/update_listing']");
+  assert.equal(await post.first().getAttribute("data-status"), "200");
+  assert.equal(denver[0].status, 304, `Denver after the edit: ${JSON.stringify(denver)}`);
+  assert.ok(boston.some((r) => r.status === 200 && r.xcache === "MISS"), `Boston after the edit: ${JSON.stringify(boston)}`);
+  await shot(page, "07-cache-after-edit");
+
+  // The listing page too; the token survived the reloads (localStorage).
+  await page.goto(`/listing?id=${id}`);
+  await page.getByTestId("listing-price").waitFor();
+  assert.equal(await page.getByTestId("listing-price").textContent(), money(newCents));
+  await page.goto(`/edit?id=${id}`);
+  await page.getByText(/A token for role web_editor is saved/).waitFor();
+
+  // A token the server refuses is explained, and changes nothing.
+  await page.evaluate(() => localStorage.setItem("hc.editorToken", "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoid2ViX2VkaXRvciJ9.AAAA"));
+  await page.reload();
+  await page.getByLabel("Price (US dollars)").fill(String(newCents / 100 + 1));
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByText("The server refused the token").waitFor();
+  assert.equal((await apiGet(`/rpc/listing?id=${id}`)).price_cents, newCents, "a refused edit changes nothing");
+  shared.listing = { ...listing, price_cents: newCents };
+  await context.close();
+});
+
+test("API down: a clear message and a retry button, never a blank page", async () => {
+  const { context, page } = await visitor();
+  await page.route("**/api/**", (route) => route.abort("connectionrefused"));
+  await page.goto("/?city=Chicago");
+  const alert = alerts(page).first();
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /not responding/);
+  await shot(page, "08-api-down");
+  await page.unroute("**/api/**");
+  await page.getByRole("button", { name: "Try again" }).click();
+  await waitResults(page);
+  assert.equal(await alerts(page).count(), 0);
+  await context.close();
+});
+
+test("Redis stopped: the site keeps working", { skip: !STOP_REDIS && "HC_E2E_STOP_REDIS not set" }, async () => {
+  const { context, page } = await visitor();
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  execSync(STOP_REDIS, { stdio: "inherit" });
+
+  // A search nobody made (computed by the database), one cached in L1, a listing.
+  await page.goto("/?city=Austin&min_bedrooms=1&sort=price_asc");
+  await waitResults(page);
+  assert.equal(await alerts(page).count(), 0);
+  await shot(page, "09-redis-down-search");
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  await page.locator("ul[aria-label='Search results'] .card-title a").nth(3).click();
+  await page.getByTestId("listing-price").waitFor();
+  await page.goto("/city?name=Austin");
+  await page.getByTestId("active-count").waitFor();
+  await page.locator(".bedroom-table tbody tr").first().waitFor();
+  await shot(page, "10-redis-down-city-stats");
+
+  await openCachePanel(page);
+  await page.waitForFunction(
+    () => {
+      const s = document.querySelector("[data-testid='breaker-state']")?.textContent;
+      return s && s !== "closed";
+    },
+    null,
+    { timeout: 15000 },
+  );
+  const austin = await logRows(page, "/rpc/listings?city=Austin&min_bedrooms=1&sort=price_asc&page_size=20");
+  assert.equal(austin[0].status, 200);
+  await shot(page, "11-redis-down-cache-panel");
+  await context.close();
+});
+
+test("small screens: no horizontal scrolling", async () => {
+  const { context, page } = await visitor({ width: 390, height: 844 });
+  for (const [path, name] of [
+    ["/?city=Boston&min_bedrooms=2", "12-mobile-search"],
+    [`/listing?id=${shared.listing?.id ?? 1}`, "13-mobile-listing"],
+    ["/cache", "14-mobile-cache"],
+  ]) {
+    await page.goto(path);
+    await page.waitForLoadState("networkidle");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${path} is ${overflow}px wider than the screen`);
+    await shot(page, name, name === "13-mobile-listing");
+  }
+  await context.close();
+});
+
+test("accessibility basics: labelled controls, skip link, keyboard", async () => {
+  const { context, page } = await visitor();
+  for (const path of ["/?city=Boston", "/city?name=Boston", "/edit?id=1", "/cache", "/listing?id=1"]) {
+    await page.goto(path);
+    await page.waitForLoadState("networkidle");
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((el) => el.type !== "hidden")
+        .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim())))
+        .map((el) => el.outerHTML.slice(0, 80)),
+    );
+    assert.deepEqual(unlabelled, [], `unlabelled controls on ${path}`);
+    assert.equal(await page.locator("h1").count() >= 1, true, `${path} has a heading`);
+    assert.equal(await page.locator("html").getAttribute("lang"), "en");
+  }
+  // The first Tab reaches the skip link; Enter on a card's link opens it.
+  await page.goto("/?city=Boston");
+  await waitResults(page);
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  await page.locator(".card-title a").first().focus();
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/listing\?id=/);
+  await page.getByTestId("listing-price").waitFor();
+  await context.close();
+});
+
+test("no script errors on any page", () => {
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,249 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import { ApiClient, ApiError, type KeyValueStore } from "@/lib/api";
+
+// A fake server: one JSON answer per path with an ETag, a 304 when the
+// request's If-None-Match names it; records what each request carried.
+interface Seen {
+  url: string;
+  method: string;
+  headers: Headers;
+  body: string | null;
+  cache: RequestCache | undefined;
+}
+
+function fakeServer() {
+  const answers = new Map<string, { etag: string | null; body: unknown; xcache: string }>();
+  const seen: Seen[] = [];
+  let down = false;
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = String(input);
+    const headers = new Headers(init?.headers);
+    seen.push({ url, method: init?.method ?? "GET", headers, body: (init?.body as string) ?? null, cache: init?.cache });
+    if (down) throw new TypeError("Failed to fetch");
+    const path = url.replace(/^\/api/, "");
+    if (path.startsWith("/rpc/boom")) {
+      return new Response(JSON.stringify({ code: "22023", message: "page must be between 1 and 10000", details: null, hint: "try 1" }), {
+        status: 400,
+        headers: { "Content-Type": "application/json" },
+      });
+    }
+    if (path.startsWith("/rpc/proxy")) return new Response("<html>Bad Gateway</html>", { status: 502, statusText: "Bad Gateway" });
+    if (path.startsWith("/rpc/garbage")) return new Response("{not json", { status: 200 });
+    if (path.startsWith("/rpc/rogue304")) return new Response(null, { status: 304, headers: { ETag: '"r"' } });
+    const a = answers.get(path);
+    if (!a) {
+      return new Response(JSON.stringify({ code: "HC404", message: "listing 9 not found", details: null, hint: null }), { status: 404 });
+    }
+    const h: Record<string, string> = {
+      "X-Cache": a.xcache,
+      "Server-Timing": 'cache;desc="l1";dur=0.042',
+      "Cache-Control": "public, max-age=5",
+    };
+    if (a.etag) h.ETag = a.etag;
+    if (a.etag && headers.get("If-None-Match") === a.etag) return new Response(null, { status: 304, headers: { ...h, "X-Cache": "HIT" } });
+    return new Response(JSON.stringify(a.body), { status: 200, headers: { ...h, "Content-Type": "application/json" } });
+  };
+  return {
+    fetch: fetch as typeof globalThis.fetch,
+    seen,
+    set(path: string, body: unknown, etag: string | null, xcache = "MISS") {
+      answers.set(path, { body, etag, xcache });
+    },
+    setDown(v: boolean) {
+      down = v;
+    },
+  };
+}
+
+function memoryStore(): KeyValueStore & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
+  };
+}
+
+describe("ApiClient", () => {
+  let server: ReturnType<typeof fakeServer>;
+  let client: ApiClient;
+
+  beforeEach(() => {
+    server = fakeServer();
+    client = new ApiClient({ base: "/api", fetch: server.fetch, now: () => 1000 });
+  });
+
+  it("fetches JSON with no-store and logs the response headers", async () => {
+    server.set("/rpc/listing?id=1", { id: 1 }, '"e1"');
+    expect(await client.get("/rpc/listing?id=1")).toEqual({ id: 1 });
+    expect(server.seen[0].url).toBe("/api/rpc/listing?id=1");
+    expect(server.seen[0].cache).toBe("no-store");
+    expect(server.seen[0].headers.get("If-None-Match")).toBeNull();
+    expect(server.seen[0].headers.get("Accept")).toBe("application/json");
+    const [e] = client.getLog();
+    expect(e).toMatchObject({
+      method: "GET",
+      path: "/rpc/listing?id=1",
+      status: 200,
+      xCache: "MISS",
+      serverTiming: 'cache;desc="l1";dur=0.042',
+      etag: '"e1"',
+      cacheControl: "public, max-age=5",
+      conditional: false,
+      error: null,
+      at: 1000,
+    });
+  });
+
+  it("revalidates with If-None-Match and returns the kept body on 304", async () => {
+    server.set("/rpc/listing?id=1", { id: 1, v: 1 }, '"e1"');
+    await client.get("/rpc/listing?id=1");
+    const again = await client.get("/rpc/listing?id=1");
+    expect(again).toEqual({ id: 1, v: 1 });
+    expect(server.seen[1].headers.get("If-None-Match")).toBe('"e1"');
+    const log = client.getLog();
+    expect(log.map((e) => e.status)).toEqual([200, 304]);
+    expect(log[1]).toMatchObject({ conditional: true, xCache: "HIT", etag: '"e1"' });
+  });
+
+  it("takes the new body and ETag when the answer changed", async () => {
+    server.set("/rpc/listing?id=1", { v: 1 }, '"e1"');
+    await client.get("/rpc/listing?id=1");
+    server.set("/rpc/listing?id=1", { v: 2 }, '"e2"', "MISS");
+    expect(await client.get("/rpc/listing?id=1")).toEqual({ v: 2 });
+    expect(client.keptEtag("/rpc/listing?id=1")).toBe('"e2"');
+    server.set("/rpc/listing?id=1", { v: 2 }, '"e2"', "L1");
+    await client.get("/rpc/listing?id=1");
+    expect(server.seen[2].headers.get("If-None-Match")).toBe('"e2"');
+    expect(client.getLog().map((e) => e.status)).toEqual([200, 200, 304]);
+  });
+
+  it("keeps nothing for an answer without ETag (a bypass)", async () => {
+    server.set("/rpc/listings?page_size=20", { total: 0 }, null, "BYPASS");
+    await client.get("/rpc/listings?page_size=20");
+    await client.get("/rpc/listings?page_size=20");
+    expect(server.seen[1].headers.get("If-None-Match")).toBeNull();
+    expect(client.keptEtag("/rpc/listings?page_size=20")).toBeNull();
+  });
+
+  it("forgets ETags on request, so the next read is unconditional", async () => {
+    server.set("/rpc/x", 1, '"x"');
+    await client.get("/rpc/x");
+    client.forgetEtags();
+    await client.get("/rpc/x");
+    expect(server.seen[1].headers.get("If-None-Match")).toBeNull();
+    expect(client.getLog().map((e) => e.status)).toEqual([200, 200]);
+  });
+
+  it("asks again without condition after a 304 it did not ask for", async () => {
+    await expect(client.get("/rpc/rogue304")).rejects.toMatchObject({ status: 304 });
+    expect(server.seen).toHaveLength(2);
+    expect(server.seen[1].headers.get("If-None-Match")).toBeNull();
+  });
+
+  it("evicts the least recently used kept answers", async () => {
+    const small = new ApiClient({ fetch: server.fetch, maxKept: 2 });
+    for (const p of ["/rpc/a", "/rpc/b", "/rpc/c"]) server.set(p, p, `"${p}"`);
+    await small.get("/rpc/a");
+    await small.get("/rpc/b");
+    await small.get("/rpc/a"); // 304: a is now the most recent
+    await small.get("/rpc/c");
+    expect(small.keptEtag("/rpc/a")).toBe('"/rpc/a"');
+    expect(small.keptEtag("/rpc/b")).toBeNull();
+    expect(small.keptEtag("/rpc/c")).toBe('"/rpc/c"');
+  });
+
+  it("turns the API's JSON error into an ApiError", async () => {
+    const err = (await client.get("/rpc/boom").catch((e) => e)) as ApiError;
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 400, code: "22023", message: "page must be between 1 and 10000", hint: "try 1" });
+    expect(err.unreachable).toBe(false);
+    expect(client.getLog()[0]).toMatchObject({ status: 400, error: "page must be between 1 and 10000" });
+    const nf = (await client.get("/rpc/listing?id=9").catch((e) => e)) as ApiError;
+    expect(nf).toMatchObject({ status: 404, code: "HC404" });
+  });
+
+  it("reports a proxy's non-JSON error and an unreachable server", async () => {
+    const bad = (await client.get("/rpc/proxy").catch((e) => e)) as ApiError;
+    expect(bad.status).toBe(502);
+    expect(bad.unreachable).toBe(true);
+    expect(bad.message).toMatch(/^HTTP 502/);
+    server.setDown(true);
+    const down = (await client.get("/rpc/x").catch((e) => e)) as ApiError;
+    expect(down).toBeInstanceOf(ApiError);
+    expect(down.status).toBe(0);
+    expect(down.unreachable).toBe(true);
+    expect(down.message).toMatch(/could not be reached/);
+    expect(client.getLog().at(-1)).toMatchObject({ status: 0, error: "Failed to fetch" });
+  });
+
+  it("refuses a 200 whose body is not JSON", async () => {
+    await expect(client.get("/rpc/garbage")).rejects.toMatchObject({ status: 200 });
+  });
+
+  it("posts JSON with the bearer token, never conditionally", async () => {
+    server.set("/rpc/update_listing", { id: 1, price_cents: 5 }, '"u"');
+    await client.get("/rpc/update_listing");
+    const out = await client.post("/rpc/update_listing", { id: 1, price_cents: 5 }, "tok.en.x");
+    expect(out).toEqual({ id: 1, price_cents: 5 });
+    const s = server.seen[1];
+    expect(s.method).toBe("POST");
+    expect(s.body).toBe('{"id":1,"price_cents":5}');
+    expect(s.headers.get("Authorization")).toBe("Bearer tok.en.x");
+    expect(s.headers.get("Content-Type")).toBe("application/json");
+    expect(s.headers.get("If-None-Match")).toBeNull();
+    expect(client.getLog()[1].method).toBe("POST");
+  });
+
+  it("does not log requests made with log: false, and tells subscribers of the others", async () => {
+    server.set("/rpc/cache_stats", { l1_hits: 1 }, null, "BYPASS");
+    let calls = 0;
+    const unsubscribe = client.subscribe(() => calls++);
+    await client.get("/rpc/cache_stats", { log: false });
+    expect(client.getLog()).toHaveLength(0);
+    await client.get("/rpc/cache_stats");
+    expect(calls).toBe(1);
+    unsubscribe();
+    await client.get("/rpc/cache_stats");
+    expect(calls).toBe(1);
+    const before = client.getLog();
+    client.clearLog();
+    expect(client.getLog()).toHaveLength(0);
+    expect(before).toHaveLength(2); // snapshots are immutable
+  });
+
+  it("caps the log", async () => {
+    const c = new ApiClient({ fetch: server.fetch, maxLog: 3 });
+    server.set("/rpc/x", 1, null);
+    for (let i = 0; i < 5; i++) await c.get("/rpc/x");
+    expect(c.getLog().map((e) => e.id)).toEqual([3, 4, 5]);
+  });
+
+  it("keeps ETags, bodies and the log across reloads in its storage", async () => {
+    const store = memoryStore();
+    const first = new ApiClient({ fetch: server.fetch, storage: store });
+    server.set("/rpc/listing?id=1", { id: 1 }, '"e1"');
+    await first.get("/rpc/listing?id=1");
+
+    const second = new ApiClient({ fetch: server.fetch, storage: store });
+    expect(second.getLog()).toHaveLength(1);
+    expect(await second.get("/rpc/listing?id=1")).toEqual({ id: 1 });
+    expect(server.seen[1].headers.get("If-None-Match")).toBe('"e1"');
+    expect(second.getLog().map((e) => [e.id, e.status])).toEqual([
+      [1, 200],
+      [2, 304],
+    ]);
+  });
+
+  it("survives unreadable or full storage", async () => {
+    const store = memoryStore();
+    store.setItem("hc.api", "{broken");
+    const c = new ApiClient({ fetch: server.fetch, storage: store });
+    expect(c.getLog()).toHaveLength(0);
+    const full: KeyValueStore = { getItem: () => null, setItem: () => { throw new Error("QuotaExceededError"); }, removeItem: () => {} };
+    const d = new ApiClient({ fetch: server.fetch, storage: full });
+    server.set("/rpc/x", 1, '"x"');
+    expect(await d.get("/rpc/x")).toBe(1);
+  });
+});
