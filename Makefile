@@ -24,7 +24,7 @@ OBJS = \
 DATA = extension/housing_cache--0.1.0.sql
 PGFILEDESC = "housing_cache - tiered, transactionally invalidated query cache"
 
-SHLIB_LINK = -lhiredis
+SHLIB_LINK = -lhiredis -lcrypto
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
@@ -84,3 +84,13 @@ $(OBJS): extension/housing_cache.h
 .PHONY: http
 http:
 	$(MAKE) -C http
+
+# The benchmark suite (see bench/README.md): `make bench` on 1M listings
+# writes bench/results/REPORT.md; `make bench-smoke` runs the same code on
+# tiny data (part of `make test`).
+.PHONY: bench bench-smoke
+bench:
+	bench/run
+
+bench-smoke:
+	bench/run --smoke

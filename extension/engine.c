@@ -77,6 +77,10 @@ typedef struct HcTagTemplate
 	char	   *prefix;			/* "housing.listings/city=", NULL if table only */
 	int			param;			/* 1-based parameter, 0 for a literal */
 	char	   *literal;		/* the whole tag, when param == 0 */
+	/* generation slots that do not depend on parameters, set at load */
+	uint32		table_slot;		/* of the table tag */
+	uint32		reset_slot;		/* of the table's reset tag */
+	uint32		literal_slot;	/* of the literal tag */
 } HcTagTemplate;
 
 typedef struct HcQueryDef
@@ -111,6 +115,7 @@ static bool warned_not_preloaded = false;
 static char *if_none_match = NULL;
 
 static void hc_engine_xact_callback(XactEvent event, void *arg);
+static void hc_template_slots(HcTagTemplate *tt);
 
 /*
  * Relcache callback: any change to housing_cache.queries (or a reset of the
@@ -369,7 +374,7 @@ hc_collect_funcs_walker(Node *node, void *context)
  * in another time zone never gets an answer printed for UTC.
  */
 static void
-hc_key_add_output_settings(StringInfo buf)
+hc_key_add_output_settings(HcKeyBuilder *buf)
 {
 	const char *tz = pg_get_timezone_name(session_timezone);
 	int32		settings[5];
@@ -459,17 +464,16 @@ static void
 hc_definition_digest(const char *name, const char *sql, int nparams,
 					 const Oid *types, Datum tags, bool vary_by_role, uint8 *digest)
 {
-	StringInfoData buf;
+	HcKeyBuilder buf;
 
-	initStringInfo(&buf);
+	HcKeyBegin(&buf);
 	HcKeyAdd(&buf, name, strlen(name));
 	HcKeyAdd(&buf, sql, strlen(sql));
 	HcKeyAdd(&buf, types, sizeof(Oid) * nparams);
 	HcKeyAdd(&buf, VARDATA_ANY(DatumGetPointer(tags)),
 			 VARSIZE_ANY_EXHDR(DatumGetPointer(tags)));
 	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
-	HcDigest(buf.data, buf.len, digest);
-	pfree(buf.data);
+	HcKeyDigest(&buf, digest);
 }
 
 static void
@@ -548,7 +552,11 @@ hc_load_definition(HcQueryDef *def)
 		elog(ERROR, "query \"%s\" has too many tags", def->name);
 	def->ntemplates = n;
 	for (int i = 0; i < n; i++)
+	{
 		hc_parse_template(TextDatumGetCString(elems[i]), def->nparams, &def->templates[i]);
+		if (hc_shared != NULL)
+			hc_template_slots(&def->templates[i]);
+	}
 
 	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
 						 def->vary_by_role, def->digest);
@@ -721,16 +729,31 @@ hc_bypass_reason(HcQueryDef *def)
 }
 
 /*
- * The generation slots an answer depends on, deduplicated.
+ * The slots of a template's fixed tags, computed once per definition.
+ */
+static void
+hc_template_slots(HcTagTemplate *tt)
+{
+	char	   *reset = psprintf("%s/*", tt->table_tag);
+
+	tt->table_slot = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+	tt->reset_slot = HcTagSlot(reset, strlen(reset));
+	if (tt->literal)
+		tt->literal_slot = HcTagSlot(tt->literal, strlen(tt->literal));
+	pfree(reset);
+}
+
+/*
+ * The generation slots an answer depends on, deduplicated.  A template with
+ * a parameter depends on the tag spelled with the parameter's canonical text
+ * (and the table's reset tag), or, when the parameter is NULL, on the table.
  */
 static int
-hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
-				uint32 *slots)
+hc_answer_slots(HcQueryDef *def, bool *nulls, char **canon, uint32 *slots)
 {
 	int			n = 0;
-	StringInfoData buf;
+	char		local[256];
 
-	initStringInfo(&buf);
 	for (int i = 0; i < def->ntemplates; i++)
 	{
 		HcTagTemplate *tt = &def->templates[i];
@@ -738,21 +761,24 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 		int			ns = 0;
 
 		if (tt->prefix == NULL || (tt->param > 0 && nulls[tt->param - 1]))
-			s[ns++] = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+			s[ns++] = tt->table_slot;
 		else
 		{
-			resetStringInfo(&buf);
 			if (tt->param > 0)
 			{
-				appendStringInfoString(&buf, tt->prefix);
-				appendStringInfoString(&buf, canon[tt->param - 1]);
+				size_t		plen = strlen(tt->prefix);
+				size_t		vlen = strlen(canon[tt->param - 1]);
+				char	   *tag = (plen + vlen <= sizeof(local)) ? local : palloc(plen + vlen);
+
+				memcpy(tag, tt->prefix, plen);
+				memcpy(tag + plen, canon[tt->param - 1], vlen);
+				s[ns++] = HcTagSlot(tag, (int) (plen + vlen));
+				if (tag != local)
+					pfree(tag);
 			}
 			else
-				appendStringInfoString(&buf, tt->literal);
-			s[ns++] = HcTagSlot(buf.data, buf.len);
-			resetStringInfo(&buf);
-			appendStringInfo(&buf, "%s/*", tt->table_tag);
-			s[ns++] = HcTagSlot(buf.data, buf.len);
+				s[ns++] = tt->literal_slot;
+			s[ns++] = tt->reset_slot;
 		}
 		for (int j = 0; j < ns; j++)
 		{
@@ -764,7 +790,6 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 				slots[n++] = s[j];
 		}
 	}
-	pfree(buf.data);
 	return n;
 }
 
@@ -841,9 +866,9 @@ hc_record(HcTier tier, const char *key, const char *reason, instr_time start,
 
 /* seconds left of an answer's TTL, at least 0 */
 static int32
-hc_ttl_remaining(const HcValue *v)
+hc_ttl_remaining(const HcValue *v, TimestampTz now)
 {
-	int64		left_us = v->created_at + (int64) v->ttl_ms * 1000 - GetCurrentTimestamp();
+	int64		left_us = v->created_at + (int64) v->ttl_ms * 1000 - now;
 
 	return (int32) Max(left_us / 1000000, 0);
 }
@@ -923,7 +948,7 @@ HcTakeIfNoneMatch(void)
  * The value of an HTTP If-None-Match header, for the next cached call of
  * this transaction only: if the answer it would serve has one of these entity
  * tags, it fetches nothing, returns NULL, and last_lookup() reports tier
- * 'not_modified'.  NULL clears it.
+ * 'not_modified'.  NULL clears it; so does a value over 64 kB.
  */
 Datum
 housing_cache_if_none_match(PG_FUNCTION_ARGS)
@@ -933,11 +958,12 @@ housing_cache_if_none_match(PG_FUNCTION_ARGS)
 	{
 		text	   *t = PG_GETARG_TEXT_PP(0);
 
-		if (VARSIZE_ANY_EXHDR(t) > 8192)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("If-None-Match value is too long")));
-		if_none_match = MemoryContextStrdup(TopMemoryContext, text_to_cstring(t));
+		/*
+		 * A header this long is legal HTTP but no client of ours sends one:
+		 * treat it as no condition (a full answer), not as an error.
+		 */
+		if (VARSIZE_ANY_EXHDR(t) <= 65536)
+			if_none_match = MemoryContextStrdup(TopMemoryContext, text_to_cstring(t));
 	}
 	PG_RETURN_VOID();
 }
@@ -958,6 +984,18 @@ hc_json_datum(const char *data, uint32 len)
 	return PointerGetDatum(cstring_to_text_with_len(data, len));
 }
 
+/* a cached answer as a json Datum, without copying it when possible */
+static Datum
+hc_value_datum(HcValue *v)
+{
+	if (v->varlena != NULL)
+	{
+		SET_VARSIZE(v->varlena, VARHDRSZ + v->len);
+		return PointerGetDatum(v->varlena);
+	}
+	return hc_json_datum(v->data, v->len);
+}
+
 /*
  * XFetch (Vattani, Chierichetti and Lowenstein, VLDB 2015): recompute a
  * valid answer early, with a probability that rises as its TTL runs out and
@@ -974,6 +1012,9 @@ hc_wants_refresh(const HcValue *v, TimestampTz now, bool *expired)
 	if (*expired)
 		return true;
 	if (hc_xfetch_beta <= 0)
+		return false;
+	/* -ln(r) > 40 has probability e^-40: far from expiry, skip the draw */
+	if ((double) (expiry - now) > 40.0 * v->compute_us * hc_xfetch_beta)
 		return false;
 	r = pg_prng_double(&pg_global_prng_state);
 	if (r <= 0.0)
@@ -1001,7 +1042,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	uint32		slots[HC_MAX_TAGS];
 	uint64		gens[HC_MAX_TAGS];
 	int			nslots;
-	StringInfoData keybuf;
+	HcKeyBuilder keybuf;
 	uint8		digest[HC_DIGEST_LEN];
 	char		key[HC_KEY_MAXLEN];
 	HcValue		value;
@@ -1013,6 +1054,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	int			flight = -1;
 	bool		in_l1;
 	bool		run_now = false;
+	TimestampTz now;
 
 	INSTR_TIME_SET_CURRENT(start);
 	def = hc_get_query(name);
@@ -1027,7 +1069,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	{
 		for (int i = 0; i < nargs; i++)
 			canon[i] = nulls[i] ? NULL : OidOutputFunctionCall(def->typoutput[i], values[i]);
-		nslots = hc_answer_slots(def, values, nulls, canon, slots);
+		nslots = hc_answer_slots(def, nulls, canon, slots);
 		if (!HcReadGenerations(slots, nslots, gens))
 			reason = "write in flight";
 	}
@@ -1040,7 +1082,6 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	}
 
 	/* the key: namespace, definition, role if it matters, parameters, generations */
-	initStringInfo(&keybuf);
 	HcKeyInit(&keybuf);
 	HcKeyAdd(&keybuf, def->digest, HC_DIGEST_LEN);
 	hc_key_add_output_settings(&keybuf);
@@ -1054,7 +1095,6 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		HcKeyAdd(&keybuf, canon[i], canon[i] ? strlen(canon[i]) : 0);
 	HcKeyAdd(&keybuf, gens, sizeof(uint64) * nslots);
 	HcKeyFinish(&keybuf, digest, key);
-	pfree(keybuf.data);
 
 	/*
 	 * The key covers the generations of every tag, none in flight: if the
@@ -1065,8 +1105,9 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		int			ttl = def->ttl_seconds > 0 ? def->ttl_seconds : hc_default_ttl;
 
 		/* the answer's expiry, if L1 has it; else the shortest it can be */
+		now = GetCurrentTimestamp();
 		if (HcL1Peek(digest, &value))
-			ttl = hc_ttl_remaining(&value);
+			ttl = hc_ttl_remaining(&value, now);
 		else
 			ttl -= ttl * hc_ttl_jitter_pct / 100;
 		hc_record(HC_TIER_NOT_MODIFIED, key, NULL, start, ttl);
@@ -1074,7 +1115,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		return (Datum) 0;
 	}
 
-	deadline = GetCurrentTimestamp() + (int64) hc_fill_wait_ms * 1000;
+	now = GetCurrentTimestamp();
+	deadline = now + (int64) hc_fill_wait_ms * 1000;
 	for (;;)
 	{
 		HcTier		tier = HC_TIER_NONE;
@@ -1089,7 +1131,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		{
 			HcFlightResult claim = HC_FLIGHT_BUSY;
 
-			if (hc_wants_refresh(&value, GetCurrentTimestamp(), &expired))
+			if (hc_wants_refresh(&value, now, &expired))
 				claim = HcFlightBegin(digest, false, 0, &flight);
 			if (claim == HC_FLIGHT_DONE || claim == HC_FLIGHT_DONE_UNSTORED)
 				claim = HC_FLIGHT_BUSY;
@@ -1101,9 +1143,9 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 				HcStatInc(tier == HC_TIER_L1 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
 				if (expired)
 					HcStatInc(HC_STAT_STALE_SERVED);
-				hc_record(tier, key, NULL, start, hc_ttl_remaining(&value));
+				hc_record(tier, key, NULL, start, hc_ttl_remaining(&value, now));
 				*isnull = value.isnull;
-				return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+				return value.isnull ? (Datum) 0 : hc_value_datum(&value);
 			}
 			HcStatInc(HC_STAT_EARLY_REFRESHES);
 			break;
@@ -1121,12 +1163,13 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 					HcFlightEnd(flight, HC_FILL_STORED);
 					HcStatInc(hc_l1_size_mb > 0 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
 					hc_record(hc_l1_size_mb > 0 ? HC_TIER_L1 : HC_TIER_L2, key, NULL, start,
-							  hc_ttl_remaining(&value));
+							  hc_ttl_remaining(&value, now));
 					*isnull = value.isnull;
-					return value.isnull ? (Datum) 0 : hc_json_datum(value.data, value.len);
+					return value.isnull ? (Datum) 0 : hc_value_datum(&value);
 				}
 				break;
 			case HC_FLIGHT_DONE:
+				now = GetCurrentTimestamp();
 				continue;		/* look again; the filler stored the answer */
 			case HC_FLIGHT_DONE_UNSTORED:
 				/*
@@ -1137,6 +1180,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 				 */
 				run_now = true;
 				flight = -1;
+				now = GetCurrentTimestamp();
 				continue;
 			default:
 				/* timed out or no free claim: compute without one */
@@ -1159,8 +1203,10 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 
 		value.isnull = *isnull;
 		value.data = result;
+		value.varlena = NULL;
 		value.len = *isnull ? 0 : len;
-		value.created_at = GetCurrentTimestamp();
+		now = GetCurrentTimestamp();
+		value.created_at = now;
 		value.compute_us = (uint32) Min(compute_us, (int64) PG_UINT32_MAX);
 		value.ttl_ms = hc_ttl_ms(def);
 
@@ -1192,7 +1238,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	hc_record(HC_TIER_DB, key, NULL, start, hc_ttl_remaining(&value));
+	hc_record(HC_TIER_DB, key, NULL, start, hc_ttl_remaining(&value, now));
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
 

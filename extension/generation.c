@@ -23,10 +23,10 @@
  */
 #include "postgres.h"
 
+#include <openssl/evp.h>
+
 #include "access/xlog.h"
-#include "common/cryptohash.h"
 #include "common/hashfn.h"
-#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 
@@ -68,20 +68,61 @@ HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens)
 }
 
 /*
+ * Keys are digested as they are built, component by component, with one
+ * SHA-256 context per backend: every cached call computes a key, and neither
+ * a buffer of the key material nor a fresh OpenSSL context (as pg_cryptohash
+ * sets up per call) is worth its cost on the hit path.  Key building never
+ * nests, so one context suffices; an error in the middle of one leaves it to
+ * be reset by the next HcKeyBegin.
+ */
+static EVP_MD_CTX *
+key_context(void)
+{
+	static EVP_MD *md = NULL;
+	static EVP_MD_CTX *ctx = NULL;
+
+	if (md == NULL)
+	{
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		if (md == NULL)
+			elog(ERROR, "could not load SHA-256 from OpenSSL");
+	}
+	if (ctx == NULL)
+	{
+		ctx = EVP_MD_CTX_new();
+		if (ctx == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+	}
+	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1)
+		elog(ERROR, "could not start a cache key");
+	return ctx;
+}
+
+/*
+ * Start a digest with no namespace (for definitions).
+ */
+void
+HcKeyBegin(HcKeyBuilder *kb)
+{
+	kb->ctx = key_context();
+}
+
+/*
  * Start a key: the namespace every key shares in this database and epoch.
  */
 void
-HcKeyInit(StringInfo buf)
+HcKeyInit(HcKeyBuilder *kb)
 {
 	uint64		sysid = GetSystemIdentifier();
 	uint32		db = MyDatabaseId;
 
-	resetStringInfo(buf);
-	appendBinaryStringInfo(buf, "hc-key-1", 8);
-	appendBinaryStringInfo(buf, (const char *) &sysid, sizeof(sysid));
-	appendBinaryStringInfo(buf, (const char *) &db, sizeof(db));
-	appendBinaryStringInfo(buf, (const char *) &hc_shared->epoch,
-						   sizeof(hc_shared->epoch));
+	HcKeyBegin(kb);
+	HcKeyAdd(kb, "hc-key-2", 8);
+	HcKeyAdd(kb, &sysid, sizeof(sysid));
+	HcKeyAdd(kb, &db, sizeof(db));
+	HcKeyAdd(kb, &hc_shared->epoch, sizeof(hc_shared->epoch));
 }
 
 /*
@@ -89,49 +130,41 @@ HcKeyInit(StringInfo buf)
  * never produce the same key; NULL is its own marker.
  */
 void
-HcKeyAdd(StringInfo buf, const void *data, int len)
+HcKeyAdd(HcKeyBuilder *kb, const void *data, int len)
 {
 	int32		n = (data == NULL) ? -1 : len;
 
-	appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
-	if (data != NULL && len > 0)
-		appendBinaryStringInfo(buf, (const char *) data, len);
+	if (EVP_DigestUpdate((EVP_MD_CTX *) kb->ctx, &n, sizeof(n)) != 1 ||
+		(data != NULL && len > 0 &&
+		 EVP_DigestUpdate((EVP_MD_CTX *) kb->ctx, data, len) != 1))
+		elog(ERROR, "could not compute a cache key");
 }
 
 /*
- * The first HC_DIGEST_LEN bytes of the SHA-256 of data.
+ * The first HC_DIGEST_LEN bytes of the digest.
  */
 void
-HcDigest(const char *data, int len, uint8 *digest)
+HcKeyDigest(HcKeyBuilder *kb, uint8 *digest)
 {
-	pg_cryptohash_ctx *ctx;
-	uint8		full[PG_SHA256_DIGEST_LENGTH];
+	unsigned char full[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
-		pg_cryptohash_final(ctx, full, sizeof(full)) < 0)
-	{
-		const char *err = pg_cryptohash_error(ctx);
-
-		pg_cryptohash_free(ctx);
-		elog(ERROR, "could not compute cache key: %s", err);
-	}
-	pg_cryptohash_free(ctx);
+	if (EVP_DigestFinal_ex((EVP_MD_CTX *) kb->ctx, full, &n) != 1 || n < HC_DIGEST_LEN)
+		elog(ERROR, "could not compute a cache key");
 	memcpy(digest, full, HC_DIGEST_LEN);
 }
 
 /*
- * Finish: digest the material and print the Redis key
- * (prefix + 32 hex digits) into keytext, which has room for HC_KEY_MAXLEN.
+ * Finish a key: its digest, and the Redis key (prefix + 32 hex digits)
+ * printed into keytext, which has room for HC_KEY_MAXLEN.
  */
 void
-HcKeyFinish(StringInfo buf, uint8 *digest, char *keytext)
+HcKeyFinish(HcKeyBuilder *kb, uint8 *digest, char *keytext)
 {
 	static const char hex[] = "0123456789abcdef";
 	int			n;
 
-	HcDigest(buf->data, buf->len, digest);
+	HcKeyDigest(kb, digest);
 	n = strlcpy(keytext, hc_key_prefix, HC_KEY_MAXLEN - 2 * HC_DIGEST_LEN);
 	n = Min(n, HC_KEY_MAXLEN - 2 * HC_DIGEST_LEN - 1);
 	for (int i = 0; i < HC_DIGEST_LEN; i++)

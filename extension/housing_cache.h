@@ -148,17 +148,28 @@ HcStatAdd(HcStat stat, uint64 n)
 
 extern uint32 HcTagSlot(const char *tag, int len);
 extern bool HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens);
-extern void HcDigest(const char *data, int len, uint8 *digest);
-extern void HcKeyInit(StringInfo buf);
-extern void HcKeyAdd(StringInfo buf, const void *data, int len);
-extern void HcKeyFinish(StringInfo buf, uint8 *digest, char *keytext);
+typedef struct HcKeyBuilder
+{
+	void	   *ctx;			/* OpenSSL digest context */
+} HcKeyBuilder;
+
+extern void HcKeyBegin(HcKeyBuilder *kb);
+extern void HcKeyInit(HcKeyBuilder *kb);
+extern void HcKeyAdd(HcKeyBuilder *kb, const void *data, int len);
+extern void HcKeyDigest(HcKeyBuilder *kb, uint8 *digest);
+extern void HcKeyFinish(HcKeyBuilder *kb, uint8 *digest, char *keytext);
 
 /* ---- Redis (redis.c) ---- */
 typedef struct HcValue
 {
 	bool		isnull;			/* the query returned no row / NULL */
-	char	   *data;			/* palloc'd payload, not terminated */
+	char	   *data;			/* the payload (the answer's text) */
 	uint32		len;
+	/*
+	 * When set, data points just past room for a varlena header in this
+	 * palloc'd buffer, so the answer is returned as text without a copy.
+	 */
+	char	   *varlena;
 	TimestampTz created_at;
 	uint32		compute_us;		/* time the fill took, for XFetch */
 	uint32		ttl_ms;
@@ -192,6 +203,15 @@ extern bool HcBreakerAllows(void);
 extern void HcBreakerSuccess(void);
 extern void HcBreakerFailure(const char *what, const char *detail);
 extern const char *HcBreakerState(void);
+
+/* a palloc'd buffer for a payload of len bytes, returned as text without a copy */
+static inline void
+HcValueAllocate(HcValue *value, uint32 len)
+{
+	value->varlena = palloc(VARHDRSZ + len + 1);
+	value->data = value->varlena + VARHDRSZ;
+	value->data[len] = '\0';
+}
 
 /* ---- L1 (l1.c) ---- */
 extern Size HcL1ShmemSize(void);

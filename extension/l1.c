@@ -215,7 +215,10 @@ HcL1Get(const uint8 *digest, HcValue *value)
 	value->created_at = entry->created_at;
 	value->compute_us = entry->compute_us;
 	value->ttl_ms = entry->ttl_ms;
-	value->data = entry->isnull ? NULL : palloc(entry->len + 1);
+	value->data = NULL;
+	value->varlena = NULL;
+	if (!entry->isnull)
+		HcValueAllocate(value, entry->len);
 	for (int32 c = entry->chunk; c >= 0 && done < entry->len; c = CHUNK_NEXT(p)[c])
 	{
 		uint32		n = Min(entry->len - done, HC_L1_CHUNK);
@@ -223,8 +226,6 @@ HcL1Get(const uint8 *digest, HcValue *value)
 		memcpy(value->data + done, CHUNK(p, c), n);
 		done += n;
 	}
-	if (value->data)
-		value->data[entry->len] = '\0';
 	pg_atomic_write_u32(&entry->ref, 1);
 	LWLockRelease(p->lock);
 	return true;
@@ -251,6 +252,7 @@ HcL1Peek(const uint8 *digest, HcValue *value)
 		value->isnull = entry->isnull;
 		value->len = entry->len;
 		value->data = NULL;
+		value->varlena = NULL;
 		value->created_at = entry->created_at;
 		value->compute_us = entry->compute_us;
 		value->ttl_ms = entry->ttl_ms;

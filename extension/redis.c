@@ -200,11 +200,12 @@ HcRedisGet(const char *key, const uint8 *digest, HcValue *value)
 			if (HcValueDecode(digest, reply->str, reply->len, &v))
 			{
 				*value = v;
-				value->data = v.isnull ? NULL : palloc(v.len + 1);
+				value->data = NULL;
+				value->varlena = NULL;
 				if (!v.isnull)
 				{
+					HcValueAllocate(value, v.len);
 					memcpy(value->data, v.data, v.len);
-					value->data[v.len] = '\0';
 				}
 				result = HC_REDIS_HIT;
 			}

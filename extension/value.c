@@ -165,6 +165,7 @@ HcValueDecode(const uint8 *digest, const char *buf, Size len, HcValue *value)
 	value->isnull = (flags & HC_FLAG_NULL) != 0;
 	value->len = payload;
 	value->data = (char *) buf + HC_VALUE_HEADER_LEN;
+	value->varlena = NULL;
 	value->created_at = (TimestampTz) get_u64(buf + 16);
 	value->compute_us = get_u32(buf + 24);
 	value->ttl_ms = get_u32(buf + 28);
