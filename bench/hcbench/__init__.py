@@ -1,0 +1,1 @@
+"""housing_cache benchmark suite (see bench/README.md)."""

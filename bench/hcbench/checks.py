@@ -1,0 +1,57 @@
+"""Did every workload produce numbers?  (What `make bench-smoke` asserts; no timings.)"""
+
+
+def _runs_have(runs, field, reps, where, problems):
+    for key, lst in runs.items():
+        got = [r for r in lst if r.get(field) is not None]
+        if len(got) < reps:
+            problems.append("%s %s: %d of %d runs have %s" % (where, key, len(got), reps, field))
+
+
+def missing_numbers(cfg, results):
+    problems = []
+    for w in cfg.workloads:
+        r = results.get(w)
+        if r is None:
+            problems.append("%s: no result" % w)
+            continue
+        if "error" in r:
+            problems.append("%s: failed: %s" % (w, r["error"].splitlines()[0][:200]))
+            continue
+        if "skipped" in r:
+            if w != "http":
+                problems.append("%s: skipped" % w)
+            continue
+        if w == "hot":
+            for c, runs in r["runs"].items():
+                _runs_have(runs, "tps", cfg.reps, "hot reads, %s client(s):" % c, problems)
+                _runs_have(runs, "p99_us", cfg.reps, "hot reads, %s client(s):" % c, problems)
+        elif w == "stampede":
+            _runs_have(r["runs"], "executions", cfg.reps, "stampede", problems)
+            _runs_have(r["runs"], "p99_us", cfg.reps, "stampede", problems)
+        elif w == "writes":
+            _runs_have(r["runs"], "tps", cfg.reps, "writes", problems)
+        elif w == "mixed":
+            _runs_have(r["runs"], "hit_ratio", cfg.reps, "mixed", problems)
+            _runs_have(r["runs"], "tps", cfg.reps, "mixed", problems)
+        elif w == "scaling":
+            _runs_have({k: v for k, v in r["value"].items() if not k.endswith("/fill")},
+                       "p50_us", cfg.slow_reps, "scaling (value size)", problems)
+            _runs_have({k: v for k, v in r["value"].items() if k.endswith("/fill")},
+                       "fill_us", cfg.slow_reps, "scaling (value size)", problems)
+            _runs_have({k: v for k, v in r["table"].items() if not k.endswith("/fill")},
+                       "p50_us", cfg.slow_reps, "scaling (table size)", problems)
+            _runs_have({k: v for k, v in r["table"].items() if k.endswith("/fill")},
+                       "fill_us", cfg.slow_reps, "scaling (table size)", problems)
+        elif w == "http":
+            _runs_have(r["runs"], "rps", cfg.reps, "http", problems)
+        elif w == "outage":
+            for server, runs in r["runs"].items():
+                if len(runs) < cfg.slow_reps:
+                    problems.append("outage, server %s: %d of %d runs" % (server, len(runs),
+                                                                         cfg.slow_reps))
+                for run in runs:
+                    for ph, p in run["phases"].items():
+                        if p.get("reads", 0) == 0 or p.get("read_p50_us") is None:
+                            problems.append("outage, server %s, phase %s: no reads" % (server, ph))
+    return problems

@@ -1,0 +1,262 @@
+"""PNG figures with gnuplot: data in results/data/*.dat, scripts *.gp beside them."""
+
+import os
+import shutil
+import subprocess
+
+from .agg import summary
+
+COMMON = """set terminal pngcairo size %(w)d,%(h)d font "Sans,10" noenhanced
+set output '%(png)s'
+set grid ytics lc rgb '#dddddd'
+set key top right
+"""
+
+
+class Plotter:
+    def __init__(self, results_dir):
+        self.dir = results_dir
+        self.data = os.path.join(results_dir, "data")
+        os.makedirs(self.data, exist_ok=True)
+        self.gnuplot = shutil.which("gnuplot")
+        self.made = []
+        self.failed = []
+
+    def dat(self, name, rows):
+        path = os.path.join(self.data, name)
+        with open(path, "w") as f:
+            for r in rows:
+                f.write(" ".join(fmt(v) for v in r) + "\n")
+        return path
+
+    def plot(self, name, body, w=1100, h=550):
+        png = os.path.join(self.dir, name + ".png")
+        gp = os.path.join(self.data, name + ".gp")
+        with open(gp, "w") as f:
+            f.write(COMMON % {"w": w, "h": h, "png": png})
+            f.write("cd '%s'\n" % self.data)
+            f.write(body)
+        if not self.gnuplot:
+            self.failed.append((name, "gnuplot is not installed"))
+            return None
+        r = subprocess.run([self.gnuplot, gp], capture_output=True, text=True)
+        if r.returncode != 0 or not os.path.exists(png):
+            self.failed.append((name, r.stderr.strip()[-300:]))
+            return None
+        self.made.append(name + ".png")
+        return name + ".png"
+
+
+def fmt(v):
+    if v is None:
+        return "NaN"
+    if isinstance(v, str):
+        return '"%s"' % v.replace('"', "'")
+    if isinstance(v, float):
+        return "%.6g" % v
+    return str(v)
+
+
+def med(runs, field):
+    s = summary([r.get(field) for r in runs])
+    return (s["median"], s["min"], s["max"]) if s else (None, None, None)
+
+
+def hot_plots(p, cfg, hot):
+    out = []
+    rows, lat = [], []
+    for v in hot["variants"]:
+        row = [v["key"]]
+        for c in cfg.hot_clients:
+            row += list(med(hot["runs"][str(c)][v["key"]], "tps"))
+        rows.append(row)
+        c1 = hot["runs"][str(cfg.hot_clients[0])][v["key"]]
+        lat.append([v["key"]] + list(med(c1, "p50_us")) + list(med(c1, "p99_us")))
+    p.dat("hot_throughput.dat", rows)
+    p.dat("hot_latency.dat", lat)
+    series = ", ".join("'hot_throughput.dat' using %d:%d:%d%s title '%d client%s'" % (
+        2 + 3 * i, 3 + 3 * i, 4 + 3 * i, ":xtic(1)" if i == 0 else "", c, "s" if c > 1 else "")
+        for i, c in enumerate(cfg.hot_clients))
+    out.append(p.plot("hot_throughput", """
+set title 'Hot reads: throughput (median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.85 border -1
+set logscale y
+set ylabel 'transactions/s'
+set xtics rotate by -40 left
+set bmargin 9
+plot %s
+""" % series, w=1300, h=600))
+    out.append(p.plot("hot_latency", """
+set title 'Hot reads: latency at %d client (median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.85 border -1
+set logscale y
+set ylabel 'microseconds'
+set xtics rotate by -40 left
+set bmargin 9
+plot 'hot_latency.dat' using 2:3:4:xtic(1) title 'p50', '' using 5:6:7 title 'p99'
+""" % cfg.hot_clients[0], w=1300, h=600))
+    return out
+
+
+def stampede_plot(p, cfg, st):
+    rows = []
+    for n in cfg.stampede_clients:
+        on, off = st["runs"]["%d/on" % n], st["runs"]["%d/off" % n]
+        rows.append([n] + list(med(on, "executions")) + list(med(off, "executions"))
+                    + [x / 1000 if x is not None else None for x in med(on, "p99_us")]
+                    + [x / 1000 if x is not None else None for x in med(off, "p99_us")])
+    p.dat("stampede.dat", rows)
+    return p.plot("stampede", """
+set multiplot layout 1,2 title 'Stampede on a freshly invalidated hot key (median of runs, bars: min-max)'
+set xlabel 'clients'
+set xtics (%s)
+set logscale x 2
+set key top left
+set ylabel 'database executions per stampede'
+plot 'stampede.dat' using 1:2:3:4 with yerrorlines lw 2 title 'single-flight on', \
+     '' using 1:5:6:7 with yerrorlines lw 2 title 'single-flight off'
+set ylabel 'p99 latency (ms)'
+plot 'stampede.dat' using 1:8:9:10 with yerrorlines lw 2 title 'single-flight on', \
+     '' using 1:11:12:13 with yerrorlines lw 2 title 'single-flight off'
+unset multiplot
+""" % ", ".join(str(n) for n in cfg.stampede_clients), w=1200, h=500)
+
+
+def writes_plot(p, cfg, wr):
+    rows = []
+    modes = list(wr["modes"].keys())
+    for c in cfg.write_clients:
+        row = ["%d client%s" % (c, "s" if c > 1 else "")]
+        for m in modes:
+            row += list(med(wr["runs"]["%d/%s" % (c, m)], "tps"))
+        rows.append(row)
+    p.dat("writes.dat", rows)
+    series = ", ".join("'writes.dat' using %d:%d:%d%s title '%s'" % (
+        2 + 3 * i, 3 + 3 * i, 4 + 3 * i, ":xtic(1)" if i == 0 else "", wr["modes"][m])
+        for i, m in enumerate(modes))
+    return p.plot("writes", """
+set title 'Single-row price updates: throughput (median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set ylabel 'updates/s'
+set yrange [0:*]
+set key outside bottom center horizontal
+plot %s
+""" % series, w=900, h=500)
+
+
+def mixed_plot(p, cfg, mx):
+    rows = []
+    for mix in (95, 80):
+        row = ["%d/%d" % (mix, 100 - mix)]
+        for m in ("city", "table"):
+            runs = mx["runs"]["%d/%s" % (mix, m)]
+            hr = med(runs, "hit_ratio")
+            row += [x * 100 if x is not None else None for x in hr]
+        for m in ("city", "table"):
+            row += list(med(mx["runs"]["%d/%s" % (mix, m)], "tps"))
+        rows.append(row)
+    p.dat("mixed.dat", rows)
+    return p.plot("mixed", """
+set multiplot layout 1,2 title 'Mixed load, Zipf over cities and pages (median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set xlabel 'read/write mix'
+set key outside bottom center horizontal
+set ylabel 'hit ratio (%%)'
+set yrange [0:100]
+plot 'mixed.dat' using 2:3:4:xtic(1) title 'per-city tags', '' using 5:6:7 title 'table tag only'
+set ylabel 'transactions/s'
+set yrange [0:*]
+plot 'mixed.dat' using 8:9:10:xtic(1) title 'per-city tags', '' using 11:12:13 title 'table tag only'
+unset multiplot
+""", w=1200, h=500)
+
+
+def outage_plot(p, cfg, ou):
+    names = [n for n in ("A", "B") if n in ou.get("timeline", {})]
+    if not names:
+        return None
+    body = "set multiplot layout %d,1 title 'Redis outage: read latency over time (first repetition)'\n" % len(names)
+    for n in names:
+        tl = ou["timeline"][n]
+        p.dat("outage_%s.dat" % n, [(t, l / 1000.0) for t, l in tl["points"]])
+        body += "unset arrow\nunset label\n"
+        for ph, t in tl["marks"]:
+            body += "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead lc rgb '#aa0000' dt 2\n" % (t, t)
+            body += "set label '%s' at %.3f, graph 0.93 offset 0.3,0 font ',9'\n" % (ph, t)
+        end = max(t for _, t in tl["marks"])
+        body += "set xrange [0:%.3f]\n" % (end + 0.6)
+        body += """set logscale y
+set ylabel 'read latency (ms)'
+set xlabel 'seconds'
+set title 'server %s (%s)'
+plot 'outage_%s.dat' using 1:2 with points pt 7 ps 0.25 notitle
+""" % (n, "L1 + L2" if n == "A" else "L2 only", n)
+    body += "unset multiplot\n"
+    return p.plot("outage", body, w=1200, h=380 * len(names))
+
+
+def scaling_plots(p, cfg, sc):
+    out = []
+    rows = []
+    for i, size in sc["blobs"]:
+        row = [size / 1024.0]
+        for v in ("floor", "hit", "l2", "uncached"):
+            row += [x for x in med(sc["value"]["%d/%s" % (size, v)], "p50_us")]
+        row += [x for x in med(sc["value"]["%d/fill" % size], "fill_us")]
+        rows.append(row)
+    p.dat("scaling_value.dat", rows)
+    out.append(p.plot("scaling_value", """
+set title 'Latency vs answer size, 1 client (median of runs, bars: min-max)'
+set logscale xy
+set xlabel 'answer size (KiB)'
+set ylabel 'microseconds (p50; fill: mean of the fetch after invalidation)'
+set key top left
+plot 'scaling_value.dat' using 1:2:3:4 with yerrorlines lw 2 title 'floor (constant of that size)', \
+     '' using 1:5:6:7 with yerrorlines lw 2 title 'hit on A (L1; L2 above l1_max_value_bytes)', \
+     '' using 1:8:9:10 with yerrorlines lw 2 title 'hit on B (L2 only)', \
+     '' using 1:11:12:13 with yerrorlines lw 2 title 'uncached', \
+     '' using 1:14:15:16 with yerrorlines lw 2 title 'fill (miss: compute and store)'
+""", w=1000, h=550))
+    rows = []
+    for n in sc["table_sizes"]:
+        row = [n]
+        for v in ("hit", "uncached"):
+            row += list(med(sc["table"]["%d/%s" % (n, v)], "p50_us"))
+        row += list(med(sc["table"]["%d/fill" % n], "fill_us"))
+        rows.append(row)
+    p.dat("scaling_table.dat", rows)
+    out.append(p.plot("scaling_table", """
+set title 'Hot search latency vs table size, 1 client (median of runs, bars: min-max)'
+set logscale xy
+set xlabel 'listings'
+set ylabel 'microseconds (p50; fill: mean)'
+set key top left
+plot 'scaling_table.dat' using 1:2:3:4 with yerrorlines lw 2 title 'L1 hit', \
+     '' using 1:5:6:7 with yerrorlines lw 2 title 'uncached', \
+     '' using 1:8:9:10 with yerrorlines lw 2 title 'fill (miss: compute and store)'
+""", w=1000, h=550))
+    return out
+
+
+def http_plot(p, cfg, ht):
+    rows = []
+    for v in ("hit", "304", "miss"):
+        rows.append([v] + list(med(ht["runs"][v], "rps")))
+    p.dat("http.dat", rows)
+    return p.plot("http", """
+set title 'HTTP (hc_http, wrk -t2 -c2): requests/s (median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set logscale y
+set ylabel 'requests/s'
+plot 'http.dat' using 2:3:4:xtic(1) notitle
+""", w=800, h=450)
