@@ -5,7 +5,7 @@ import { useRouter, useSearchParams } from "next/navigation";
 import { useId, type FormEvent } from "react";
 import useSWR from "swr";
 import { cityStatsPath, DEFAULT_FILTERS, searchHref } from "@/lib/filters";
-import { formatBedrooms, formatInteger, formatPrice, formatPriceCompact } from "@/lib/format";
+import { formatBedrooms, formatInteger, formatPriceCompact, formatPriceWhole } from "@/lib/format";
 import { KNOWN_CITIES, type CityStats } from "@/lib/types";
 import { useDocumentTitle } from "@/lib/useDocumentTitle";
 import { EmptyState, ErrorState, Spinner, StaleNotice } from "./States";
@@ -59,11 +59,11 @@ function Stats({ city }: { city: string }) {
         </div>
         <div className="stat-tile">
           <p className="stat-label">Median price</p>
-          <p className="stat-value">{formatPrice(data.median_price_cents)}</p>
+          <p className="stat-value">{formatPriceWhole(data.median_price_cents)}</p>
         </div>
         <div className="stat-tile">
           <p className="stat-label">Average price</p>
-          <p className="stat-value">{formatPrice(data.avg_price_cents)}</p>
+          <p className="stat-value">{formatPriceWhole(data.avg_price_cents)}</p>
         </div>
       </div>
       <h2>By number of bedrooms</h2>
@@ -94,7 +94,7 @@ function Stats({ city }: { city: string }) {
                 {formatInteger(b.count)}
                 <span className="count-bar" style={{ width: `${(b.count / maxCount) * 100}%` }} aria-hidden="true" />
               </td>
-              <td className="num">{formatPrice(b.median_price_cents)}</td>
+              <td className="num">{formatPriceWhole(b.median_price_cents)}</td>
               <td className="bar-col" aria-hidden="true">
                 <span className="bar" style={{ width: `${(Number(b.median_price_cents ?? 0) / max) * 100}%` }}>
                   {formatPriceCompact(b.median_price_cents)}
@@ -102,7 +102,8 @@ function Stats({ city }: { city: string }) {
               </td>
               <td>
                 <Link href={searchHref({ ...DEFAULT_FILTERS, city, minBedrooms: b.bedrooms })}>
-                  <span className="visually-hidden">{formatBedrooms(b.bedrooms)} in {city}: </span>See homes
+                  {b.bedrooms === 0 ? "All homes" : `${b.bedrooms}+ beds`}
+                  <span className="visually-hidden"> in {city}</span> →
                 </Link>
               </td>
             </tr>

@@ -11,6 +11,7 @@ import {
   formatBedrooms,
   formatDate,
   formatPrice,
+  formatPriceWhole,
   formatStatus,
 } from "@/lib/format";
 import type { Listing } from "@/lib/types";
@@ -99,7 +100,7 @@ export function ListingView() {
             </div>
             <div>
               <dt>Price per m²</dt>
-              <dd>{data.area_sqm > 0 ? formatPrice(Math.round(data.price_cents / data.area_sqm / 100) * 100) : "—"}</dd>
+              <dd>{data.area_sqm > 0 ? formatPriceWhole(data.price_cents / data.area_sqm) : "—"}</dd>
             </div>
           </dl>
           <section aria-labelledby="about-heading">

@@ -55,6 +55,12 @@ export function formatPrice(cents: unknown): string {
   return Number.isInteger(c) && c % 100 === 0 ? wholeDollars.format(dollars) : withCents.format(dollars);
 }
 
+// Statistics (averages, medians) in whole dollars: 45672650 -> "$456,727"
+export function formatPriceWhole(cents: unknown): string {
+  const c = toNumber(cents);
+  return c == null ? "—" : wholeDollars.format(Math.round(c / 100));
+}
+
 // 89900000 -> "$899K"
 export function formatPriceCompact(cents: unknown): string {
   const c = toNumber(cents);

@@ -9,6 +9,7 @@ import {
   formatMs,
   formatPrice,
   formatPriceCompact,
+  formatPriceWhole,
   formatRatio,
   formatStatus,
   parseDollarsToCents,
@@ -33,6 +34,12 @@ describe("prices", () => {
 
   it("accepts numeric strings (bigint as text)", () => {
     expect(formatPrice("89900000")).toBe("$899,000");
+  });
+
+  it("rounds statistics to whole dollars", () => {
+    expect(formatPriceWhole(45672650)).toBe("$456,727");
+    expect(formatPriceWhole(45672649)).toBe("$456,726");
+    expect(formatPriceWhole(null)).toBe("—");
   });
 
   it("has a compact form", () => {
