@@ -26,6 +26,9 @@
 
 static redisContext *hc_redis = NULL;
 
+/* replies to PUBLISH not read yet (see HcRedisPublish) */
+static int	pending_replies = 0;
+
 static struct timeval
 ms_to_timeval(int ms)
 {
@@ -44,6 +47,7 @@ hc_redis_drop(void)
 		redisFree(hc_redis);
 		hc_redis = NULL;
 	}
+	pending_replies = 0;
 }
 
 /*
@@ -141,6 +145,45 @@ hc_redis_failed(const char *what)
 	hc_redis_drop();
 }
 
+/* did the last call fail because the server closed the connection? */
+static bool
+hc_redis_closed(void)
+{
+	return hc_redis != NULL &&
+		(hc_redis->err == REDIS_ERR_EOF ||
+		 (hc_redis->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE)));
+}
+
+/*
+ * Read the replies of earlier PUBLISHes, which were sent without waiting for
+ * them.  They arrived long ago, so this does not wait either.  An error
+ * reply counts as a failed publish.
+ */
+static bool
+hc_redis_drain(void)
+{
+	while (pending_replies > 0)
+	{
+		void	   *reply = NULL;
+
+		if (redisGetReply(hc_redis, &reply) != REDIS_OK || reply == NULL)
+		{
+			HcStatInc(HC_STAT_PUBLISH_FAILURES);
+			/* closed by the server: reconnect without opening the breaker */
+			if (hc_redis_closed())
+				hc_redis_drop();
+			else
+				hc_redis_failed("PUBLISH");
+			return false;
+		}
+		if (((redisReply *) reply)->type != REDIS_REPLY_INTEGER)
+			HcStatInc(HC_STAT_PUBLISH_FAILURES);
+		freeReplyObject(reply);
+		pending_replies--;
+	}
+	return true;
+}
+
 /*
  * Send a command; if a connection kept from earlier turns out to have been
  * closed by the server (Redis restarted, idle timeout), reconnect and send it
@@ -158,14 +201,15 @@ hc_redis_command(const char *what, const char *fmt, ...)
 
 		if (!hc_redis_ready())
 			return NULL;
+		if (!hc_redis_drain())
+			continue;			/* the connection was dropped: reconnect once */
 		va_start(ap, fmt);
 		reply = redisvCommand(hc_redis, fmt, ap);
 		va_end(ap);
 		if (reply != NULL)
 			return reply;
 
-		closed = (hc_redis->err == REDIS_ERR_EOF ||
-				  (hc_redis->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE)));
+		closed = hc_redis_closed();
 		if (attempt == 0 && closed)
 		{
 			hc_redis_drop();
@@ -265,23 +309,36 @@ HcRedisSet(const char *key, const uint8 *digest, const HcValue *value)
 }
 
 /*
- * Publish a message.  Called from the commit callback: it must not raise an
- * error or allocate with palloc, and it is bounded by the command timeout.
+ * Publish a message, without waiting for Redis' reply: the writer's commit
+ * does not pay a round trip for a notification.  The reply is read (and a
+ * failure counted) before this backend's next Redis command.  Called once
+ * the committed transaction released its locks: it must not raise an error
+ * or allocate with palloc, and writing is bounded by the command timeout.
  */
 bool
 HcRedisPublish(const char *channel, const char *msg, size_t len)
 {
-	redisReply *reply;
-	bool		ok;
+	int			done = 0;
 
-	reply = hc_redis_command("PUBLISH", "PUBLISH %b %b",
-							 channel, strlen(channel), msg, len);
-	if (reply == NULL)
+	if (!hc_redis_ready())
 		return false;
-	ok = (reply->type == REDIS_REPLY_INTEGER);
-	freeReplyObject(reply);
-	if (!ok)
-		HcStatInc(HC_STAT_REDIS_ERRORS);
+	if (!hc_redis_drain() && (!hc_redis_ready() || !hc_redis_drain()))
+		return false;
+	if (redisAppendCommand(hc_redis, "PUBLISH %b %b",
+						   channel, strlen(channel), msg, len) != REDIS_OK)
+	{
+		hc_redis_failed("PUBLISH");
+		return false;
+	}
+	do
+	{
+		if (redisBufferWrite(hc_redis, &done) != REDIS_OK)
+		{
+			hc_redis_failed("PUBLISH");
+			return false;
+		}
+	} while (!done);
+	pending_replies++;
 	HcBreakerSuccess();
-	return ok;
+	return true;
 }
