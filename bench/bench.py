@@ -6,6 +6,7 @@ Run through bench/run (which builds and installs the extension first);
 see bench/README.md.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -81,8 +82,27 @@ def save_logs(ctx, results_dir):
                 f.write(data[-2000000:])
 
 
+def rewrite_report(cfg):
+    """REPORT.md and plots again from results.json (the figures of an earlier run)."""
+    with open(os.path.join(cfg.results, "results.json")) as f:
+        saved = json.load(f)
+    for k in ("rows", "reps", "slow_reps", "length", "shared_buffers", "smoke", "profile_s"):
+        setattr(cfg, k, saved["config"][k])
+    ctx = argparse.Namespace(facts=saved["facts"])
+    ts = targets.evaluate(cfg, saved["results"])
+    by_id = {t["id"]: t for t in saved["targets"]}
+    for t in ts:
+        t.why = by_id.get(t.id, {}).get("why", [])
+        t.profile = by_id.get(t.id, {}).get("profile")
+    path = report.Report(cfg, ctx, saved["results"], ts, saved["meta"]).write()
+    log("report: %s" % path)
+    return 0
+
+
 def main():
     cfg = config.Config()
+    if cfg.report_only:
+        return rewrite_report(cfg)
     os.makedirs(cfg.results, exist_ok=True)
     clear_outputs(cfg.results)
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -153,7 +173,8 @@ def main():
         json.dump({"config": {k: v for k, v in vars(cfg).items()}, "meta": meta,
                    "facts": ctx.facts, "results": results,
                    "targets": [{"id": t.id, "name": t.name, "goal": t.goal,
-                                "measured": t.measured, "passed": t.passed, "why": t.why}
+                                "measured": t.measured, "passed": t.passed, "why": t.why,
+                                "profile": t.profile}
                                for t in ts]}, f, indent=1, default=str)
     path = report.Report(cfg, ctx, results, ts, meta).write()
     if fatal:

@@ -32,8 +32,8 @@ def missing_numbers(cfg, results):
         elif w == "writes":
             _runs_have(r["runs"], "tps", cfg.reps, "writes", problems)
         elif w == "mixed":
-            _runs_have(r["runs"], "hit_ratio", cfg.reps, "mixed", problems)
-            _runs_have(r["runs"], "tps", cfg.reps, "mixed", problems)
+            _runs_have(r["runs"], "hit_ratio", cfg.slow_reps, "mixed", problems)
+            _runs_have(r["runs"], "tps", cfg.slow_reps, "mixed", problems)
         elif w == "scaling":
             _runs_have({k: v for k, v in r["value"].items() if not k.endswith("/fill")},
                        "p50_us", cfg.slow_reps, "scaling (value size)", problems)

@@ -27,7 +27,11 @@ class Config:
                        + ",".join(ALL_WORKLOADS))
         p.add_argument("--keep", action="store_true",
                        help="keep the scratch directory (servers' data and logs) (BENCH_KEEP=1)")
+        p.add_argument("--report-only", action="store_true",
+                       help="rewrite REPORT.md and the plots from results.json in the results "
+                       "directory, without running anything")
         a = p.parse_args(argv)
+        self.report_only = a.report_only
 
         self.smoke = a.smoke or os.environ.get("BENCH_SMOKE") == "1"
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +54,8 @@ class Config:
             self.length = {"t": env_int("BENCH_TXNS", 200)}
             self.scale_length = {"t": 50}
             self.mixed_warmup = {"t": 50}
+            self.mixed_length = {"t": 200}
+            self.outage_warmup = {"t": 50}
             self.stampede_rounds = 1
             self.outage_phase_s = 1.0
             self.http_duration = 1
@@ -65,7 +71,11 @@ class Config:
             d = a.duration or env_int("BENCH_DURATION", 2)
             self.length = {"T": d}
             self.scale_length = {"T": max(1, d // 2)}
-            self.mixed_warmup = {"T": 1}
+            # mixed: a search miss costs 0.1-0.2 s on 1M listings, so the
+            # cache needs seconds to fill before a steady state is measured
+            self.mixed_warmup = {"T": 6}
+            self.mixed_length = {"T": max(4, 4 * d)}
+            self.outage_warmup = {"T": 2}
             self.stampede_rounds = env_int("BENCH_STAMPEDE_ROUNDS", 3)
             self.outage_phase_s = float(env_int("BENCH_OUTAGE_PHASE", 4))
             self.http_duration = d

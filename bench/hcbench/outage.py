@@ -1,9 +1,13 @@
 """Workload 5: Redis outage.
 
-One pgbench run of the 95/5 per-city mix (2 clients) goes on while Redis is
-healthy, paused (SIGSTOP: connections hang, commands time out), resumed
-(SIGCONT), killed (SIGKILL: connections refused) and restarted on the same
-port.  Read latencies are split into those phases by their completion time;
+One pgbench run (2 clients) goes on while Redis is healthy, paused (SIGSTOP:
+connections hang, commands time out), resumed (SIGCONT), killed (SIGKILL:
+connections refused) and restarted on the same port.  The load: 95% reads of
+listing pages (get_listing of an id drawn with random_zipfian over the first
+10,000 listings -- cheap queries, so that what Redis costs or saves shows),
+5% price updates of one of those listings (each invalidates that listing's
+page and publishes a message).  A warm-up of the same mix fills the cache
+first.  Read latencies are split into the phases by their completion time;
 errors are pgbench's aborted clients and failed transactions, timed as they
 are reported.  Run on server A (L1 + L2) and server B (L2 only), alternating.
 """
@@ -11,12 +15,24 @@ are reported.  Run on server A (L1 + L2) and server B (L2 only), alternating.
 import threading
 import time
 
-from .mixed import read_script, write_script
 from .pgbench import percentile
 from .procs import BenchError, log, stats_delta
 
 PHASES = [("before", "healthy"), ("paused", "SIGSTOP"), ("resumed", "SIGCONT"),
           ("killed", "SIGKILL"), ("restarted", "restarted")]
+
+
+def scripts_for(ctx):
+    n = min(10000, ctx.facts["rows"])
+    read = ctx.runner.script("outage-read", """
+\\set id random_zipfian(1, %d, 1.1)
+SELECT housing_cache.get_listing(:id);
+""" % n)
+    write = ctx.runner.script("outage-write", """
+\\set id random(1, %d)
+UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = :id;
+""" % n)
+    return [read + "@95", write + "@5"]
 
 
 def wait_breaker_closed(pg, timeout=40):
@@ -26,8 +42,8 @@ def wait_breaker_closed(pg, timeout=40):
     while time.time() < end:
         i += 1
         # a fresh key: a miss, which reads and writes Redis (or probes it)
-        pg.psql("SELECT housing_cache.fetch('bench.search_city', 'Boston', '%d', NULL, NULL, "
-                "'1', '20') IS NULL" % (1000000 + i))
+        pg.psql("SELECT housing_cache.get_listing(%d) IS NULL"
+                % (1000000000 + int(time.time() * 10) % 100000000))
         if pg.stats()["breaker_state"] == "closed":
             return True
         time.sleep(0.25)
@@ -38,8 +54,7 @@ def run(ctx):
     cfg = ctx.cfg
     P = cfg.outage_phase_s
     clients = 2
-    scripts = [ctx.runner.script("outage-read", read_script("bench.search_city")) + "@95",
-               ctx.runner.script("outage-write", write_script(ctx.facts["rows"])) + "@5"]
+    scripts = scripts_for(ctx)
     servers = [("A", ctx.pg_a), ("B", ctx.pg_b)]
     out = {"phase_s": P, "clients": clients, "runs": {}, "timeline": {}}
     for name, _ in servers:
@@ -49,6 +64,7 @@ def run(ctx):
             log("Redis outage: repetition %d/%d, server %s" % (rep + 1, cfg.slow_reps, name))
             if not wait_breaker_closed(pg):
                 raise BenchError("server %s: the Redis breaker did not close before the run" % name)
+            ctx.runner.run(pg, scripts, clients=clients, length=cfg.outage_warmup)
             out["runs"][name].append(one_sequence(ctx, pg, scripts, P, clients, out, name, rep))
     return out
 

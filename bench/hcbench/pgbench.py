@@ -123,31 +123,48 @@ class Runner:
             if m:
                 stmts.append((float(m.group(1)), m.group(3).strip()))
         res["stmt_ms"] = stmts
-        lats = []
+        # Latency of a call: from its start to the start of the same client's
+        # next call (start = logged end - logged latency).  pgbench's own
+        # latency column cannot be used alone: its clock is read lazily, and
+        # a reply that is already waiting when it first looks (the client was
+        # preempted right after sending, e.g. by the backend it woke on the
+        # same core) is timed 0 us.  A client's last call keeps its logged
+        # latency.
+        per_client = {}
         zeros = 0
-        raw = [] if keep_raw else None
+        failed = 0
         for path in sorted(glob.glob(prefix + ".*")):
             with open(path) as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) < 6:
                         continue
-                    lat = parts[2]
-                    if lat in ("failed", "skipped"):
+                    if parts[2] in ("failed", "skipped"):
+                        failed += 1
                         continue
-                    lat = int(lat)
-                    if lat == 0:
-                        # pgbench reads its clock lazily: a reply that is
-                        # already there when it first looks (the client was
-                        # preempted after sending) is timed 0.  Not a latency.
-                        zeros += 1
-                        continue
-                    lats.append(lat)
-                    if keep_raw:
-                        raw.append((int(parts[4]) * 1000000 + int(parts[5]), lat, int(parts[3])))
+                    lat = int(parts[2])
+                    zeros += lat == 0
+                    end_us = int(parts[4]) * 1000000 + int(parts[5])
+                    per_client.setdefault((path, parts[0]), []).append(
+                        (int(parts[1]), end_us, lat, int(parts[3])))
             os.unlink(path)
+        lats = []
+        raw = [] if keep_raw else None
+        for seq in per_client.values():
+            seq.sort()
+            for i, (_, end_us, lat, script_no) in enumerate(seq):
+                if i + 1 < len(seq):
+                    _, nend, nlat, _ = seq[i + 1]
+                    cyc = (nend - nlat) - (end_us - lat)
+                else:
+                    cyc = lat
+                if cyc <= 0:
+                    continue
+                lats.append(cyc)
+                if keep_raw:
+                    raw.append((end_us, cyc, script_no))
         lats.sort()
-        res["n"] = len(lats) + zeros
+        res["n"] = sum(len(v) for v in per_client.values())
         res["timed_zero"] = zeros
         res["p50_us"] = percentile(lats, 50)
         res["p99_us"] = percentile(lats, 99)

@@ -115,6 +115,9 @@ set multiplot layout 1,2 title 'Stampede on a freshly invalidated hot key (media
 set xlabel 'clients'
 set xtics (%s)
 set logscale x 2
+set xrange [%g:%g]
+set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
 set key top left
 set ylabel 'database executions per stampede'
 plot 'stampede.dat' using 1:2:3:4 with yerrorlines lw 2 title 'single-flight on', \
@@ -123,7 +126,8 @@ set ylabel 'p99 latency (ms)'
 plot 'stampede.dat' using 1:8:9:10 with yerrorlines lw 2 title 'single-flight on', \
      '' using 1:11:12:13 with yerrorlines lw 2 title 'single-flight off'
 unset multiplot
-""" % ", ".join(str(n) for n in cfg.stampede_clients), w=1200, h=500)
+""" % (", ".join(str(n) for n in cfg.stampede_clients), min(cfg.stampede_clients) / 1.4,
+       max(cfg.stampede_clients) * 1.4), w=1200, h=500)
 
 
 def writes_plot(p, cfg, wr):
@@ -169,7 +173,7 @@ set style histogram errorbars gap 2 lw 1
 set style fill solid 0.85 border -1
 set xlabel 'read/write mix'
 set key outside bottom center horizontal
-set ylabel 'hit ratio (%%)'
+set ylabel 'hit ratio (%)'
 set yrange [0:100]
 plot 'mixed.dat' using 2:3:4:xtic(1) title 'per-city tags', '' using 5:6:7 title 'table tag only'
 set ylabel 'transactions/s'
@@ -218,13 +222,14 @@ set title 'Latency vs answer size, 1 client (median of runs, bars: min-max)'
 set logscale xy
 set xlabel 'answer size (KiB)'
 set ylabel 'microseconds (p50; fill: mean of the fetch after invalidation)'
+set xrange [%g:%g]
 set key top left
 plot 'scaling_value.dat' using 1:2:3:4 with yerrorlines lw 2 title 'floor (constant of that size)', \
      '' using 1:5:6:7 with yerrorlines lw 2 title 'hit on A (L1; L2 above l1_max_value_bytes)', \
      '' using 1:8:9:10 with yerrorlines lw 2 title 'hit on B (L2 only)', \
      '' using 1:11:12:13 with yerrorlines lw 2 title 'uncached', \
      '' using 1:14:15:16 with yerrorlines lw 2 title 'fill (miss: compute and store)'
-""", w=1000, h=550))
+""" % (min(r[0] for r in rows) / 1.5, max(r[0] for r in rows) * 1.5), w=1000, h=550))
     rows = []
     for n in sc["table_sizes"]:
         row = [n]
@@ -238,11 +243,12 @@ set title 'Hot search latency vs table size, 1 client (median of runs, bars: min
 set logscale xy
 set xlabel 'listings'
 set ylabel 'microseconds (p50; fill: mean)'
+set xrange [%g:%g]
 set key top left
 plot 'scaling_table.dat' using 1:2:3:4 with yerrorlines lw 2 title 'L1 hit', \
      '' using 1:5:6:7 with yerrorlines lw 2 title 'uncached', \
      '' using 1:8:9:10 with yerrorlines lw 2 title 'fill (miss: compute and store)'
-""", w=1000, h=550))
+""" % (min(r[0] for r in rows) / 1.5, max(r[0] for r in rows) * 1.5), w=1000, h=550))
     return out
 
 

@@ -79,7 +79,8 @@ class Report:
                "ratio is taken between runs of the same repetition, then its median reported"
                % (cfg.reps, cfg.slow_reps),
                "- pgbench runs: %s each, `-M prepared` unless noted; latencies from pgbench's "
-               "per-transaction log (`--log`), throughput from its `tps` line"
+               "per-transaction log (`--log`: a call's start to its client's next start), "
+               "throughput from its `tps` line"
                % cfg.length_text(),
                "- machine: %s; load average %s at the start, %s at the end (the machine is "
                "shared: absolute figures move with its load, ratios much less)" % (
@@ -172,10 +173,12 @@ class Report:
         zero = [r.get("timed_zero", 0) / r["n"] for c in hot["runs"].values()
                 for runs in c.values() for r in runs if r.get("n")]
         if zero:
-            self.w("Latency percentiles leave out the transactions pgbench timed as 0 µs "
-                   "(%.1f%% of them overall, at most %.0f%% in one run): pgbench reads its "
-                   "clock lazily, and a reply that is already there when it first looks — "
-                   "the client was preempted right after sending — is timed 0." % (
+            self.w("Latency of a call: from its start to the start of the same client's next "
+                   "call, from the timestamps of pgbench's per-transaction log.  pgbench's own "
+                   "latency column reads its clock lazily and times a reply that is already "
+                   "waiting when it first looks (the client was preempted right after sending, "
+                   "typically by the backend it woke on the same core) as 0 µs: %.1f%% of the "
+                   "calls here, up to %.0f%% in one run." % (
                        100 * sum(zero) / len(zero), 100 * max(zero)), "")
         for c in cfg.hot_clients:
             runs = hot["runs"][str(c)]
@@ -183,23 +186,32 @@ class Report:
             rows = []
             for v in hot["variants"]:
                 k = v["key"]
-                q, mode = v["query"], v["mode"]
-                xf = xu = "–"
-                if q and mode not in ("floor", None):
-                    xf = fmt_ratio(hot_ratio(hot, c, k, "%s/floor" % q))
-                    xu = fmt_ratio(hot_ratio(hot, c, k, "%s/uncached" % q)) if mode != "uncached" else "1×"
-                elif mode == "floor":
-                    xf = "1×"
-                    xu = fmt_ratio(hot_ratio(hot, c, k, "%s/uncached" % q))
+                q = v["query"]
+
+                def rel(field, den):
+                    if not q or k == den:
+                        return "–" if not q else "1×"
+                    s = hot_ratio(hot, c, k, den, field)
+                    return fmt_num(s["median"]) + "×" if s else "–"
+
+                def both(field):
+                    if not q:
+                        return "–"
+                    return "%s / %s" % (rel(field, "%s/floor" % q), rel(field, "%s/uncached" % q))
+
                 label = v["label"] + ("" if v["prepared"] else " †")
-                rows.append([label, fmt_sum(S(runs[k], "tps")), xf, xu,
-                             fmt_sum(S(runs[k], "p50_us")), fmt_sum(S(runs[k], "p99_us")),
+                rows.append([label, fmt_sum(S(runs[k], "tps")), both("tps"),
+                             fmt_sum(S(runs[k], "p50_us")), both("p50_us"),
+                             fmt_sum(S(runs[k], "p99_us")), both("p99_us"),
                              served_text(runs[k])])
-            self.table(["variant", "tps", "× floor", "× uncached", "p50 µs", "p99 µs",
+            self.table(["variant", "tps", "tps ÷ floor / ÷ uncached", "p50 µs",
+                        "p50 ÷ floor / ÷ uncached", "p99 µs", "p99 ÷ floor / ÷ uncached",
                         "served by"], rows)
-        self.w("† `-M simple`: pgpool-II answers cached hits of the extended protocol much more "
-               "slowly than of the simple one, so its best case is shown too, against an L1 "
-               "hit in the same protocol.  × floor and × uncached are throughput ratios.", "")
+        self.w("Ratios are medians of per-repetition ratios to the floor of the same size and "
+               "to the same query uncached: for tps higher is better, for latencies lower is "
+               "better (every run's own figures are in `results.json`).  † `-M simple`: pgpool-II answers "
+               "cached hits of the extended protocol much more slowly than of the simple one, "
+               "so its best case is shown too, against an L1 hit in the same protocol.", "")
         for name in plots.hot_plots(self.p, cfg, hot):
             self.img(name, "hot reads")
 
@@ -237,10 +249,10 @@ class Report:
         cfg = self.cfg
         self.w("`UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = :id` "
                "(random id), one row per transaction.  *triggers disabled*: `ALTER TABLE "
-               "housing.listings DISABLE TRIGGER housing_cache_invalidate` with the extension's "
-               "DDL event trigger disabled around it (it would re-attach the trigger at once); "
-               "re-enabled with `ENABLE ALWAYS TRIGGER`.  *publish = off*: the triggers run, no "
-               "invalidation message is sent to Redis.", "")
+               "housing.listings DISABLE TRIGGER housing_cache_invalidate` (its state checked in "
+               "pg_trigger), re-enabled with `ENABLE ALWAYS TRIGGER`.  *publish = off*: the "
+               "triggers run, no invalidation message is sent to Redis "
+               "(`PGOPTIONS='-c housing_cache.publish=off'`).", "")
         rows = []
         for c in cfg.write_clients:
             off = [r["tps"] for r in wr["runs"]["%d/no-triggers" % c]]
@@ -259,15 +271,19 @@ class Report:
         mx = self.section_state("mixed")
         if mx is None:
             return
-        self.w("%d clients; reads: the newest-first search of a city and page drawn with "
-               "`random_zipfian(…, 1.1)` (20 cities ranked by size, pages 1–50) through "
+        self.w("%d clients, %s per run after a warm-up of %s; reads: the newest-first search "
+               "of a city and page drawn with "
+               "`random_zipfian(…, 1.1)` (20 cities ranked by size, pages 1–10) through "
                "`housing_cache.fetch()`; writes: a price update of a random listing.  *per-city "
                "tags*: the search registered as `bench.search_city` with "
                "`'{housing.listings/city=$1}'` (as the built-in is); *table tag only*: the same "
                "SQL as `bench.search_table` with `'{housing.listings}'`, so every write "
-               "invalidates every answer.  Each run starts from an invalidated table and a short "
-               "warm-up.  Hit ratio = (L1 + L2 hits) / (hits + misses + bypasses) over the run." %
-               mx["clients"], "")
+               "invalidates every answer.  Each run starts from an invalidated table.  A miss "
+               "runs the whole search (%s ms uncached here), so throughput follows the hit "
+               "ratio.  Hit ratio = (L1 + L2 hits) / (hits + misses + bypasses) over the "
+               "measured run." % (mx["clients"], self.cfg.length_text(self.cfg.mixed_length),
+                                  self.cfg.length_text(self.cfg.mixed_warmup),
+                                  self.uncached_search_ms()), "")
         rows = []
         for mix in (95, 80):
             city = mx["runs"]["%d/city" % mix]
@@ -284,12 +300,21 @@ class Report:
                     "read p99 µs", "write p99 µs"], rows)
         self.img(plots.mixed_plot(self.p, self.cfg, mx), "mixed load")
 
+    def uncached_search_ms(self):
+        st = self.results.get("stampede") or {}
+        if st.get("uncached_ms"):
+            return fmt_num(st["uncached_ms"]["median"])
+        return "?"
+
     def outage_section(self):
         self.w("## 5. Redis outage", "")
         ou = self.section_state("outage")
         if ou is None:
             return
-        self.w("One pgbench run per server (%d clients, the 95/5 per-city mix) while Redis is "
+        self.w("One pgbench run per server (%d clients; 95%% reads of listing pages, "
+               "`get_listing(id)` with id drawn by `random_zipfian` over the first 10,000 "
+               "listings, and 5%% price updates of one of them, each invalidating a page and "
+               "publishing a message; the cache warmed by the same mix first) while Redis is "
                "healthy, paused with SIGSTOP (connections hang: each Redis command waits for "
                "`housing_cache.redis_command_timeout_ms`), resumed with SIGCONT, killed with "
                "SIGKILL (connections refused) and restarted on the same port; %s s per phase.  "
@@ -314,11 +339,17 @@ class Report:
             runs = ou["runs"].get(server, [])
             rec = [r.get("recovered_s") for r in runs]
             done = [x for x in rec if x is not None]
-            self.w("- server %s: the breaker closed again %s after Redis restarted%s" % (
-                server, ("%s s (median)" % fmt_num(summary(done)["median"])) if done else "not",
-                "" if len(done) == len(rec) else
-                " (in %d of %d runs it was still open at the end of the phase)" %
-                (len(rec) - len(done), len(rec))))
+            if done:
+                self.w("- server %s: the breaker closed again %s s (median) after Redis "
+                       "restarted%s" % (
+                           server, fmt_num(summary(done)["median"]),
+                           "" if len(done) == len(rec) else
+                           " (in %d of %d runs it was still open at the end of the phase)" %
+                           (len(rec) - len(done), len(rec))))
+            elif rec:
+                self.w("- server %s: the breaker was still open at the end of the phase after "
+                       "Redis restarted, in every run (its backoff doubled while Redis was "
+                       "down)" % server)
         self.w("")
         self.img(plots.outage_plot(self.p, self.cfg, ou), "outage")
 
