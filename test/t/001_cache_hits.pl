@@ -20,18 +20,7 @@ my $node = new_node('cache_hits',
 	conf => "housing_cache.l1_size_mb = 0");
 
 # Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
-$node->safe_psql('postgres', q{
-INSERT INTO housing.listings
-    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
-     area_sqm, lat, lon, created_at, updated_at)
-SELECT i, 'Listing ' || i,
-       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
-       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
-       40 + i / 100.0, -71 - i / 100.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
-       timestamptz '2024-01-01 00:00:00+00'
-  FROM generate_series(1, 10) AS i;
-SELECT setval('housing.listings_id_seq', 10);
+$node->safe_psql('postgres', ten_listings_sql() . q{
 -- the engine's generic entry point, on a query of our own (fetch() refuses
 -- the built-in ones, whose functions validate their arguments)
 SELECT housing_cache.register_query('test.listing',
@@ -44,19 +33,7 @@ SELECT housing_cache.register_query('test.listing',
 sub fetch
 {
 	my ($call) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT ($call)::jsonb::text;\n"
-		  . "SELECT tier || '|' || coalesce(key, '') || '|' || coalesce(bypass_reason, '') "
-		  . "FROM housing_cache.last_lookup();");
-	my @lines = split /\n/, $out, -1;
-	die "unexpected output for $call: '$out'" unless @lines == 2;
-	my ($tier, $key, $reason) = split /\|/, $lines[1], 3;
-	return {
-		json => $lines[0] eq '' ? undef : decode_json($lines[0]),
-		tier => $tier,
-		key => $key,
-		reason => $reason,
-	};
+	return cached_call(sub { $node->safe_psql('postgres', $_[0]) }, $call);
 }
 
 # The same call with the cache turned off: what the query itself answers.

@@ -18,35 +18,14 @@ use HousingCache::Test;
 my $redis = HousingCache::Redis->new;
 
 # Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
-my $listings_sql = q{
-INSERT INTO housing.listings
-    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
-     area_sqm, lat, lon, created_at, updated_at)
-SELECT i, 'Listing ' || i,
-       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
-       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
-       40 + i / 100.0, -71 - i / 100.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
-       timestamptz '2024-01-01 00:00:00+00'
-  FROM generate_series(1, 10) AS i;
-SELECT setval('housing.listings_id_seq', 10);
-};
+my $listings_sql = ten_listings_sql();
 
 # One cached call, in a BackgroundPsql session: the answer (decoded; undef
 # for SQL NULL), the tier and the bypass reason from last_lookup().
 sub fetch
 {
 	my ($session, $call) = @_;
-	my $out = $session->query_safe("SELECT ($call)::jsonb::text;\n"
-		  . "SELECT tier || '|' || coalesce(bypass_reason, '') FROM housing_cache.last_lookup();");
-	my @lines = split /\n/, $out, -1;
-	die "unexpected output for $call: '$out'" unless @lines == 2;
-	my ($tier, $reason) = split /\|/, $lines[1], 2;
-	return {
-		json => $lines[0] eq '' ? undef : decode_json($lines[0]),
-		tier => $tier,
-		reason => $reason,
-	};
+	return cached_call(sub { $session->query_safe($_[0]) }, $call);
 }
 
 sub item

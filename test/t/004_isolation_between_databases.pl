@@ -18,19 +18,7 @@ my $redis = HousingCache::Redis->new;
 my $conf = 'housing_cache.l1_size_mb = 0';
 
 # Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
-my $listings_sql = q{
-INSERT INTO housing.listings
-    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
-     area_sqm, lat, lon, created_at, updated_at)
-SELECT i, 'Listing ' || i,
-       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
-       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
-       40 + i / 100.0, -71 - i / 100.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
-       timestamptz '2024-01-01 00:00:00+00'
-  FROM generate_series(1, 10) AS i;
-SELECT setval('housing.listings_id_seq', 10);
-};
+my $listings_sql = ten_listings_sql();
 
 my $node_a = new_node('cluster_a', redis => $redis, conf => $conf);
 my $node_b = new_node('cluster_b', redis => $redis, conf => $conf);
@@ -57,17 +45,7 @@ isnt($node_a->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_sy
 sub fetch
 {
 	my ($p, $call) = @_;
-	my $out = $p->{node}->safe_psql($p->{db},
-		"SELECT ($call)::jsonb::text;\n"
-		  . "SELECT tier || '|' || coalesce(key, '') FROM housing_cache.last_lookup();");
-	my @lines = split /\n/, $out, -1;
-	die "unexpected output for $call: '$out'" unless @lines == 2;
-	my ($tier, $key) = split /\|/, $lines[1], 2;
-	return {
-		json => $lines[0] eq '' ? undef : decode_json($lines[0]),
-		tier => $tier,
-		key => $key,
-	};
+	return cached_call(sub { $p->{node}->safe_psql($p->{db}, $_[0]) }, $call);
 }
 
 # How each call shows listing 1's price, and a value the same everywhere.

@@ -35,19 +35,7 @@ is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extna
 	'0.1.0', 'CREATE EXTENSION worked without Redis');
 
 # Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
-$node->safe_psql('postgres', q{
-INSERT INTO housing.listings
-    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
-     area_sqm, lat, lon, created_at, updated_at)
-SELECT i, 'Listing ' || i,
-       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
-       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
-       40 + i / 100.0, -71 - i / 100.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
-       timestamptz '2024-01-01 00:00:00+00'
-  FROM generate_series(1, 10) AS i;
-SELECT setval('housing.listings_id_seq', 10);
-});
+$node->safe_psql('postgres', ten_listings_sql());
 
 # One cached call in a new session.  Unlike safe_psql, also returns what the
 # client got on stderr (notices, warnings, errors), which must be nothing.

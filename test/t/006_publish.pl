@@ -20,19 +20,7 @@ my $redis = HousingCache::Redis->new;
 my $node = new_node('publish', redis => $redis);
 
 # Ten listings: ids 1-5 in Boston, 6-10 in Denver; nothing depends on now().
-$node->safe_psql('postgres', q{
-INSERT INTO housing.listings
-    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
-     area_sqm, lat, lon, created_at, updated_at)
-SELECT i, 'Listing ' || i,
-       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
-       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
-       40 + i / 100.0, -71 - i / 100.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
-       timestamptz '2024-01-01 00:00:00+00'
-  FROM generate_series(1, 10) AS i;
-SELECT setval('housing.listings_id_seq', 10);
-});
+$node->safe_psql('postgres', ten_listings_sql());
 
 my $channel = $node->safe_psql('postgres', 'SHOW housing_cache.channel');
 is($channel, 'housing_cache:invalidations', 'the default channel');

@@ -34,8 +34,8 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(new_node stat);
-our @EXPORT_OK = qw(new_node stat);
+our @EXPORT = qw(new_node stat ten_listings_sql cached_call);
+our @EXPORT_OK = @EXPORT;
 
 =pod
 
@@ -137,6 +137,67 @@ sub stat    ## no critic (ProhibitBuiltinHomonyms)
     croak "stat: housing_cache.stats.$column is not an integer: '$value'"
       unless $value =~ /^-?\d+$/;
     return 0 + $value;
+}
+
+=pod
+
+=over
+
+=item ten_listings_sql()
+
+SQL inserting ten fixed listings: ids 1-5 in Boston, 6-10 in Denver, prices
+31M..40M cents, nothing depending on now(); the id sequence is set past them.
+
+=cut
+
+sub ten_listings_sql
+{
+    return q{
+INSERT INTO housing.listings
+    (id, title, city, neighborhood, price_cents, bedrooms, bathrooms,
+     area_sqm, lat, lon, created_at, updated_at)
+SELECT i, 'Listing ' || i,
+       CASE WHEN i <= 5 THEN 'Boston' ELSE 'Denver' END,
+       'Center', 30000000 + i * 1000000, 1 + i % 3, 1.5, 50 + i,
+       40 + i / 100.0, -71 - i / 100.0,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour',
+       timestamptz '2024-01-01 00:00:00+00'
+  FROM generate_series(1, 10) AS i;
+SELECT setval('housing.listings_id_seq', 10);
+};
+}
+
+=pod
+
+=item cached_call($run, $call)
+
+Make one cached call and report how it was served.  C<$run> is a code
+reference that runs SQL text and returns its output (e.g.
+C<sub { $node->safe_psql('postgres', $_[0]) }> or a BackgroundPsql
+session's C<query_safe>).  Returns a hash: C<json> (the decoded answer,
+undef for SQL NULL), C<tier>, C<key> and C<reason> from
+C<housing_cache.last_lookup()>.
+
+=back
+
+=cut
+
+sub cached_call
+{
+    my ($run, $call) = @_;
+    my $out = $run->("SELECT ($call)::jsonb::text;\n"
+          . "SELECT tier || '|' || coalesce(key, '') || '|' || coalesce(bypass_reason, '') "
+          . "FROM housing_cache.last_lookup();");
+    my @lines = split /\n/, $out, -1;
+    croak "cached_call: unexpected output for $call: '$out'" unless @lines == 2;
+    my ($tier, $key, $reason) = split /\|/, $lines[1], 3;
+    require JSON::PP;
+    return {
+        json => $lines[0] eq '' ? undef : JSON::PP::decode_json($lines[0]),
+        tier => $tier,
+        key => $key,
+        reason => $reason,
+    };
 }
 
 1;
