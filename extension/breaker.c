@@ -68,6 +68,16 @@ HcBreakerAllows(void)
 }
 
 /*
+ * Is the breaker closed?  (Does not claim a probe.)
+ */
+bool
+HcBreakerClosed(void)
+{
+	return hc_shared != NULL &&
+		pg_atomic_read_u64(&hc_shared->breaker_open_until) == 0;
+}
+
+/*
  * A Redis call succeeded: if it was the probe, close the breaker.  A call
  * that started before the breaker opened proves nothing about Redis now.
  */

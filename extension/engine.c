@@ -100,6 +100,10 @@ typedef struct HcQueryDef
 	Oid		   *relids;			/* relations the query reads */
 	int			nfuncs;
 	Oid		   *funcs;			/* functions it calls whose EXECUTE is restricted */
+	int			nas;
+	Oid		   *as_relids;		/* relations read as another role (views) ... */
+	Oid		   *as_users;		/* ... and that role */
+	bool		keyed_by_role;	/* vary_by_role, or it calls code run as the caller */
 	Oid			result_output;	/* output function of the result column */
 	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
 	SPIPlanPtr	plan;
@@ -334,10 +338,21 @@ hc_unpin_search_path(int nestlevel)
 	AtEOXact_GUC(true, nestlevel);
 }
 
+/*
+ * What loading a query learns from its parse tree, for the role checks.
+ */
+typedef struct HcTreeFacts
+{
+	List	   *funcs;			/* functions whose EXECUTE is restricted */
+	List	   *as_relids;		/* relations read on behalf of another role ... */
+	List	   *as_users;		/* ... that role (a view's owner) */
+	bool		invoker_code;	/* calls code that runs as the caller */
+} HcTreeFacts;
+
 static bool
 hc_collect_func(Oid funcid, void *context)
 {
-	List	  **funcs = (List **) context;
+	HcTreeFacts *facts = (HcTreeFacts *) context;
 	HeapTuple	tup;
 	bool		restricted = true;
 
@@ -350,22 +365,45 @@ hc_collect_func(Oid funcid, void *context)
 		/* built-in functions with default privileges: everyone may run them */
 		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
 		restricted = !(isnull && proc->pronamespace == PG_CATALOG_NAMESPACE);
+
+		/*
+		 * A function of its own that runs as the caller may read what the
+		 * caller may read (tables it reaches, their row-level security):
+		 * nothing here can see inside it, so its answers are per role.
+		 */
+		if (proc->pronamespace != PG_CATALOG_NAMESPACE && !proc->prosecdef)
+			facts->invoker_code = true;
 		ReleaseSysCache(tup);
 	}
 	if (restricted)
-		*funcs = list_append_unique_oid(*funcs, funcid);
+		facts->funcs = list_append_unique_oid(facts->funcs, funcid);
 	return false;
 }
 
 static bool
-hc_collect_funcs_walker(Node *node, void *context)
+hc_collect_walker(Node *node, void *context)
 {
+	HcTreeFacts *facts = (HcTreeFacts *) context;
+
 	if (node == NULL)
 		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		/* a table inside a view is read with the view owner's rights */
+		if (rte->rtekind == RTE_RELATION && OidIsValid(rte->checkAsUser))
+		{
+			facts->as_relids = lappend_oid(facts->as_relids, rte->relid);
+			facts->as_users = lappend_oid(facts->as_users, rte->checkAsUser);
+		}
+		return false;
+	}
 	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, hc_collect_funcs_walker, context, 0);
+		return query_tree_walker((Query *) node, hc_collect_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
 	(void) check_functions_in_node(node, hc_collect_func, context);
-	return expression_tree_walker(node, hc_collect_funcs_walker, context);
+	return expression_tree_walker(node, hc_collect_walker, context);
 }
 
 /*
@@ -581,15 +619,26 @@ hc_load_definition(HcQueryDef *def)
 	foreach(lc, ps->relationOids)
 		def->relids[n++] = lfirst_oid(lc);
 	{
-		List	   *funcs = NIL;
+		HcTreeFacts facts = {NIL, NIL, NIL, false};
+		ListCell   *lc2;
 
 		foreach(lc, ps->query_list)
-			(void) hc_collect_funcs_walker((Node *) lfirst(lc), &funcs);
-		def->nfuncs = list_length(funcs);
+			(void) hc_collect_walker((Node *) lfirst(lc), &facts);
+		def->nfuncs = list_length(facts.funcs);
 		def->funcs = palloc(sizeof(Oid) * Max(def->nfuncs, 1));
 		n = 0;
-		foreach(lc, funcs)
+		foreach(lc, facts.funcs)
 			def->funcs[n++] = lfirst_oid(lc);
+		def->nas = list_length(facts.as_relids);
+		def->as_relids = palloc(sizeof(Oid) * Max(def->nas, 1));
+		def->as_users = palloc(sizeof(Oid) * Max(def->nas, 1));
+		n = 0;
+		forboth(lc, facts.as_relids, lc2, facts.as_users)
+		{
+			def->as_relids[n] = lfirst_oid(lc);
+			def->as_users[n++] = lfirst_oid(lc2);
+		}
+		def->keyed_by_role = def->vary_by_role || facts.invoker_code;
 	}
 	MemoryContextSwitchTo(old);
 
@@ -718,6 +767,12 @@ hc_bypass_reason(HcQueryDef *def)
 		if (pg_class_aclcheck_ext(def->relids[i], userid, ACL_SELECT, &missing) != ACLCHECK_OK)
 			return missing ? "relation missing" : "no select privilege";
 		if (check_enable_rls(def->relids[i], InvalidOid, true) == RLS_ENABLED)
+			return "row level security";
+	}
+	/* row-level security applied as a view's owner may still test current_user */
+	for (int i = 0; i < def->nas; i++)
+	{
+		if (check_enable_rls(def->as_relids[i], def->as_users[i], true) == RLS_ENABLED)
 			return "row level security";
 	}
 	for (int i = 0; i < def->nfuncs; i++)
@@ -1085,7 +1140,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	HcKeyInit(&keybuf);
 	HcKeyAdd(&keybuf, def->digest, HC_DIGEST_LEN);
 	hc_key_add_output_settings(&keybuf);
-	if (def->vary_by_role)
+	if (def->keyed_by_role)
 	{
 		Oid			userid = GetUserId();
 
@@ -1157,13 +1212,11 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		{
 			case HC_FLIGHT_OWNER:
 				/* a fill may have completed since we looked */
-				if (HcL1Get(digest, &value) ||
-					(hc_l1_size_mb <= 0 && HcRedisGet(key, digest, &value) == HC_REDIS_HIT))
+				if (HcL1Get(digest, &value))
 				{
 					HcFlightEnd(flight, HC_FILL_STORED);
-					HcStatInc(hc_l1_size_mb > 0 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
-					hc_record(hc_l1_size_mb > 0 ? HC_TIER_L1 : HC_TIER_L2, key, NULL, start,
-							  hc_ttl_remaining(&value, now));
+					HcStatInc(HC_STAT_L1_HITS);
+					hc_record(HC_TIER_L1, key, NULL, start, hc_ttl_remaining(&value, now));
 					*isnull = value.isnull;
 					return value.isnull ? (Datum) 0 : hc_value_datum(&value);
 				}

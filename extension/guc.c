@@ -12,6 +12,9 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "utils/guc.h"
 
 #include "housing_cache.h"
@@ -41,6 +44,44 @@ double		hc_xfetch_beta = 1.0;
 int			hc_http_max_age = 5;
 int			hc_escalate_rows = 10000;
 char	   *hc_value_secret = NULL;
+char	   *hc_value_secret_file = NULL;
+char	   *hc_redis_password_file = NULL;
+
+/*
+ * Read a secret from a file into buf (NUL-terminated, without a trailing
+ * newline).  Returns false with *err set on failure.  Raises no error and
+ * allocates nothing: it is used while connecting to Redis.  The secret
+ * itself never appears in a message.
+ */
+bool
+HcReadSecretFile(const char *path, char *buf, size_t size, const char **err)
+{
+	int			fd;
+	ssize_t		n;
+
+	fd = open(path, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0)
+	{
+		*err = "could not open the secret file";
+		return false;
+	}
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+	{
+		*err = "could not read the secret file";
+		return false;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n == 0)
+	{
+		*err = "the secret file is empty";
+		return false;
+	}
+	return true;
+}
 
 /*
  * A host name or address: non-empty, printable, no blanks.
@@ -159,6 +200,14 @@ HcDefineGucs(void)
 							   &hc_redis_password, "",
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, assign_redis_string, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_password_file",
+							   "File holding the Redis password; takes precedence over redis_password.",
+							   "PostgreSQL logs the new value of a setting changed in postgresql.conf on reload: "
+							   "a file keeps the password itself out of the log.",
+							   &hc_redis_password_file, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, assign_redis_string, NULL);
 
 	DefineCustomIntVariable("housing_cache.redis_db",
@@ -281,6 +330,13 @@ HcDefineGucs(void)
 							   &hc_value_secret, "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.value_secret_file",
+							   "File holding the secret that authenticates stored answers; takes precedence over value_secret.",
+							   "Keeps the secret out of the server log, which shows settings changed on reload.",
+							   &hc_value_secret_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.http_max_age",

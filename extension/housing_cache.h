@@ -56,8 +56,12 @@ extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
 extern int	hc_escalate_rows;
 extern char *hc_value_secret;
+extern char *hc_value_secret_file;
+extern char *hc_redis_password_file;
 
 extern void HcDefineGucs(void);
+extern bool HcReadSecretFile(const char *path, char *buf, size_t size,
+							 const char **err);
 
 /* ---- shared state (shmem.c) ---- */
 
@@ -200,6 +204,7 @@ extern void HcValueKey(const uint8 **key, int *len);
 
 /* ---- circuit breaker (breaker.c) ---- */
 extern bool HcBreakerAllows(void);
+extern bool HcBreakerClosed(void);
 extern void HcBreakerSuccess(void);
 extern void HcBreakerFailure(const char *what, const char *detail);
 extern const char *HcBreakerState(void);

@@ -92,6 +92,8 @@ hc_redis_ready(void)
 	redisContext *c;
 	const char *err = NULL;
 	char		dbtext[16];
+	const char *password;
+	char		filepw[1024];
 
 	if (!HcBreakerAllows())
 		return false;
@@ -114,13 +116,26 @@ hc_redis_ready(void)
 		return false;
 	}
 	/* the password never appears in a message */
-	if (hc_redis_password && hc_redis_password[0] != '\0' &&
-		!hc_redis_setup_command(c, &err, "AUTH %s", hc_redis_password))
+	password = hc_redis_password;
+	if (hc_redis_password_file && hc_redis_password_file[0] != '\0')
 	{
+		if (!HcReadSecretFile(hc_redis_password_file, filepw, sizeof(filepw), &err))
+		{
+			HcBreakerFailure("housing_cache.redis_password_file", err);
+			redisFree(c);
+			return false;
+		}
+		password = filepw;
+	}
+	if (password && password[0] != '\0' &&
+		!hc_redis_setup_command(c, &err, "AUTH %s", password))
+	{
+		explicit_bzero(filepw, sizeof(filepw));
 		HcBreakerFailure("AUTH", err);
 		redisFree(c);
 		return false;
 	}
+	explicit_bzero(filepw, sizeof(filepw));
 	if (hc_redis_db != 0)
 	{
 		snprintf(dbtext, sizeof(dbtext), "%d", hc_redis_db);
@@ -320,6 +335,12 @@ HcRedisPublish(const char *channel, const char *msg, size_t len)
 {
 	int			done = 0;
 
+	/*
+	 * Never the breaker's probe: a write the kernel accepted proves nothing
+	 * about a Redis that hangs, so a publish must not close the breaker.
+	 */
+	if (!HcBreakerClosed())
+		return false;
 	if (!hc_redis_ready())
 		return false;
 	if (!hc_redis_drain() && (!hc_redis_ready() || !hc_redis_drain()))
@@ -339,6 +360,5 @@ HcRedisPublish(const char *channel, const char *msg, size_t len)
 		}
 	} while (!done);
 	pending_replies++;
-	HcBreakerSuccess();
 	return true;
 }

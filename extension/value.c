@@ -35,6 +35,8 @@
 #include "common/sha2.h"
 #include "utils/memutils.h"
 
+#include <sys/stat.h>
+
 #include "housing_cache.h"
 
 #define HC_VALUE_MAGIC		"HCV\x02"
@@ -173,38 +175,93 @@ HcValueDecode(const uint8 *digest, const char *buf, Size len, HcValue *value)
 }
 
 /*
- * The HMAC key: SHA-256 of housing_cache.value_secret when it is set,
- * otherwise the random key drawn when shared memory was created (answers
- * from before a restart are unreachable anyway: the epoch is in every key).
+ * The HMAC key: SHA-256 of the secret in housing_cache.value_secret_file or,
+ * failing that, housing_cache.value_secret; when neither is set, the random
+ * key drawn when shared memory was created (answers from before a restart
+ * are unreachable anyway: the epoch is in every key).  A file is read again
+ * when it changes.  An unreadable file is an error: answers must not be
+ * stored under a key the operator did not mean.
  */
 void
 HcValueKey(const uint8 **key, int *len)
 {
-	static char *derived_from = NULL;
-	static uint8 derived[HC_DIGEST_LEN * 2];
+	static char derived_from[1024];
+	static uint8 derived[PG_SHA256_DIGEST_LENGTH];
+	static struct stat derived_stat;
+	static bool have_derived = false;
+	static char *derived_setting = NULL;	/* the value_secret it came from */
+	char		secret[1024];
+	const char *source;
+	struct stat st;
 
-	if (hc_value_secret == NULL || hc_value_secret[0] == '\0')
+	if (hc_value_secret_file && hc_value_secret_file[0] != '\0')
+	{
+		const char *err;
+
+		if (stat(hc_value_secret_file, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read housing_cache.value_secret_file \"%s\": %m",
+							hc_value_secret_file)));
+		if (have_derived && strcmp(derived_from, hc_value_secret_file) == 0 &&
+			st.st_mtime == derived_stat.st_mtime && st.st_size == derived_stat.st_size &&
+			st.st_ino == derived_stat.st_ino)
+		{
+			*key = derived;
+			*len = sizeof(derived);
+			return;
+		}
+		if (!HcReadSecretFile(hc_value_secret_file, secret, sizeof(secret), &err))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("housing_cache.value_secret_file \"%s\": %s",
+							hc_value_secret_file, err)));
+		source = hc_value_secret_file;
+		derived_stat = st;
+	}
+	else if (hc_value_secret != NULL && hc_value_secret[0] != '\0')
+	{
+		if (have_derived && derived_from[0] == '\0' && derived_setting != NULL &&
+			strcmp(derived_setting, hc_value_secret) == 0)
+		{
+			*key = derived;
+			*len = sizeof(derived);
+			return;
+		}
+		strlcpy(secret, hc_value_secret, sizeof(secret));
+		source = "";
+	}
+	else
 	{
 		*key = hc_shared->value_key;
 		*len = sizeof(hc_shared->value_key);
 		return;
 	}
-	if (derived_from == NULL || strcmp(derived_from, hc_value_secret) != 0)
+
 	{
 		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
 		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) hc_value_secret, strlen(hc_value_secret)) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) secret, strlen(secret)) < 0 ||
 			pg_cryptohash_final(ctx, derived, sizeof(derived)) < 0)
 		{
 			pg_cryptohash_free(ctx);
+			explicit_bzero(secret, sizeof(secret));
 			elog(ERROR, "could not derive the HMAC key");
 		}
 		pg_cryptohash_free(ctx);
-		if (derived_from)
-			pfree(derived_from);
-		derived_from = MemoryContextStrdup(TopMemoryContext, hc_value_secret);
 	}
+	if (derived_setting != NULL)
+	{
+		explicit_bzero(derived_setting, strlen(derived_setting));
+		pfree(derived_setting);
+		derived_setting = NULL;
+	}
+	if (source[0] == '\0')
+		derived_setting = MemoryContextStrdup(TopMemoryContext, secret);
+	explicit_bzero(secret, sizeof(secret));
+	strlcpy(derived_from, source, sizeof(derived_from));
+	have_derived = true;
 	*key = derived;
 	*len = sizeof(derived);
 }

@@ -21,8 +21,6 @@
 #   - vary_by_role queries
 #   - a query reading a table through a view, or through a SECURITY INVOKER
 #     function, where RLS or privileges apply inside
-# Known leaks are marked TODO (they show as "not ok ... # TODO" in the log,
-# without failing the suite) and are described where they are tested.
 use strict;
 use warnings;
 
@@ -407,28 +405,21 @@ same_as_uncached('bob', $whoami, 'vary_by_role: bob');
 
 # --- what the privilege checks do not see into ------------------------------------------
 #
-# hc_bypass_reason() (extension/engine.c) checks the caller's SELECT and RLS
-# on the relations of the query's own plan, and EXECUTE on the functions it
-# calls directly.  A function the query calls runs as the caller too, and
-# what it reads or calls is checked by PostgreSQL only when it runs -- which
-# a cache hit skips.
+# A function the query calls runs as the caller too, and what it reads or
+# calls is checked by PostgreSQL only when it runs -- which a cache hit
+# skips.  So queries calling SECURITY INVOKER code of their own are keyed by
+# role, and RLS on tables read through a view is checked as the view's owner.
 
 cached('admin', q{housing_cache.fetch('sec.weighed_via_wrapper', '1')});
-TODO: {
-	local $TODO = 'leak: EXECUTE is not checked on functions called by the functions a query calls';
-	same_as_uncached('alice', q{housing_cache.fetch('sec.weighed_via_wrapper', '1')},
-		'restricted function behind a SECURITY INVOKER wrapper: alice');
-}
+same_as_uncached('alice', q{housing_cache.fetch('sec.weighed_via_wrapper', '1')},
+	'restricted function behind a SECURITY INVOKER wrapper: alice');
 
 touch_city('Denver');
 cached('admin', q{housing_cache.fetch('sec.doc_count_via_function', 'Denver')});
-TODO: {
-	local $TODO = 'leak: RLS and SELECT are not checked on tables read inside functions the query calls';
-	same_as_uncached('alice', q{housing_cache.fetch('sec.doc_count_via_function', 'Denver')},
-		'RLS table read by a SECURITY INVOKER function: alice');
-	same_as_uncached('outsider', q{housing_cache.fetch('sec.doc_count_via_function', 'Denver')},
-		'RLS table read by a SECURITY INVOKER function: a role without SELECT');
-}
+same_as_uncached('alice', q{housing_cache.fetch('sec.doc_count_via_function', 'Denver')},
+	'RLS table read by a SECURITY INVOKER function: alice');
+same_as_uncached('outsider', q{housing_cache.fetch('sec.doc_count_via_function', 'Denver')},
+	'RLS table read by a SECURITY INVOKER function: a role without SELECT');
 
 # Through a view owned by alice, RLS applies with alice's policies, and
 # current_user in them is the caller.  Two roles for which the table has no
@@ -438,10 +429,7 @@ touch_city('Boston');
 my $view = q{housing_cache.fetch('sec.docs_view_by_city', 'Boston')};
 is(cached('admin', $view)->{value}, '["admin-boston"]', 'view owned by alice: the superuser sees its own row through it');
 same_as_uncached('alice', $view, 'view owned by alice: alice');
-TODO: {
-	local $TODO = 'leak: RLS applied as a view\'s owner is not considered when the caller has no RLS in force';
-	same_as_uncached('carol', $view, 'view owned by alice: carol (BYPASSRLS)');
-}
+same_as_uncached('carol', $view, 'view owned by alice: carol (BYPASSRLS)');
 
 $_->disconnect for values %session;
 $node->stop;
