@@ -94,8 +94,12 @@ def run(ctx):
         want = key.split("/")[1]
         if tier != want:
             raise BenchError("after warming, %s was served from %r, not %s" % (key, tier, want))
-    # pgpool-II: one execution to fill its cache
+    # pgpool-II: fill its cache, in both protocols (its first prepared
+    # executions may still reach the backend)
     ctx.pgpool.psql(SEARCH_ROWS_SQL)
+    warm = ctx.runner.script("hot-pgpool-warm", SEARCH_ROWS_SQL + ";")
+    for prepared in (True, False):
+        ctx.runner.run(ctx.pgpool, [warm], clients=1, prepared=prepared, length={"t": 50})
 
     vs = variants(ctx, out["sizes"])
     for v in vs:

@@ -213,7 +213,8 @@ def scaling_plots(p, cfg, sc):
     for i, size in sc["blobs"]:
         row = [size / 1024.0]
         for v in ("floor", "hit", "l2", "uncached"):
-            row += [x for x in med(sc["value"]["%d/%s" % (size, v)], "p50_us")]
+            row += [x for x in med(sc["value"]["%d/%s" % (size, v)],
+                                   "mean_us" if v == "uncached" else "p50_us")]
         row += [x for x in med(sc["value"]["%d/fill" % size], "fill_us")]
         rows.append(row)
     p.dat("scaling_value.dat", rows)
@@ -221,7 +222,7 @@ def scaling_plots(p, cfg, sc):
 set title 'Latency vs answer size, 1 client (median of runs, bars: min-max)'
 set logscale xy
 set xlabel 'answer size (KiB)'
-set ylabel 'microseconds (p50; fill: mean of the fetch after invalidation)'
+set ylabel 'microseconds (hits, floor: p50; uncached, fill: mean)'
 set xrange [%g:%g]
 set key top left
 plot 'scaling_value.dat' using 1:2:3:4 with yerrorlines lw 2 title 'floor (constant of that size)', \
@@ -234,7 +235,8 @@ plot 'scaling_value.dat' using 1:2:3:4 with yerrorlines lw 2 title 'floor (const
     for n in sc["table_sizes"]:
         row = [n]
         for v in ("hit", "uncached"):
-            row += list(med(sc["table"]["%d/%s" % (n, v)], "p50_us"))
+            row += list(med(sc["table"]["%d/%s" % (n, v)],
+                            "mean_us" if v == "uncached" else "p50_us"))
         row += list(med(sc["table"]["%d/fill" % n], "fill_us"))
         rows.append(row)
     p.dat("scaling_table.dat", rows)
@@ -242,7 +244,7 @@ plot 'scaling_value.dat' using 1:2:3:4 with yerrorlines lw 2 title 'floor (const
 set title 'Hot search latency vs table size, 1 client (median of runs, bars: min-max)'
 set logscale xy
 set xlabel 'listings'
-set ylabel 'microseconds (p50; fill: mean)'
+set ylabel 'microseconds (hit: p50; uncached, fill: mean)'
 set xrange [%g:%g]
 set key top left
 plot 'scaling_table.dat' using 1:2:3:4 with yerrorlines lw 2 title 'L1 hit', \
