@@ -94,3 +94,15 @@ bench:
 
 bench-smoke:
 	bench/run --smoke
+
+# Fuzzing (fuzz/README.md): each libFuzzer harness for FUZZ_TIME seconds
+# (default 20), failing on any crash or sanitizer report; `make test` runs
+# them for 10 s each (the fuzz suite).
+.PHONY: fuzz valgrind
+fuzz:
+	$(MAKE) -C fuzz run
+
+# The regress and tap suites with every server process under Valgrind
+# Memcheck (test/valgrind/README.md); opt-in, it takes an hour or more.
+valgrind:
+	HC_SUITES=valgrind scripts/test

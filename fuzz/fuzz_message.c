@@ -1,0 +1,452 @@
+/*-------------------------------------------------------------------------
+ *
+ * fuzz_message.c
+ *	  libFuzzer harness for a transaction's invalidations
+ *	  (extension/invalidate.c, compiled in for its static functions): the
+ *	  tags remembered, the generation slots bumped, and the JSON message
+ *	  published on commit.
+ *
+ * Input: one byte of options (publish on or off, publish_max_tags, how the
+ * transaction ends, whether it has an xid and a commit LSN), then tags
+ * separated by NUL bytes (bytes that are not valid UTF-8 become '?', as
+ * text in a UTF8 database is always valid).  A tag without '/' is
+ * invalidated as invalidate() does it (the table tag and its reset tag
+ * "T/<star>"); the others are remembered as the row triggers remember them.
+ * Checked:
+ *
+ *	 - commit: every touched slot's generation goes up by exactly one and
+ *	   no slot is left in flight; no other slot changes -- also for tags
+ *	   written after PRE_COMMIT (a tag starting with byte 0x01);
+ *	 - abort (before or after PRE_COMMIT): no slot changes at all;
+ *	 - PREPARE TRANSACTION after a write is refused (0A000), then aborts
+ *	   cleanly;
+ *	 - the published message is valid JSON (PostgreSQL's own parser,
+ *	   libpgcommon's jsonapi) with the fields v, cluster, database, epoch,
+ *	   xid, tags, truncated, lsn in that order; its tags, de-escaped, are
+ *	   the distinct table-wide tags, then the distinct others up to
+ *	   publish_max_tags, in the order they were first touched, and
+ *	   "truncated" says whether a tag was left out;
+ *	 - the commit path leaves no state behind for the next transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "shim.h"
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+
+#include "../extension/invalidate.c"
+
+/* ---------- what invalidate.c needs from the backend ---------- */
+
+XLogRecPtr	XactLastCommitEnd = InvalidXLogRecPtr;
+static bool has_xid = false;
+static const char *database_name = "db \"quoted\" \\ name\t\x01";
+
+char *
+get_database_name(Oid dbid)
+{
+	return pstrdup(database_name);
+}
+
+FullTransactionId
+GetTopFullTransactionIdIfAny(void)
+{
+	return has_xid ? FullTransactionIdFromEpochAndXid(0, 4242) : InvalidFullTransactionId;
+}
+
+/* the message "published": a copy, checked after the commit */
+static char *published = NULL;
+static size_t published_len = 0;
+static int	publish_calls = 0;
+
+bool
+HcRedisPublish(const char *channel, const char *msg, size_t len)
+{
+	publish_calls++;
+	published = MemoryContextAlloc(CurrentMemoryContext, len + 1);
+	memcpy(published, msg, len);
+	published[len] = '\0';
+	published_len = len;
+	return true;
+}
+
+/* ---------- the expected outcome ---------- */
+
+#define MAX_TAGS 200
+
+typedef struct Expect
+{
+	int			n;				/* tags remembered, in order, duplicates included */
+	char	   *tags[2 * MAX_TAGS];
+	int			nlisted;
+	char	   *listed[2 * MAX_TAGS];	/* table-wide first, then others */
+	bool		truncated;
+} Expect;
+
+static void
+remembered(Expect *e, char *tag)
+{
+	e->tags[e->n++] = tag;
+}
+
+/* remember a tag as invalidate() or a row trigger would */
+static void
+remember(Expect *e, char *tag)
+{
+	if (strchr(tag, '/') == NULL)
+	{
+		remember_table_reset(tag);
+		remembered(e, tag);
+		remembered(e, psprintf("%s/*", tag));
+	}
+	else
+	{
+		HcRememberTag(tag, strlen(tag));
+		remembered(e, tag);
+	}
+	SHIM_CHECK(HcXactHasPendingInvalidations(), "no pending invalidations after a tag");
+}
+
+/* the listing rule of list_tag(), applied to the remembered tags */
+static void
+expect_listing(Expect *e, int max_tags)
+{
+	int			others = 0;
+	char	   *wide[2 * MAX_TAGS];
+	int			nwide = 0;
+	char	   *other[2 * MAX_TAGS];
+	int			nother = 0;
+
+	e->truncated = false;
+	for (int i = 0; i < e->n; i++)
+	{
+		char	   *t = e->tags[i];
+		bool		table_wide = strchr(t, '=') == NULL;
+		bool		dup = false;
+
+		if (!table_wide && others >= max_tags)
+		{
+			e->truncated = true;
+			continue;
+		}
+		for (int j = 0; j < nwide && !dup; j++)
+			dup = strcmp(wide[j], t) == 0;
+		for (int j = 0; j < nother && !dup; j++)
+			dup = strcmp(other[j], t) == 0;
+		if (dup)
+			continue;
+		if (table_wide)
+			wide[nwide++] = t;
+		else
+		{
+			other[nother++] = t;
+			others++;
+		}
+	}
+	e->nlisted = 0;
+	for (int i = 0; i < nwide; i++)
+		e->listed[e->nlisted++] = wide[i];
+	for (int i = 0; i < nother; i++)
+		e->listed[e->nlisted++] = other[i];
+}
+
+/* ---------- reading the message back ---------- */
+
+typedef struct Parsed
+{
+	JsonLexContext *lex;
+	int			nfields;
+	char	   *fields[16];
+	char	   *current;		/* field being read at depth 1 */
+	int			depth;
+	int			ntags;
+	char	   *tags[2 * MAX_TAGS + 1];
+	char	   *database;
+	char	   *truncated;
+	char	   *lsn;
+	char	   *xid;
+} Parsed;
+
+static void
+p_object_start(void *state)
+{
+	((Parsed *) state)->depth++;
+}
+
+static void
+p_object_end(void *state)
+{
+	((Parsed *) state)->depth--;
+}
+
+static void
+p_field_start(void *state, char *fname, bool isnull)
+{
+	Parsed	   *p = state;
+
+	if (p->depth == 1)
+	{
+		SHIM_CHECK(p->nfields < 16, "too many fields in the message");
+		p->fields[p->nfields++] = fname;
+		p->current = fname;
+	}
+}
+
+static void
+p_scalar(void *state, char *token, JsonTokenType type)
+{
+	Parsed	   *p = state;
+
+	if (p->current == NULL)
+		return;
+	if (strcmp(p->current, "tags") == 0)
+	{
+		SHIM_CHECK(type == JSON_TOKEN_STRING, "a tag that is not a string: %s", token);
+		SHIM_CHECK(p->ntags < 2 * MAX_TAGS + 1, "too many tags");
+		p->tags[p->ntags++] = token;
+	}
+	else if (strcmp(p->current, "database") == 0)
+		p->database = token;
+	else if (strcmp(p->current, "truncated") == 0)
+		p->truncated = token;
+	else if (strcmp(p->current, "lsn") == 0)
+		p->lsn = type == JSON_TOKEN_NULL ? "null" : token;
+	else if (strcmp(p->current, "xid") == 0)
+		p->xid = type == JSON_TOKEN_NULL ? "null" : token;
+}
+
+static void
+check_message(const Expect *e)
+{
+	static const char *const fields[] = {
+		"v", "cluster", "database", "epoch", "xid", "tags", "truncated", "lsn"
+	};
+	Parsed		p;
+	JsonSemAction sem;
+	JsonParseErrorType rc;
+
+	memset(&p, 0, sizeof(p));
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &p;
+	sem.object_start = p_object_start;
+	sem.object_end = p_object_end;
+	sem.object_field_start = p_field_start;
+	sem.scalar = p_scalar;
+	SHIM_CHECK(strlen(published) == published_len, "a NUL inside the message");
+	p.lex = makeJsonLexContextCstringLen(published, (int) published_len, PG_UTF8, true);
+	rc = pg_parse_json(p.lex, &sem);
+	SHIM_CHECK(rc == JSON_SUCCESS, "the message is not valid JSON (error %d): %s",
+			   (int) rc, published);
+
+	SHIM_CHECK(p.nfields == lengthof(fields), "%d fields: %s", p.nfields, published);
+	for (int i = 0; i < p.nfields; i++)
+		SHIM_CHECK(strcmp(p.fields[i], fields[i]) == 0, "field %d is %s", i, p.fields[i]);
+	SHIM_CHECK(p.database && strcmp(p.database, database_name) == 0, "database name garbled");
+	SHIM_CHECK(strcmp(p.xid, has_xid ? "4242" : "null") == 0, "xid %s", p.xid);
+	if (XactLastCommitEnd == InvalidXLogRecPtr)
+		SHIM_CHECK(strcmp(p.lsn, "null") == 0, "lsn %s", p.lsn);
+	else
+		SHIM_CHECK(strcmp(p.lsn, "16/B374D848") == 0, "lsn %s", p.lsn);
+
+	SHIM_CHECK(p.ntags == e->nlisted, "%d tags listed, %d expected: %s", p.ntags, e->nlisted, published);
+	for (int i = 0; i < p.ntags; i++)
+		SHIM_CHECK(strcmp(p.tags[i], e->listed[i]) == 0,
+				   "tag %d is [%s], expected [%s]", i, p.tags[i], e->listed[i]);
+	SHIM_CHECK(strcmp(p.truncated, e->truncated ? "true" : "false") == 0,
+			   "truncated %s, expected %s", p.truncated, e->truncated ? "true" : "false");
+	if (getenv("HC_FUZZ_STRICT") && strcmp(getenv("HC_FUZZ_STRICT"), "1") == 0)
+	{
+		/* truncated should mean a tag was left out */
+		int			distinct_others = 0;
+
+		for (int i = 0; i < e->n; i++)
+		{
+			bool		dup = false;
+
+			if (strchr(e->tags[i], '=') == NULL)
+				continue;
+			for (int j = 0; j < i && !dup; j++)
+				dup = strcmp(e->tags[j], e->tags[i]) == 0;
+			distinct_others += !dup;
+		}
+		SHIM_CHECK(!e->truncated || distinct_others > hc_publish_max_tags,
+				   "\"truncated\":true, but all %d distinct tags were listed (max %d)",
+				   distinct_others, hc_publish_max_tags);
+	}
+}
+
+/* ---------- one transaction ---------- */
+
+static uint64 before[SHIM_NSLOTS];
+
+int
+LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
+{
+	static const int max_tags_choice[] = {0, 1, 2, 3, 5, 8, 16, 256};
+	uint8		opts;
+	int			ending;
+	Expect	   *e;
+	const uint8 *p;
+	size_t		left;
+	bool		touched_slot[SHIM_NSLOTS];
+	bool		saved_publish = hc_publish;
+	char	   *early_tags[MAX_TAGS];
+	char	   *late_tags[MAX_TAGS];
+	int			nearly = 0;
+	int			nlate = 0;
+	int			nlisted_early;
+	int			saved_max = hc_publish_max_tags;
+
+	if (size < 1)
+		return 0;
+	shim_begin();
+
+	/* the previous transaction left nothing behind */
+	SHIM_CHECK(touched_count == 0 && !marked && !publish_pending && message == NULL &&
+			   table_tags == NULL && ntable_rows == 0, "state left over from a previous transaction");
+
+	opts = data[0];
+	hc_publish = (opts & 1) != 0;
+	hc_publish_max_tags = max_tags_choice[(opts >> 1) & 7];
+	ending = (opts >> 4) & 3;	/* 0: commit; 1: abort; 2: PRE_COMMIT, then abort;
+								 * 3: PREPARE TRANSACTION */
+	has_xid = (opts & 0x40) != 0;
+	XactLastCommitEnd = (opts & 0x80) ? UINT64CONST(0x16B374D848) : InvalidXLogRecPtr;
+	published = NULL;
+	publish_calls = 0;
+
+	e = palloc0(sizeof(Expect));
+	memcpy(before, (const void *) hc_shared->slots, sizeof(before));
+	memset(touched_slot, 0, sizeof(touched_slot));
+
+	/*
+	 * The tags, in order; one starting with byte 0x01 is written late, after
+	 * PRE_COMMIT (as another extension's commit-time write would be).
+	 */
+	p = data + 1;
+	left = size - 1;
+	while (left > 0 && nearly + nlate < MAX_TAGS)
+	{
+		size_t		len = strnlen((const char *) p, left);
+		char	   *tag = pnstrdup((const char *) p, Min(len, 8192));
+		bool		late = (tag[0] == '\x01');
+
+		p += Min(len + 1, left);
+		left -= Min(len + 1, left);
+		if (late)
+			memmove(tag, tag + 1, strlen(tag));
+		if (tag[0] == '\0')
+			continue;
+		/* valid UTF-8, as text in the database */
+		for (int at = 0; tag[at];)
+		{
+			int			ok = pg_encoding_verifymbstr(PG_UTF8, tag + at, strlen(tag + at));
+
+			at += ok;
+			if (tag[at])
+				tag[at++] = '?';
+		}
+		if (late)
+			late_tags[nlate++] = tag;
+		else
+			early_tags[nearly++] = tag;
+	}
+
+	for (int i = 0; i < nearly; i++)
+		remember(e, early_tags[i]);
+	for (int i = 0; i < e->n; i++)
+		touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+	nlisted_early = e->n;
+
+	/* end the transaction */
+	if (ending == 1)
+	{
+		for (int i = 0; i < nlate; i++)
+			remember(e, late_tags[i]);
+		hc_xact_callback(XACT_EVENT_ABORT, NULL);
+	}
+	else if (ending == 3)
+	{
+		/* PREPARE TRANSACTION: refused once a tag was touched */
+		bool		raised = SHIM_CATCH_ERROR(hc_xact_callback(XACT_EVENT_PRE_PREPARE, NULL));
+
+		SHIM_CHECK(raised == (e->n > 0), "PREPARE %s with %d tags", raised ? "refused" : "allowed", e->n);
+		if (raised)
+		{
+			SHIM_CHECK(shim_last_sqlstate() == ERRCODE_FEATURE_NOT_SUPPORTED,
+					   "PREPARE refused with %s", unpack_sql_state(shim_last_sqlstate()));
+			hc_xact_callback(XACT_EVENT_ABORT, NULL);
+		}
+		else
+			hc_xact_callback(XACT_EVENT_PREPARE, NULL);
+	}
+	else
+	{
+		hc_xact_callback(XACT_EVENT_PRE_COMMIT, NULL);
+		if (e->n > 0)
+		{
+			for (int s = 0; s < SHIM_NSLOTS; s++)
+			{
+				uint64		v = pg_atomic_read_u64(&hc_shared->slots[s]);
+
+				SHIM_CHECK(v == before[s] + (touched_slot[s] ? 1 : 0),
+						   "slot %d not marked in flight exactly once at PRE_COMMIT", s);
+			}
+			if (hc_publish)
+				SHIM_CHECK(message != NULL && message_cap - message_len >= LSN_ROOM,
+						   "no room for the LSN in the prepared message");
+		}
+		/*
+		 * Late tags go in flight at once when PRE_COMMIT marked the others
+		 * ("marked implies every touched slot in flight"); a transaction
+		 * whose only writes come after PRE_COMMIT is marked at COMMIT.
+		 */
+		for (int i = 0; i < nlate; i++)
+			remember(e, late_tags[i]);
+		for (int i = 0; i < e->n; i++)
+			touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+		for (int s = 0; s < SHIM_NSLOTS && nlisted_early > 0; s++)
+			SHIM_CHECK(pg_atomic_read_u64(&hc_shared->slots[s]) == before[s] + (touched_slot[s] ? 1 : 0),
+					   "slot %d not in flight exactly once after a late tag", s);
+		if (ending == 2)
+			hc_xact_callback(XACT_EVENT_ABORT, NULL);
+		else
+			hc_xact_callback(XACT_EVENT_COMMIT, NULL);
+	}
+	/* resource release, after locks (publishes a committed message) */
+	hc_release_callback(RESOURCE_RELEASE_BEFORE_LOCKS, ending == 0, true, NULL);
+	hc_release_callback(RESOURCE_RELEASE_AFTER_LOCKS, ending == 0, true, NULL);
+
+	/* the generations */
+	for (int s = 0; s < SHIM_NSLOTS; s++)
+	{
+		uint64		v = pg_atomic_read_u64(&hc_shared->slots[s]);
+		bool		committed = (ending == 0);
+		uint64		want = before[s] + ((committed && touched_slot[s]) ? HC_GENERATION_ONE : 0);
+
+		SHIM_CHECK((v & HC_INFLIGHT_MASK) == 0, "slot %d left in flight", s);
+		SHIM_CHECK(v == want, "slot %d: generation %llu, expected %llu", s,
+				   (unsigned long long) (v >> HC_INFLIGHT_BITS),
+				   (unsigned long long) (want >> HC_INFLIGHT_BITS));
+	}
+
+	/* the message */
+	if (ending == 0 && hc_publish && nlisted_early > 0)
+	{
+		SHIM_CHECK(publish_calls == 1, "published %d times", publish_calls);
+		/* the message was finished at PRE_COMMIT: late tags are not in it */
+		e->n = nlisted_early;
+		expect_listing(e, hc_publish_max_tags);
+		check_message(e);
+	}
+	else
+		SHIM_CHECK(publish_calls == 0, "published %d times (publish %d, ending %d, %d tags)",
+				   publish_calls, hc_publish, ending, e->n);
+
+	SHIM_CHECK(!HcXactHasPendingInvalidations(), "invalidations pending after the transaction");
+	hc_publish = saved_publish;
+	hc_publish_max_tags = saved_max;
+	shim_end();
+	return 0;
+}
