@@ -131,6 +131,9 @@ for my $c (
 	[ 'URL over the limit', "$L?city=" . ('x' x 9000), '414' ],
 	[ 'duplicate parameter', "$L?city=Boston&city=Denver", '400' ],
 	[ 'duplicate, differently escaped', "$L?city=Boston&c%69ty=Denver", '400' ],
+	# the error names the parameter: cut to fit, it must stay valid UTF-8
+	[ 'duplicate long multibyte name', "$L?a" . ('%C3%A9' x 40) . "=1&a" . ('%C3%A9' x 40) . '=2', '400' ],
+	[ 'malformed long multibyte segment', "$L?a" . ('%C3%A9' x 40), '400' ],
 	[ 'unknown parameter', "$L?bogus=1", '404' ],
 	[ 'reserved parameter', "$L?select=id", '400' ],
 	[ 'no value', "$L?city", '400' ],
@@ -251,6 +254,7 @@ for my $c (
 	[ 'id true', '{"id": true}', '400' ],
 	[ 'id null', '{"id": null}', '400' ],
 	[ 'duplicate key', qq({"id": $target, "id": 1}), '400' ],
+	[ 'duplicate long multibyte key', qq({"id": $target, "a) . ("\xc3\xa9" x 40) . qq(": 1, "a) . ("\xc3\xa9" x 40) . '": 2}', '400' ],
 	[ 'unknown key', qq({"id": $target, "nope": 1}), '404' ],
 	[ 'empty key', qq({"id": $target, "": 1}), '400|404' ],
 	[ 'key with a NUL escape', qq({"id": $target, "ti\\u0000tle": "x"}), '400|404' ],
