@@ -807,6 +807,21 @@ run_case('SQL_ASCII: a listing in a city that is not UTF-8',
 	q{UPDATE housing.listings SET city = E'S\\xe3o' WHERE id = 1; }
 	  . q{SELECT housing_cache.city_stats(E'S\\xe3o'), housing_cache.get_listing(1)}, 'ok');
 check_group('SQL_ASCII', "housing_cache.get_listing(2)::jsonb->'id'", '2');
+
+# KNOWN: a tag that is not UTF-8 goes into the published JSON as raw bytes,
+# so a subscriber that decodes strictly loses the whole message
+my $drain_until = time + 1;
+while (time < $drain_until) { $sub->pump_nb; usleep(20_000); }
+$sub_out = '';
+$node->safe_psql($adb, q{SELECT housing_cache.invalidate(E'housing.listings/city=S\\xe3o')});
+my $raw_re = qr/message\n\Q$channel\E\n([^\n]*)\n/;
+ok(wait_for_output($raw_re, 30), 'SQL_ASCII: invalidate() of a tag that is not UTF-8 publishes a message');
+my ($raw) = $sub_out =~ $raw_re;
+TODO:
+{
+	local $TODO = 'tags are not escaped to UTF-8 in a SQL_ASCII database';
+	ok(defined $raw && utf8::decode(my $copy = $raw), 'SQL_ASCII: ... and the message is valid UTF-8 JSON');
+}
 $case_db = $db;
 $ENV{PGCLIENTENCODING} = 'UTF8';
 
