@@ -103,6 +103,6 @@ fuzz:
 	$(MAKE) -C fuzz run
 
 # The regress and tap suites with every server process under Valgrind
-# Memcheck (test/valgrind/README.md); opt-in, it takes an hour or more.
+# Memcheck (test/valgrind/README.md); opt-in, it takes hours.
 valgrind:
 	HC_SUITES=valgrind scripts/test
