@@ -30,6 +30,10 @@ def served_text(runs):
             if v >= 0.0005:
                 parts.append("%s %s" % ({"db": "miss", "pgpool": "pgpool cache"}.get(k, k),
                                         "%.1f%%" % (100 * v) if v < 0.995 else "100%"))
+    opened = sum(1 for r in runs if (r.get("served") or {}).get("breaker_skips"))
+    if opened:
+        # a Redis command timed out: the breaker sent calls to the database
+        parts.append("Redis breaker open in %d run%s" % (opened, "s" if opened > 1 else ""))
     return ", ".join(parts) if parts else ""
 
 
@@ -168,7 +172,9 @@ class Report:
                "(what pgpool-II can cache: its items' columns, same WHERE/ORDER BY/LIMIT) is "
                "%d bytes in 20 rows.  Uncached: `PGOPTIONS='-c housing_cache.enabled=off'`.  "
                "L2-only: server B.  *served by* is housing_cache.stats (or pgpool-II's `SHOW "
-               "pool_cache`) over the run, as a share of its calls." % (
+               "pool_cache`) over the run, as a share of its calls; *Redis breaker open* "
+               "means a Redis command timed out in that run (`redis_command_timeout_ms`) and "
+               "the breaker sent calls to the database for its backoff." % (
                    sz["search"], sz["listing"], sz["stats"], sz["search_rows"]), "")
         zero = [r.get("timed_zero", 0) / r["n"] for c in hot["runs"].values()
                 for runs in c.values() for r in runs if r.get("n")]
