@@ -45,6 +45,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
@@ -91,6 +92,7 @@ typedef struct HcQueryDef
 	int			nparams;
 	Oid			paramtypes[HC_MAX_PARAMS];
 	Oid			typoutput[HC_MAX_PARAMS];
+	bool		param_is_oid[HC_MAX_PARAMS];	/* a reg* type: keyed by OID */
 	int			ntemplates;
 	HcTagTemplate templates[HC_MAX_TEMPLATES];
 	int			ttl_seconds;	/* 0: housing_cache.default_ttl */
@@ -210,9 +212,10 @@ hc_parse_template(const char *tag, int nparams, HcTagTemplate *tt)
 		char	   *end;
 		long		n;
 
+		/* digits only, no sign, blank or leading zero */
 		errno = 0;
-		n = strtol(eq + 2, &end, 10);
-		if (errno != 0 || end == eq + 2 || *end != '\0' || n < 1 || n > nparams)
+		n = (eq[2] >= '1' && eq[2] <= '9') ? strtol(eq + 2, &end, 10) : 0;
+		if (n == 0 || errno != 0 || *end != '\0' || n < 1 || n > nparams)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("tag \"%s\" refers to a parameter the query does not have", tag),
@@ -429,6 +432,33 @@ hc_key_add_output_settings(HcKeyBuilder *buf)
 	HcKeyAdd(buf, locale_time, strlen(locale_time));
 }
 
+/*
+ * The OID alias types print an object's name as the caller's search_path
+ * would spell it, so the same text can name different objects: parameters of
+ * these types are keyed by the OID itself.
+ */
+static bool
+hc_is_reg_type(Oid type)
+{
+	switch (type)
+	{
+		case REGCLASSOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGTYPEOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
 /* ---------- definitions ---------- */
 
 static void
@@ -583,6 +613,7 @@ hc_load_definition(HcQueryDef *def)
 
 		def->paramtypes[i] = DatumGetObjectId(elems[i]);
 		getTypeOutputInfo(def->paramtypes[i], &def->typoutput[i], &varlena);
+		def->param_is_oid[i] = hc_is_reg_type(def->paramtypes[i]);
 	}
 
 	hc_text_array(tagsd, &elems, &elnulls, &n);
@@ -661,7 +692,8 @@ hc_get_query(const char *name)
 	if (strlen(name) > HC_NAME_MAXLEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("cached query \"%.*s...\" does not exist", 32, name)));
+				 errmsg("cached query \"%.*s...\" does not exist",
+						pg_mbcliplen(name, strlen(name), 32), name)));
 
 	if (query_defs == NULL)
 	{
@@ -1123,7 +1155,9 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	if (reason == NULL)
 	{
 		for (int i = 0; i < nargs; i++)
-			canon[i] = nulls[i] ? NULL : OidOutputFunctionCall(def->typoutput[i], values[i]);
+			canon[i] = nulls[i] ? NULL
+				: def->param_is_oid[i] ? psprintf("%u", DatumGetObjectId(values[i]))
+				: OidOutputFunctionCall(def->typoutput[i], values[i]);
 		nslots = hc_answer_slots(def, nulls, canon, slots);
 		if (!HcReadGenerations(slots, nslots, gens))
 			reason = "write in flight";

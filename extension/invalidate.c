@@ -56,6 +56,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -186,6 +187,40 @@ seen_before(uint64 h)
 }
 
 /*
+ * A tag as UTF-8 text for the JSON message.  Tags are in the database
+ * encoding; in SQL_ASCII (no encoding at all) or UTF-8, any byte sequence
+ * that is not valid UTF-8 becomes U+FFFD, so the message is always valid.
+ */
+static char *
+tag_as_utf8(const char *tag, int len)
+{
+	int			enc = GetDatabaseEncoding();
+	StringInfoData out;
+
+	if (enc != PG_UTF8 && enc != PG_SQL_ASCII)
+		return pg_server_to_any(pnstrdup(tag, len), len, PG_UTF8);
+
+	initStringInfo(&out);
+	while (len > 0)
+	{
+		int			n = pg_utf_mblen((const unsigned char *) tag);
+
+		if (*tag != '\0' && n <= len && pg_utf8_islegal((const unsigned char *) tag, n))
+		{
+			appendBinaryStringInfo(&out, tag, n);
+		}
+		else
+		{
+			appendStringInfoString(&out, "\xEF\xBF\xBD");	/* U+FFFD */
+			n = 1;
+		}
+		tag += n;
+		len -= n;
+	}
+	return out.data;
+}
+
+/*
  * Add a tag to the message, once.  Table-wide tags ("T", "T/<star>") are always
  * listed; the others up to publish_max_tags, after which the message says
  * it was truncated.
@@ -214,7 +249,7 @@ list_tag(const char *tag, int len)
 	dst = table_wide ? table_tags : other_tags;
 	if (dst->len > 0)
 		appendStringInfoChar(dst, ',');
-	copy = pnstrdup(tag, len);
+	copy = tag_as_utf8(tag, len);
 	escape_json(dst, copy);
 	pfree(copy);
 	MemoryContextSwitchTo(old);

@@ -15,8 +15,6 @@
 # ones, no unexpected query was registered, and the server log holds no
 # crash, assertion failure, PANIC or resource-leak warning.
 #
-# Known defects are TODO tests (they pass once fixed): see the comments
-# marked "KNOWN".
 use strict;
 use warnings;
 
@@ -312,10 +310,8 @@ for my $p ([ '42', 'ok' ], [ ' 42 ', 'ok' ], [ '042', 'ok' ], [ '+42', 'ok' ], [
 run_case('fetch(hostile.by_id, 1MB of digits)',
 	"SELECT housing_cache.fetch('hostile.by_id', repeat('9', 1048576))", '22003');
 run_case('fetch(NULL)', 'SELECT housing_cache.fetch(NULL)', '22004');
-# KNOWN: the "does not exist" message cuts a long name at 32 bytes, which
-# may split a multibyte character
-run_case("fetch(a name of 'a' and 40 'é')", "SELECT housing_cache.fetch('a' || repeat('\xc3\xa9', 40))", '42704',
-	'hc_get_query truncates the name at 32 bytes, mid-character');
+# the "does not exist" message cuts a long name at a character boundary
+run_case("fetch(a name of 'a' and 40 'é')", "SELECT housing_cache.fetch('a' || repeat('\xc3\xa9', 40))", '42704');
 run_case('fetch(built-in query)', "SELECT housing_cache.fetch('housing.listing', '1')", '42501');
 run_case('fetch(64-character name)', "SELECT housing_cache.fetch(repeat('a', 64))", '42704');
 run_case('fetch(no parameter)', "SELECT housing_cache.fetch('hostile.by_city')", '22023');
@@ -397,9 +393,10 @@ my @rq_cases = (
 	[ 'tags $0', $ok_sql, q{'{text}'}, q{'{public.t_hostile/city=$0}'}, 'NULL', '22023' ],
 	[ 'tags $-1', $ok_sql, q{'{text}'}, q{'{public.t_hostile/city=$-1}'}, 'NULL', '22023' ],
 	[ 'tags $99999999999999999999', $ok_sql, q{'{text}'}, q{'{public.t_hostile/city=$99999999999999999999}'}, 'NULL', '22023' ],
-	# KNOWN: strtol() accepts a blank, a sign or leading zeros after '$'
-	[ 'tags $ 1', $ok_sql, q{'{text}'}, q{'{"public.t_hostile/city=$ 1"}'}, 'NULL', '22023',
-		'hc_parse_template accepts "$ 1", "$+1" and "$01" as $1' ],
+	# only digits after '$': no blank, sign or leading zero
+	[ 'tags $ 1', $ok_sql, q{'{text}'}, q{'{"public.t_hostile/city=$ 1"}'}, 'NULL', '22023' ],
+	[ 'tags $+1', $ok_sql, q{'{text}'}, q{'{"public.t_hostile/city=$+1"}'}, 'NULL', '22023' ],
+	[ 'tags $01', $ok_sql, q{'{text}'}, q{'{"public.t_hostile/city=$01"}'}, 'NULL', '22023' ],
 	[ 'tags unknown column', $ok_sql, q{'{text}'}, q{'{public.t_hostile/nocol=$1}'}, 'NULL', '22023' ],
 	[ 'tags key column of another type', $ok_sql, q{'{text}'}, q{'{public.t_hostile/id=$1}'}, 'NULL', '42804' ],
 	[ 'tags unwatched table', $ok_sql, q{'{text}'}, q{'{public.hostile_sentinel}'}, 'NULL', '22023' ],
@@ -441,10 +438,9 @@ for my $type (qw(cstring anyelement record void unknown "char" bytea json jsonb 
 	}
 }
 
-# KNOWN: the key holds a parameter's text as its output function prints it
-# in the caller's search_path, so a regclass (regproc, regtype, ...)
-# parameter naming different objects in two sessions prints the same and
-# shares one cached answer.
+# A regclass (regproc, regtype, ...) parameter prints as the caller's
+# search_path spells it, so the same text can name different objects: such
+# parameters are keyed by OID.
 $node->safe_psql($db, q{
 CREATE SCHEMA hostile_a; CREATE TABLE hostile_a.tbl (x int);
 CREATE SCHEMA hostile_b; CREATE TABLE hostile_b.tbl (x int);
@@ -458,13 +454,9 @@ my $relid_b = $node->safe_psql($db, q{SELECT 'hostile_b.tbl'::regclass::oid});
 is($node->safe_psql($db,
 		q{SET search_path = hostile_a; SELECT housing_cache.fetch('hostile.regclass', 'tbl')::jsonb->>'relid'}),
 	$relid_a, 'fetch(regclass parameter) in search_path hostile_a: its own table');
-TODO:
-{
-	local $TODO = 'canonical parameter text depends on the caller\'s search_path (reg* types)';
-	is($node->safe_psql($db,
-			q{SET search_path = hostile_b; SELECT housing_cache.fetch('hostile.regclass', 'tbl')::jsonb->>'relid'}),
-		$relid_b, 'fetch(regclass parameter) in search_path hostile_b: its own table, not hostile_a\'s cached answer');
-}
+is($node->safe_psql($db,
+		q{SET search_path = hostile_b; SELECT housing_cache.fetch('hostile.regclass', 'tbl')::jsonb->>'relid'}),
+	$relid_b, 'fetch(regclass parameter) in search_path hostile_b: its own table, not hostile_a\'s cached answer');
 
 run_case('register_query(replace a built-in)',
 	"SELECT $rq('housing.listing', $ok_sql, '{text}', '{public.t_hostile/city=\$1}')", '42501');
@@ -569,14 +561,10 @@ for my $c (
 	[ 'watch_table(a view)', q{SELECT housing_cache.watch_table('public.hostile_view')}, '42809' ],
 	[ 'watch_table(a sequence)', q{SELECT housing_cache.watch_table('public.hostile_seq')}, '42809' ],
 	[ 'watch_table(a catalog)', q{SELECT housing_cache.watch_table('pg_catalog.pg_class')}, '42501|42809' ],
-	# KNOWN: an OID that names no relation gets past the relkind check
-	# (kind IS NULL) and fails on the catalog's NOT NULL constraint (23502)
-	[ 'watch_table(oid 0)', q{SELECT housing_cache.watch_table(0::regclass)}, '42P01|42809|22004|22023',
-		'watch_table() of an OID naming no relation fails with 23502' ],
-	[ 'watch_table(oid of nothing)', q{SELECT housing_cache.watch_table(4294967295::oid::regclass)}, '42P01|42809|22023',
-		'watch_table() of an OID naming no relation fails with 23502' ],
-	[ 'watch_table(42): an integer is an OID', 'SELECT housing_cache.watch_table(42)', '42P01|42809|22023',
-		'watch_table() of an OID naming no relation fails with 23502' ],
+	# an OID that names no relation
+	[ 'watch_table(oid 0)', q{SELECT housing_cache.watch_table(0::regclass)}, '42P01|42809|22004|22023' ],
+	[ 'watch_table(oid of nothing)', q{SELECT housing_cache.watch_table(4294967295::oid::regclass)}, '42P01|42809|22023' ],
+	[ 'watch_table(42): an integer is an OID', 'SELECT housing_cache.watch_table(42)', '42P01|42809|22023' ],
 	[ 'watch_table(partition_by empty)', q{SELECT housing_cache.watch_table('public.hostile_sentinel', '')}, '42703' ],
 	[ 'watch_table(partition_by unknown)', q{SELECT housing_cache.watch_table('public.hostile_sentinel', 'nocol')}, '42703' ],
 	[ 'watch_table(partition_by injection)',
@@ -808,8 +796,8 @@ run_case('SQL_ASCII: a listing in a city that is not UTF-8',
 	  . q{SELECT housing_cache.city_stats(E'S\\xe3o'), housing_cache.get_listing(1)}, 'ok');
 check_group('SQL_ASCII', "housing_cache.get_listing(2)::jsonb->'id'", '2');
 
-# KNOWN: a tag that is not UTF-8 goes into the published JSON as raw bytes,
-# so a subscriber that decodes strictly loses the whole message
+# A tag that is not UTF-8 goes into the published JSON with U+FFFD for the
+# bytes that are not, so the message stays valid UTF-8
 my $drain_until = time + 1;
 while (time < $drain_until) { $sub->pump_nb; usleep(20_000); }
 $sub_out = '';
@@ -817,11 +805,8 @@ $node->safe_psql($adb, q{SELECT housing_cache.invalidate(E'housing.listings/city
 my $raw_re = qr/message\n\Q$channel\E\n([^\n]*)\n/;
 ok(wait_for_output($raw_re, 30), 'SQL_ASCII: invalidate() of a tag that is not UTF-8 publishes a message');
 my ($raw) = $sub_out =~ $raw_re;
-TODO:
-{
-	local $TODO = 'tags are not escaped to UTF-8 in a SQL_ASCII database';
-	ok(defined $raw && utf8::decode(my $copy = $raw), 'SQL_ASCII: ... and the message is valid UTF-8 JSON');
-}
+ok(defined $raw && utf8::decode(my $copy = $raw), 'SQL_ASCII: ... and the message is valid UTF-8 JSON');
+like($raw // '', qr/S\x{ef}\x{bf}\x{bd}o/, 'SQL_ASCII: ... with U+FFFD for the byte that is not UTF-8');
 $case_db = $db;
 $ENV{PGCLIENTENCODING} = 'UTF8';
 
