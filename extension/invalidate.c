@@ -75,6 +75,14 @@ static uint64 *touched = NULL;
 static int	touched_words = 0;
 static int	touched_count = 0;
 
+/*
+ * The first touched slots, in order: most transactions touch a handful, and
+ * walking this list beats scanning the whole bitmap at PRE_COMMIT, COMMIT
+ * and reset.  Past its size the bitmap is scanned.
+ */
+#define TOUCHED_LIST_SIZE 64
+static uint32 touched_list[TOUCHED_LIST_SIZE];
+
 /* PRE_COMMIT marked the touched slots in flight */
 static bool marked = false;
 
@@ -273,6 +281,8 @@ HcRememberTag(const char *tag, int len)
 	if ((touched[slot / 64] & bit) == 0)
 	{
 		touched[slot / 64] |= bit;
+		if (touched_count < TOUCHED_LIST_SIZE)
+			touched_list[touched_count] = slot;
 		touched_count++;
 		/* keep the invariant "marked implies every touched slot in flight" */
 		if (marked)
@@ -545,8 +555,13 @@ prepare_message(void)
 static void
 reset_tags(void)
 {
-	if (touched_count > 0)
+	if (touched_count > TOUCHED_LIST_SIZE)
 		memset(touched, 0, sizeof(uint64) * touched_words);
+	else
+	{
+		for (int i = 0; i < touched_count; i++)
+			touched[touched_list[i] / 64] = 0;
+	}
 	touched_count = 0;
 	marked = false;
 	other_count = 0;
@@ -593,6 +608,20 @@ static int
 touch_slots(uint64 delta, bool subtract)
 {
 	int			n = 0;
+
+	if (touched_count <= TOUCHED_LIST_SIZE)
+	{
+		for (int i = 0; i < touched_count; i++)
+		{
+			pg_atomic_uint64 *slot = &hc_shared->slots[touched_list[i]];
+
+			if (subtract)
+				pg_atomic_fetch_sub_u64(slot, delta);
+			else
+				pg_atomic_fetch_add_u64(slot, delta);
+		}
+		return touched_count;
+	}
 
 	for (int w = 0; w < touched_words; w++)
 	{
