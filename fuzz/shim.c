@@ -15,6 +15,7 @@
 
 #include "common/pg_prng.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/memnodes.h"
 #include "utils/json.h"
@@ -61,6 +62,23 @@ uint64
 GetSystemIdentifier(void)
 {
 	return UINT64CONST(7301234567890123456);
+}
+
+/*
+ * mbutils.c: the database encoding.  SQL_ASCII, the encoding that checks
+ * nothing, so that the message harness feeds arbitrary bytes to the UTF-8
+ * repair of tags; no conversion is ever needed then.
+ */
+int
+GetDatabaseEncoding(void)
+{
+	return PG_SQL_ASCII;
+}
+
+char *
+pg_server_to_any(const char *s, int len, int encoding)
+{
+	return unconstify(char *, s);
 }
 
 /* guc.c: a secret from a file (the harnesses set no secret file) */
