@@ -128,7 +128,6 @@ extern HcSharedState *hc_shared;
 extern Size HcShmemSize(void);
 extern void HcShmemRequest(void);
 extern void HcShmemStartup(void);
-extern bool HcShmemReady(void);
 
 static inline void
 HcStatAdd(HcStat stat, uint64 n)

@@ -90,12 +90,3 @@ HcShmemStartup(void)
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
-
-/*
- * True when the extension was preloaded and its shared area exists.
- */
-bool
-HcShmemReady(void)
-{
-	return hc_shared != NULL;
-}
