@@ -12,6 +12,7 @@ OBJS = \
 	extension/guc.o \
 	extension/shmem.o \
 	extension/generation.o \
+	extension/tag.o \
 	extension/redis.o \
 	extension/value.o \
 	extension/breaker.o \
@@ -31,7 +32,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 # pg_regress runs on its own temporary, preloaded instance; HC_REGRESS_CONF
 # lets the test driver point it at the Redis it started.
 HC_REGRESS_CONF ?= test/regress.conf
-REGRESS = setup listings engine invalidation ddl security keys hardening guc bad_input
+REGRESS = setup listings engine invalidation own_writes tag_spelling ddl security keys hardening guc bad_input
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check/regress \
 	--temp-config=$(HC_REGRESS_CONF)
 

@@ -30,6 +30,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "nodes/nodeFuncs.h"
@@ -78,6 +79,7 @@ typedef struct HcTagTemplate
 	char	   *prefix;			/* "housing.listings/city=", NULL if table only */
 	int			param;			/* 1-based parameter, 0 for a literal */
 	char	   *literal;		/* the whole tag, when param == 0 */
+	HcTagSpeller speller;		/* how the column's values are spelled */
 	/* generation slots that do not depend on parameters, set at load */
 	uint32		table_slot;		/* of the table tag */
 	uint32		reset_slot;		/* of the table's reset tag */
@@ -100,6 +102,9 @@ typedef struct HcQueryDef
 	bool		builtin;		/* served by its own SQL function */
 	int			nrelids;
 	Oid		   *relids;			/* relations the query reads */
+	int			nvisible;
+	Oid		   *visible;		/* ... with their partitions and children:
+								 * whose rows its answer may show */
 	int			nfuncs;
 	Oid		   *funcs;			/* functions it calls whose EXECUTE is restricted */
 	int			nas;
@@ -125,24 +130,34 @@ static void hc_template_slots(HcTagTemplate *tt);
 
 /*
  * Relcache callback: any change to housing_cache.queries (or a reset of the
- * whole relcache) drops every cached definition.  Plans are freed lazily, on
- * next use, not from inside invalidation processing.
+ * whole relcache) drops every cached definition; a change to a relation a
+ * query reads (DDL, a new partition, a column's type) drops the definitions
+ * that read it, so that their tag templates are resolved again against the
+ * table as it now is.  Plans are freed lazily, on next use, not from inside
+ * invalidation processing.
  */
 static void
 hc_relcache_callback(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	HcQueryDef *def;
+	bool		all;
 
 	if (query_defs == NULL)
 		return;
-	if (OidIsValid(relid) && relid != queries_relid)
-		return;
+	all = !OidIsValid(relid) || relid == queries_relid;
 	if (relid == queries_relid)
 		queries_relid = InvalidOid;
 	hash_seq_init(&status, query_defs);
 	while ((def = hash_seq_search(&status)) != NULL)
-		def->valid = false;
+	{
+		if (all)
+			def->valid = false;
+		else
+			for (int i = 0; i < def->nvisible; i++)
+				if (def->visible[i] == relid)
+					def->valid = false;
+	}
 }
 
 void
@@ -181,7 +196,7 @@ hc_schema_oid(void)
 
 /*
  * Parse one tag template.  Fills *tt (allocated in the current context).
- * Only the syntax is checked here; hc_check_template checks the meaning.
+ * Only the syntax is checked here; hc_resolve_template checks the meaning.
  */
 static void
 hc_parse_template(const char *tag, int nparams, HcTagTemplate *tt)
@@ -257,13 +272,42 @@ hc_lookup_watched(const char *table_tag, Oid *relid, char **partition_col,
 }
 
 /*
- * Check that a template names a watched table, and that a column in it is
- * the table's partition or key column, of the parameter's exact type.  The
- * writer spells the tag with the column's output function and the reader
- * with the parameter's, so the types must agree.  Returns the table.
+ * A literal of a tag template ("T/col=value") as a value of the column's
+ * type.  It is read with fixed settings (TimeZone UTC, DateStyle ISO, MDY,
+ * IntervalStyle postgres), so that it means the same value in every session.
+ */
+static Datum
+hc_parse_literal(const char *text, Oid type)
+{
+	int			nestlevel = NewGUCNestLevel();
+	Oid			typinput;
+	Oid			typioparam;
+	Datum		value;
+
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	getTypeInputInfo(type, &typinput, &typioparam);
+	value = OidInputFunctionCall(typinput, (char *) text, typioparam, -1);
+	AtEOXact_GUC(true, nestlevel);
+	return value;
+}
+
+/*
+ * Resolve a parsed template against the watched tables: it must name a
+ * watched table, and a column in it must be the table's partition or key
+ * column, of a type that tags can spell (tag.c), and of the parameter's
+ * exact type.  Sets up the template's speller (in the current memory
+ * context) and spells a literal as a writer would.  Returns the table.
+ * Registration and every load of a definition run it, so that a definition
+ * that no longer matches how its table is watched fails instead of going
+ * stale.  Needs SPI.
  */
 static Oid
-hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtypes)
+hc_resolve_template(const char *tag, HcTagTemplate *tt, const Oid *paramtypes)
 {
 	Oid			relid;
 	char	   *partition_col;
@@ -271,6 +315,8 @@ hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtype
 	char	   *column;
 	AttrNumber	attnum;
 	Oid			coltype;
+	int32		coltypmod;
+	Oid			colcollation;
 
 	if (!hc_lookup_watched(tt->table_tag, &relid, &partition_col, &key_col))
 		ereport(ERROR,
@@ -295,17 +341,37 @@ hc_check_template(const char *tag, const HcTagTemplate *tt, const Oid *paramtype
 				 : key_col[0]
 				 ? errdetail("Its writes are tagged by key column \"%s\" only.", key_col)
 				 : errdetail("It has no partition column and no single-column primary key.")));
-	if (tt->param > 0)
+
+	attnum = get_attnum(relid, column);
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("tag \"%s\" names column \"%s\", which table \"%s\" no longer has",
+						tag, column, tt->table_tag)));
+	get_atttypetypmodcoll(relid, attnum, &coltype, &coltypmod, &colcollation);
+	if (!HcTagSpellerInit(&tt->speller, coltype, colcollation, CurrentMemoryContext))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tag \"%s\" names column \"%s\" of type %s, which tags cannot follow",
+						tag, column, format_type_be(coltype)),
+				 errdetail_internal("%s", HcTagSpellingRefusal(coltype)),
+				 errhint("Tag the table as a whole (\"%s\") instead.", tt->table_tag)));
+	if (tt->param > 0 && coltype != paramtypes[tt->param - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("parameter $%d is of type %s but column \"%s\" of \"%s\" is of type %s",
+						tt->param, format_type_be(paramtypes[tt->param - 1]),
+						column, tt->table_tag, format_type_be(coltype)),
+				 errhint("Declare the parameter with the column's type, so that its tag matches the writers' tag.")));
+	if (tt->param == 0)
 	{
-		attnum = get_attnum(relid, column);
-		coltype = get_atttype(relid, attnum);
-		if (coltype != paramtypes[tt->param - 1])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("parameter $%d is of type %s but column \"%s\" of \"%s\" is of type %s",
-							tt->param, format_type_be(paramtypes[tt->param - 1]),
-							column, tt->table_tag, format_type_be(coltype)),
-					 errhint("Declare the parameter with the column's type, so that its tag matches the writers' tag.")));
+		StringInfoData buf;
+		Datum		value = hc_parse_literal(tt->literal + strlen(tt->prefix), coltype);
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, tt->prefix);
+		HcTagAppendValue(&buf, &tt->speller, value);
+		tt->literal = buf.data;
 	}
 	return relid;
 }
@@ -622,7 +688,10 @@ hc_load_definition(HcQueryDef *def)
 	def->ntemplates = n;
 	for (int i = 0; i < n; i++)
 	{
-		hc_parse_template(TextDatumGetCString(elems[i]), def->nparams, &def->templates[i]);
+		char	   *tag = TextDatumGetCString(elems[i]);
+
+		hc_parse_template(tag, def->nparams, &def->templates[i]);
+		(void) hc_resolve_template(tag, &def->templates[i], def->paramtypes);
 		if (hc_shared != NULL)
 			hc_template_slots(&def->templates[i]);
 	}
@@ -649,6 +718,18 @@ hc_load_definition(HcQueryDef *def)
 	n = 0;
 	foreach(lc, ps->relationOids)
 		def->relids[n++] = lfirst_oid(lc);
+	{
+		List	   *visible = NIL;
+
+		foreach(lc, ps->relationOids)
+			visible = list_concat_unique_oid(visible,
+											 find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
+		def->nvisible = list_length(visible);
+		def->visible = palloc(sizeof(Oid) * Max(def->nvisible, 1));
+		n = 0;
+		foreach(lc, visible)
+			def->visible[n++] = lfirst_oid(lc);
+	}
 	{
 		HcTreeFacts facts = {NIL, NIL, NIL, false};
 		ListCell   *lc2;
@@ -782,8 +863,8 @@ hc_bypass_reason(HcQueryDef *def)
 	/* their snapshot is older than the generations we would read */
 	if (IsolationUsesXactSnapshot())
 		return "snapshot isolation";
-	/* the query would see this transaction's uncommitted rows */
-	if (HcXactHasPendingInvalidations())
+	/* the query could see this transaction's uncommitted rows */
+	if (HcXactMayHaveWritten(def->visible, def->nvisible))
 		return "own writes";
 
 	/*
@@ -836,7 +917,8 @@ hc_template_slots(HcTagTemplate *tt)
  * (and the table's reset tag), or, when the parameter is NULL, on the table.
  */
 static int
-hc_answer_slots(HcQueryDef *def, bool *nulls, char **canon, uint32 *slots)
+hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
+				uint32 *slots)
 {
 	int			n = 0;
 	char		local[256];
@@ -851,8 +933,9 @@ hc_answer_slots(HcQueryDef *def, bool *nulls, char **canon, uint32 *slots)
 			s[ns++] = tt->table_slot;
 		else
 		{
-			if (tt->param > 0)
+			if (tt->param > 0 && tt->speller.how == HC_SPELL_TEXT)
 			{
+				/* the parameter's text is its spelling: no second output call */
 				size_t		plen = strlen(tt->prefix);
 				size_t		vlen = strlen(canon[tt->param - 1]);
 				char	   *tag = (plen + vlen <= sizeof(local)) ? local : palloc(plen + vlen);
@@ -862,6 +945,16 @@ hc_answer_slots(HcQueryDef *def, bool *nulls, char **canon, uint32 *slots)
 				s[ns++] = HcTagSlot(tag, (int) (plen + vlen));
 				if (tag != local)
 					pfree(tag);
+			}
+			else if (tt->param > 0)
+			{
+				StringInfoData tag;
+
+				initStringInfo(&tag);
+				appendStringInfoString(&tag, tt->prefix);
+				HcTagAppendValue(&tag, &tt->speller, values[tt->param - 1]);
+				s[ns++] = HcTagSlot(tag.data, tag.len);
+				pfree(tag.data);
 			}
 			else
 				s[ns++] = tt->literal_slot;
@@ -1158,7 +1251,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 			canon[i] = nulls[i] ? NULL
 				: def->param_is_oid[i] ? psprintf("%u", DatumGetObjectId(values[i]))
 				: OidOutputFunctionCall(def->typoutput[i], values[i]);
-		nslots = hc_answer_slots(def, nulls, canon, slots);
+		nslots = hc_answer_slots(def, values, nulls, canon, slots);
 		if (!HcReadGenerations(slots, nslots, gens))
 			reason = "write in flight";
 	}
@@ -1478,7 +1571,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 					 errmsg("tags must not contain NULL")));
 		tag = TextDatumGetCString(elems[i]);
 		hc_parse_template(tag, nparams, &tt);
-		tag_relids[i] = hc_check_template(tag, &tt, types);
+		tag_relids[i] = hc_resolve_template(tag, &tt, types);
 	}
 
 	plan = SPI_prepare(sql, nparams, types);

@@ -26,24 +26,10 @@
 #include <openssl/evp.h>
 
 #include "access/xlog.h"
-#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 
 #include "housing_cache.h"
-
-/*
- * The generation slot of a tag in this database.
- */
-uint32
-HcTagSlot(const char *tag, int len)
-{
-	uint64		h;
-
-	h = hash_bytes_extended((const unsigned char *) tag, len,
-							(uint64) MyDatabaseId);
-	return (uint32) (h & (hc_shared->nslots - 1));
-}
 
 /*
  * Read the generations of the given slots.  Returns false when a writer that

@@ -25,6 +25,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
@@ -149,7 +150,6 @@ HcStatAdd(HcStat stat, uint64 n)
 /* prefix (at most 64 bytes) + 32 hex digits + NUL */
 #define HC_KEY_MAXLEN	(64 + 2 * HC_DIGEST_LEN + 1)
 
-extern uint32 HcTagSlot(const char *tag, int len);
 extern bool HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens);
 typedef struct HcKeyBuilder
 {
@@ -161,6 +161,29 @@ extern void HcKeyInit(HcKeyBuilder *kb);
 extern void HcKeyAdd(HcKeyBuilder *kb, const void *data, int len);
 extern void HcKeyDigest(HcKeyBuilder *kb, uint8 *digest);
 extern void HcKeyFinish(HcKeyBuilder *kb, uint8 *digest, char *keytext);
+
+/* ---- tags (tag.c) ---- */
+typedef enum HcSpelling
+{
+	HC_SPELL_NONE,				/* no equality a tag can follow */
+	HC_SPELL_TEXT,				/* the output text, the same in every session */
+	HC_SPELL_OID,				/* an OID alias type, by its OID */
+	HC_SPELL_HASH				/* '#' and the type's extended hash, in hex */
+} HcSpelling;
+
+typedef struct HcTagSpeller
+{
+	HcSpelling	how;
+	Oid			collation;		/* of the column */
+	FmgrInfo	proc;			/* output function (text) or extended hash */
+} HcTagSpeller;
+
+extern uint32 HcTagSlot(const char *tag, int len);
+extern HcSpelling HcTagSpellingOf(Oid type, Oid collation);
+extern bool HcTagSpellerInit(HcTagSpeller *sp, Oid type, Oid collation,
+							 MemoryContext cxt);
+extern void HcTagAppendValue(StringInfo buf, const HcTagSpeller *sp, Datum value);
+extern const char *HcTagSpellingRefusal(Oid type);
 
 /* ---- Redis (redis.c) ---- */
 typedef struct HcValue
@@ -251,7 +274,7 @@ extern void HcFlightEnd(int slot, HcFillOutcome outcome);
 
 /* ---- invalidation (invalidate.c) ---- */
 extern void HcInvalidationInit(void);
-extern bool HcXactHasPendingInvalidations(void);
+extern bool HcXactMayHaveWritten(const Oid *relids, int nrelids);
 extern void HcRememberTag(const char *tag, int len);
 
 /* ---- engine (engine.c) ---- */

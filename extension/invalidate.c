@@ -57,6 +57,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "storage/lock.h"
+#include "storage/lockdefs.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -293,13 +295,39 @@ HcRememberTag(const char *tag, int len)
 }
 
 /*
- * Does the current transaction carry invalidations not yet committed?  Its
- * reads then see its own writes and must neither fill nor use the cache.
+ * May the current transaction see rows of these relations that are not
+ * committed?  Its reads of them must then neither use the cache nor fill
+ * it, whatever the path that got them there: RETURNING, a data-modifying
+ * CTE, a trigger or a function called by the write.  The row triggers fire
+ * only at the end of the statement, too late to tell; but every statement
+ * that may write a table locks it (RowExclusiveLock or stronger) before it
+ * runs, and keeps the lock to the end of the transaction.  So a relation
+ * locked in such a mode has been written, or may yet be in this statement;
+ * one that is not locked so shows only committed rows, and what a query
+ * computes from it is what any other session would see.  (A lock taken by
+ * LOCK TABLE alone, or by DDL, counts too: over-cautious, never stale.)
+ * A transaction that fired our triggers or called invalidate() is treated
+ * alike, whichever table it wrote.
  */
 bool
-HcXactHasPendingInvalidations(void)
+HcXactMayHaveWritten(const Oid *relids, int nrelids)
 {
-	return touched_count > 0;
+	static const LOCKMODE write_modes[] = {
+		RowExclusiveLock, ShareRowExclusiveLock, ExclusiveLock, AccessExclusiveLock
+	};
+
+	if (touched_count > 0)
+		return true;
+	for (int i = 0; i < nrelids; i++)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, relids[i]);
+		for (int m = 0; m < lengthof(write_modes); m++)
+			if (LockHeldByMe(&tag, write_modes[m]))
+				return true;
+	}
+	return false;
 }
 
 /*
@@ -320,20 +348,72 @@ remember_table_reset(const char *table_tag)
 }
 
 /*
- * Remember "T/column=value" for one column of one row version.  Returns false
- * if the column no longer exists.
+ * Spellers of the column types this backend's triggers have met, by type
+ * and collation: a row costs no catalog lookup for its tags.
+ */
+typedef struct ColumnSpeller
+{
+	Oid			type;
+	Oid			collation;
+	HcTagSpeller speller;
+} ColumnSpeller;
+
+#define COLUMN_SPELLERS 16
+static ColumnSpeller column_spellers[COLUMN_SPELLERS];
+static int	ncolumn_spellers = 0;
+static MemoryContext speller_cxt = NULL;	/* their functions' state */
+
+static const HcTagSpeller *
+column_speller(Form_pg_attribute att)
+{
+	ColumnSpeller *cs;
+
+	for (int i = 0; i < ncolumn_spellers; i++)
+	{
+		cs = &column_spellers[i];
+		if (cs->type == att->atttypid && cs->collation == att->attcollation)
+			return &cs->speller;
+	}
+	if (speller_cxt == NULL)
+		speller_cxt = AllocSetContextCreate(TopMemoryContext,
+											"housing_cache tag spellers",
+											ALLOCSET_SMALL_SIZES);
+	/* full (a backend writing many kinds of tables): start over */
+	if (ncolumn_spellers == COLUMN_SPELLERS)
+	{
+		MemoryContextReset(speller_cxt);
+		ncolumn_spellers = 0;
+	}
+	cs = &column_spellers[ncolumn_spellers];
+	(void) HcTagSpellerInit(&cs->speller, att->atttypid, att->attcollation,
+							speller_cxt);
+	cs->type = att->atttypid;
+	cs->collation = att->attcollation;
+	ncolumn_spellers++;
+	return &cs->speller;
+}
+
+/*
+ * Remember "T/column=value" for one column of one row version, the value
+ * spelled from its identity (tag.c).  Returns false if the column no longer
+ * exists.  A column whose type cannot be spelled gets no tag: registration
+ * refuses every tag on it.
  */
 static bool
 remember_column_tag(const char *table_tag, const char *column,
 					HeapTuple tuple, TupleDesc tupdesc)
 {
 	int			attnum = SPI_fnumber(tupdesc, column);
+	const HcTagSpeller *sp;
 	bool		isnull;
 	Datum		value;
 	StringInfoData buf;
 
 	if (attnum <= 0)
 		return false;
+	sp = column_speller(TupleDescAttr(tupdesc, attnum - 1));
+	if (sp->how == HC_SPELL_NONE)
+		return true;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%s/%s=", table_tag, column);
@@ -341,17 +421,7 @@ remember_column_tag(const char *table_tag, const char *column,
 	if (isnull)
 		appendStringInfoString(&buf, "\\N");
 	else
-	{
-		Oid			typoutput;
-		bool		typisvarlena;
-		char	   *text;
-
-		getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid,
-						  &typoutput, &typisvarlena);
-		text = OidOutputFunctionCall(typoutput, value);
-		appendStringInfoString(&buf, text);
-		pfree(text);
-	}
+		HcTagAppendValue(&buf, sp, value);
 	HcRememberTag(buf.data, buf.len);
 	pfree(buf.data);
 	return true;

@@ -24,9 +24,8 @@
  *	   on exactly the slots a writer of that value bumps: the tag's and the
  *	   table's reset tag's (or, for NULL and table templates, the table's).
  *
- * With HC_FUZZ_STRICT=1 in the environment, "$n" must also be written in
- * canonical form (digits only, no sign, no leading zero or blank): strtol()
- * accepts "$ 1", "$+1" and "$01" as $1.
+ *	 - "$n" is accepted in canonical form only: digits, no sign, no leading
+ *	   zero or blank.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,13 +33,10 @@
 
 #include "../extension/engine.c"
 
-static bool strict = false;
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	shim_init();
-	strict = getenv("HC_FUZZ_STRICT") != NULL && strcmp(getenv("HC_FUZZ_STRICT"), "1") == 0;
 	return 0;
 }
 
@@ -90,10 +86,9 @@ check_template(const char *tag, int nparams, const HcTagTemplate *tt)
 		SHIM_CHECK(tt->param <= nparams, "parameter $%d of %d", tt->param, nparams);
 		SHIM_CHECK(tag[plen] == '$', "parameter template [%s] without '$'", tag);
 		SHIM_CHECK(tt->literal == NULL, "parameter template with a literal");
-		if (strict)
-			SHIM_CHECK(digits[0] >= '1' && digits[0] <= '9' &&
-					   strspn(digits, "0123456789") == strlen(digits),
-					   "parameter written in non-canonical form: [%s] taken as $%d", tag, tt->param);
+		SHIM_CHECK(digits[0] >= '1' && digits[0] <= '9' &&
+				   strspn(digits, "0123456789") == strlen(digits),
+				   "parameter written in non-canonical form: [%s] taken as $%d", tag, tt->param);
 	}
 	else
 	{

@@ -82,6 +82,12 @@ $t = history(\@one_phase, 'W w 1.0 1.1 failed 1 1 other::boom', 'R r 1.2 1.3 ok 
 is($t->{phantom}, 1, 'the version of a failed write is a phantom');
 is($t->{error}, 1, '... and the failed write (not a connection error) is an error');
 
+$t = history(\@one_phase, 'W w 1.0 1.1 aborted 1 1 -', 'R r 1.2 1.3 ok get:1 1:1 -');
+is_deeply([ @$t{qw(phantom error writes_aborted)} ], [ 1, 0, 1 ],
+	'the version of a write rolled back on purpose is a phantom; the rollback itself is no error');
+$t = history(\@one_phase, 'W w 1.0 1.1 aborted 1 1 -', 'W w 1.2 1.3 ok 1 2 -', 'R r 1.4 1.5 ok get:1 1:2 -');
+is_deeply([ @$t{qw(phantom stale error)} ], [ 0, 0, 0 ], '... and the versions after it are read as usual');
+
 $t = history(\@one_phase, 'W w 1.0 1.1 ok 1 1 -', 'R r 0.5 0.9 ok get:1 1:1 -');
 is($t->{phantom}, 1, 'a version read before its write began is a phantom');
 

@@ -192,7 +192,7 @@ sub check
 		for my $i (0 .. $#ids)
 		{
 			my ($id, $v) = ($ids[$i], $vers[$i]);
-			if ($op->{status} eq 'failed')
+			if ($op->{status} eq 'failed' || $op->{status} eq 'aborted')
 			{
 				$failed_v{$id}{$v} = 1;
 				next;
@@ -201,7 +201,7 @@ sub check
 			push @{ $started{$id} }, [ $op->{t0}, $v ];
 			push @{ $acked{$id} }, [ $op->{t1}, $v ] if $op->{status} eq 'ok';
 		}
-		if ($op->{status} ne 'ok')
+		if ($op->{status} ne 'ok' && $op->{status} ne 'aborted')
 		{
 			my ($class) = split /:/, $op->{f3};
 			if ($class eq 'conn' && $self->_conn_allowed($op))
@@ -229,7 +229,7 @@ sub check
 			next;
 		}
 		my ($src) = split /:/, $op->{f1};
-		if ($op->{status} ne 'ok')
+		if ($op->{status} ne 'ok' && $op->{status} ne 'aborted')
 		{
 			my ($class) = split /:/, $op->{f3};
 			my $what = $op->{kind} eq 'C' ? 'connect' : 'read';
@@ -343,15 +343,16 @@ One line per phase: operations by kind, errors allowed, violations.
 sub summary_lines
 {
 	my ($self) = @_;
-	my @lines = sprintf('%-14s %5s %7s %6s %6s %6s %6s %6s %6s %5s %5s %5s %5s %5s %5s %5s',
-		'phase', 'secs', 'writes', 'w?', 'get', 'search', 'h_get', 'h_srch', 'obs',
+	my @lines = sprintf('%-14s %5s %7s %6s %6s %6s %6s %6s %6s %6s %5s %5s %5s %5s %5s %5s %5s',
+		'phase', 'secs', 'writes', 'w?', 'w_rb', 'get', 'search', 'h_get', 'h_srch', 'obs',
 		'r_err', 'w_err', 'c_err', 'stale', 'phant', 'regr', 'incmp');
 	for my $p (@{ $self->{phases} }, ($self->{outside}{c}{reads} || $self->{outside}{c}{writes_ok} ? $self->{outside} : ()))
 	{
 		my $c = $p->{c};
-		push @lines, sprintf('%-14s %5.1f %7d %6d %6d %6d %6d %6d %6d %5d %5d %5d %5d %5d %5d %5d',
+		push @lines, sprintf('%-14s %5.1f %7d %6d %6d %6d %6d %6d %6d %6d %5d %5d %5d %5d %5d %5d %5d',
 			$p->{name}, $p->{secs} // 0,
 			$c->{writes_ok} // 0, ($c->{writes_unknown} // 0) + ($c->{writes_failed} // 0),
+			$c->{writes_aborted} // 0,
 			$c->{reads_get} // 0, $c->{reads_search} // 0,
 			$c->{reads_http_get} // 0, $c->{reads_http_search} // 0,
 			$c->{observations} // 0,
@@ -359,14 +360,15 @@ sub summary_lines
 			$c->{stale} // 0, $c->{phantom} // 0, $c->{regression} // 0, $c->{incomplete} // 0);
 	}
 	my $t = $self->{totals};
-	push @lines, sprintf('totals: %d acknowledged writes (%d unknown, %d failed), %d reads '
+	push @lines, sprintf('totals: %d acknowledged writes (%d unknown, %d failed, %d rolled back on purpose), %d reads '
 		  . '(%d listing versions observed); allowed connection errors: %d reads, %d writes, %d connects; '
 		  . 'stale %d, phantom %d, regression %d, incomplete %d, missing %d, other errors %d',
 		$t->{writes_ok} // 0, $t->{writes_unknown} // 0, $t->{writes_failed} // 0,
-		$t->{reads} // 0, $t->{observations} // 0,
+		$t->{writes_aborted} // 0, $t->{reads} // 0, $t->{observations} // 0,
 		$t->{read_conn_errors} // 0, $t->{write_conn_errors} // 0, $t->{connect_conn_errors} // 0,
 		$t->{stale}, $t->{phantom}, $t->{regression}, $t->{incomplete}, $t->{missing}, $t->{error});
 	push @lines, 'columns: writes = acknowledged, w? = unknown or failed (connection errors), '
+	  . 'w_rb = rolled back on purpose after reading the new version through the cache, '
 	  . 'get/search/h_get/h_srch = successful reads (h_: through the HTTP server), obs = listing versions '
 	  . 'checked, r_err/w_err/c_err = allowed connection errors of reads/writes/connects';
 	return @lines;

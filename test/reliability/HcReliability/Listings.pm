@@ -26,14 +26,15 @@ filter or none) or through the development HTTP server
 Every operation is recorded (HcReliability::Workload) with its start and
 end on the monotonic clock:
 
-  W  worker  start  end  ok|unknown|failed  ids  versions  error
+  W  worker  start  end  ok|unknown|failed|aborted  ids  versions  error
   R  worker  start  end  ok|err  source  id:version,...  error
   C  worker  start  end  err  (connect)  -  error
 
 A write is C<ok> when its COMMIT was acknowledged, C<failed> when it
 certainly did not commit (an error before COMMIT was sent), and
 C<unknown> when the connection broke while COMMIT (or an autocommit
-statement) was in flight.  Errors are recorded as C<class:sqlstate:message>
+statement) was in flight, C<aborted> when it was rolled back on purpose
+(see C<rollback_pct>).  Errors are recorded as C<class:sqlstate:message>
 where class is C<conn> for errors PostgreSQL itself gives while it shuts
 down, restarts or refuses connections (see C<error_class>) and C<other> for
 anything else.
@@ -131,7 +132,15 @@ sub _pause
 
 =pod
 
-=head2 db_writer(dsn => ..., ids => [...], initial => {id => version}, pair_pct => 25)
+=head2 db_writer(dsn => ..., ids => [...], initial => {id => version}, pair_pct => 25, rollback_pct => 0)
+
+With C<rollback_pct>, that share of writes is a I<phantom>: a new version
+written in a transaction that reads it back through the cache in the same
+statement as the write (C<UPDATE ... RETURNING get_listing(id)>, or a
+data-modifying CTE whose main query searches the listing's city) and then
+rolls back.  It is recorded as an C<aborted> write of that version, so a
+reader that is ever served it is reported as a phantom read: the answer
+computed from the uncommitted row reached the shared cache.
 
 =cut
 
@@ -143,15 +152,45 @@ sub db_writer
 		my @ids = @{ $o{ids} };
 		my %version = map { $_ => ($o{initial}{$_} // 0) } @ids;
 		my $pair_pct = $o{pair_pct} // 25;
+		my $rollback_pct = $o{rollback_pct} // 0;
 		my $think = { think_us => $o{think_us} // 4000 };
 		my $dbh;
-		my $sth;
+		my ($sth, @phantom);
 		while (!$w->stopping)
 		{
 			if (!$dbh)
 			{
 				$dbh = _connect($w, \%o) or last;
 				$sth = $dbh->prepare('UPDATE housing.listings SET price_cents = $1 WHERE id = $2');
+				@phantom = (
+					$dbh->prepare(q{UPDATE housing.listings SET price_cents = $1 WHERE id = $2
+					                RETURNING (housing_cache.get_listing(id) ->> 'price_cents')::bigint}),
+					$dbh->prepare(q{WITH u AS (UPDATE housing.listings SET price_cents = $1 WHERE id = $2
+					                           RETURNING id, city)
+					                SELECT (SELECT (i ->> 'price_cents')::bigint
+					                          FROM json_array_elements(housing_cache.search_listings(
+					                                   city => u.city, sort => 'price_asc', page_size => 100) -> 'items') i
+					                         WHERE (i ->> 'id')::bigint = u.id)
+					                  FROM u}));
+			}
+			if (rand(100) < $rollback_pct)
+			{
+				my $id = $ids[ int(rand(@ids)) ];
+				my $v = ++$version{$id};
+				my $p = $phantom[ int(rand(@phantom)) ];
+				my $t0 = $w->now;
+				$dbh->begin_work;
+				my $rv = $p->execute($v, $id);
+				my $row = $rv ? $p->fetchrow_arrayref : undef;
+				my $err = $rv ? '' : _err($p->state, $p->errstr);
+				$dbh->rollback;
+				# the writer itself must read its own, uncommitted version
+				$err = "other::the writer read " . ($row->[0] // 'null') . " instead of its own $v"
+				  if $rv && (!$row || ($row->[0] // -1) != $v);
+				$w->record('W', $t0, $w->now, $err ? ($err =~ /^conn/ ? 'unknown' : 'failed') : 'aborted',
+					$id, $v, $err);
+				_pause($think);
+				next;
 			}
 			my @batch = ($ids[ int(rand(@ids)) ]);
 			if (@ids > 1 && rand(100) < $pair_pct)
