@@ -16,6 +16,10 @@
  *
  * Every value travels as a parameter; names and types come from the schema
  * cache (pg_proc), never from the request.
+ *
+ * api_handle runs the steps parse_request, authenticate, plan_call,
+ * execute_call and reply_outcome.  The settings are a copy taken by
+ * api_init, so that nothing here reaches back into the daemon.
  */
 #include "server.h"
 
@@ -30,18 +34,13 @@
 
 #define MAX_ARGS 64
 
-Pool	   *db_pool;
+/* Copied by api_init, before the daemon starts; read-only afterwards. */
+static ApiConfig settings;
 
 static Schema *schema;
 static pthread_rwlock_t schema_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static double last_reload;
-
-const char set_config_sql[] =
-"SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
-"set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
-"set_config('request.path', $5, true), set_config('request.headers', $6, true), "
-"set_config('request.cookies', $7, true)";
 
 typedef struct Arg
 {
@@ -75,16 +74,17 @@ load_schema_now(void)
 	int			slot;
 	Schema	   *s;
 
-	if (pool_checkout(db_pool, cfg.pool_timeout_ms, false, &conn, &slot) != POOL_OK)
+	if (pool_checkout(settings.pool, settings.pool_timeout_ms, false, &conn, &slot) != POOL_OK)
 		return NULL;
-	s = schema_load(conn, cfg.schema);
-	pool_release(db_pool, slot, PQstatus(conn) != CONNECTION_OK);
+	s = schema_load(conn, settings.schema);
+	pool_release(settings.pool, slot, PQstatus(conn) != CONNECTION_OK);
 	return s;
 }
 
 bool
-api_init(void)
+api_init(const ApiConfig *conf)
 {
+	settings = *conf;
 	schema = load_schema_now();
 	return schema != NULL;
 }
@@ -527,36 +527,33 @@ enum
 	STEP_BEGIN, STEP_SET_CONFIG, STEP_PREPARE, STEP_CALL, STEP_COMMIT
 };
 
-static void
-exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_params,
-			  const char *main_sql, int nparams, const char *const *params, ExecOut *o)
+/*
+ * Queue the transaction and the sync; steps[] gets what each result will
+ * be.  The call is prepared on its first use on this connection, while the
+ * cache has room, so that later requests skip parsing and planning.
+ */
+static bool
+pipeline_send(PGconn *c, const StmtCache *cache, bool readonly, const char *const *sc_params,
+			  const char *main_sql, int nparams, const char *const *params,
+			  int *steps, int *nsteps)
 {
-	bool		failed = false;
-	int			steps[5];
-	int			nsteps = 0;
 	int			idx = cache_find(cache, main_sql);
 	bool		prepare = idx < 0 && cache->n < STMT_CACHE_SIZE;
 	char		name[32] = "";
-	bool		sent;
 
-	memset(o, 0, sizeof(*o));
-	if (PQstatus(c) != CONNECTION_OK || !PQenterPipelineMode(c))
-	{
-		o->broken = true;
-		return;
-	}
 	if (prepare)
 		idx = cache->n;
 	if (idx >= 0)
 		snprintf(name, sizeof(name), "hc_q%d", idx);
 
-	steps[nsteps++] = STEP_BEGIN;
-	steps[nsteps++] = STEP_SET_CONFIG;
+	*nsteps = 0;
+	steps[(*nsteps)++] = STEP_BEGIN;
+	steps[(*nsteps)++] = STEP_SET_CONFIG;
 	if (prepare)
-		steps[nsteps++] = STEP_PREPARE;
-	steps[nsteps++] = STEP_CALL;
-	steps[nsteps++] = STEP_COMMIT;
-	sent = PQsendQueryPrepared(c, readonly ? STMT_BEGIN_RO : STMT_BEGIN_RW, 0, NULL, NULL, NULL, 0) &&
+		steps[(*nsteps)++] = STEP_PREPARE;
+	steps[(*nsteps)++] = STEP_CALL;
+	steps[(*nsteps)++] = STEP_COMMIT;
+	return PQsendQueryPrepared(c, readonly ? STMT_BEGIN_RO : STMT_BEGIN_RW, 0, NULL, NULL, NULL, 0) &&
 		PQsendQueryPrepared(c, STMT_SET_CONFIG, 7, sc_params, NULL, NULL, 0) &&
 		(!prepare || PQsendPrepare(c, name, main_sql, nparams, NULL)) &&
 		(idx >= 0
@@ -564,7 +561,86 @@ exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_
 		 : PQsendQueryParams(c, main_sql, nparams, NULL, params, NULL, NULL, 0)) &&
 		PQsendQueryPrepared(c, STMT_COMMIT, 0, NULL, NULL, NULL, 0) &&
 		PQpipelineSync(c);
-	if (!sent)
+}
+
+/*
+ * Read the result of one step into *o; *failed once a step failed.  False
+ * when the connection broke (o->broken): what follows in the pipeline is
+ * lost.
+ */
+static bool
+pipeline_read_step(PGconn *c, StmtCache *cache, const char *main_sql, int step,
+				   ExecOut *o, bool *failed)
+{
+	PGresult   *r = PQgetResult(c);
+
+	if (r == NULL)
+	{
+		o->broken = true;
+		return false;
+	}
+	switch (PQresultStatus(r))
+	{
+		case PGRES_COMMAND_OK:
+			if (step == STEP_PREPARE)
+				cache->sql[cache->n++] = xstrdup(main_sql);
+			break;
+		case PGRES_TUPLES_OK:
+			if (step == STEP_CALL)
+			{
+				if (PQntuples(r) != 1 || PQnfields(r) != 3)
+				{
+					*failed = true;
+					o->sqlstate = xstrdup("XX000");
+					o->message = xstrdup("the function call returned no row");
+					break;
+				}
+				o->body = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+				o->resp_headers = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
+				o->resp_status = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
+			}
+			break;
+		case PGRES_PIPELINE_ABORTED:
+			*failed = true;
+			break;
+		default:
+			*failed = true;
+			record_error(o, r, c);
+			break;
+	}
+	PQclear(r);
+	/* each query's results end with a NULL */
+	r = PQgetResult(c);
+	if (r != NULL)
+	{
+		PQclear(r);
+		o->broken = true;
+		return false;
+	}
+	if (PQstatus(c) != CONNECTION_OK)
+	{
+		o->broken = true;
+		return false;
+	}
+	return true;
+}
+
+static void
+exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_params,
+			  const char *main_sql, int nparams, const char *const *params, ExecOut *o)
+{
+	bool		failed = false;
+	int			steps[5];
+	int			nsteps = 0;
+	PGresult   *r;
+
+	memset(o, 0, sizeof(*o));
+	if (PQstatus(c) != CONNECTION_OK || !PQenterPipelineMode(c))
+	{
+		o->broken = true;
+		return;
+	}
+	if (!pipeline_send(c, cache, readonly, sc_params, main_sql, nparams, params, steps, &nsteps))
 	{
 		o->broken = true;
 		o->message = xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n"));
@@ -572,78 +648,25 @@ exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_
 	}
 	o->sent = true;
 	for (int i = 0; i < nsteps; i++)
+		if (!pipeline_read_step(c, cache, main_sql, steps[i], o, &failed))
+			return;
+	r = PQgetResult(c);
+	if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
 	{
-		PGresult   *r = PQgetResult(c);
-
-		if (r == NULL)
-		{
-			o->broken = true;
-			return;
-		}
-		switch (PQresultStatus(r))
-		{
-			case PGRES_COMMAND_OK:
-				if (steps[i] == STEP_PREPARE)
-					cache->sql[cache->n++] = xstrdup(main_sql);
-				break;
-			case PGRES_TUPLES_OK:
-				if (steps[i] == STEP_CALL)
-				{
-					if (PQntuples(r) != 1 || PQnfields(r) != 3)
-					{
-						failed = true;
-						o->sqlstate = xstrdup("XX000");
-						o->message = xstrdup("the function call returned no row");
-						break;
-					}
-					o->body = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
-					o->resp_headers = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
-					o->resp_status = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
-				}
-				break;
-			case PGRES_PIPELINE_ABORTED:
-				failed = true;
-				break;
-			default:
-				failed = true;
-				record_error(o, r, c);
-				break;
-		}
 		PQclear(r);
-		/* each query's results end with a NULL */
-		r = PQgetResult(c);
-		if (r != NULL)
-		{
-			PQclear(r);
-			o->broken = true;
-			return;
-		}
-		if (PQstatus(c) != CONNECTION_OK)
-		{
-			o->broken = true;
-			return;
-		}
+		o->broken = true;
+		return;
 	}
-	{
-		PGresult   *r = PQgetResult(c);
-
-		if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
-		{
-			PQclear(r);
-			o->broken = true;
-			return;
-		}
-		PQclear(r);
-	}
+	PQclear(r);
 	if (!PQexitPipelineMode(c))
 	{
 		o->broken = true;
 		return;
 	}
+	/* an error left the transaction open: COMMIT was skipped */
 	if (PQtransactionStatus(c) != PQTRANS_IDLE)
 	{
-		PGresult   *r = PQexec(c, "ROLLBACK");
-
+		r = PQexec(c, "ROLLBACK");
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
 			o->broken = true;
 		PQclear(r);
@@ -731,10 +754,10 @@ parse_status(const char *s, unsigned *out)
 }
 
 static Reply
-reply_from_exec(const Func *f, ExecOut *o)
+reply_from_exec(RetKind ret, ExecOut *o)
 {
 	Reply		rep = {0, NULL};
-	unsigned	status = f->ret == RET_VOID ? 204 : 200;
+	unsigned	status = ret == RET_VOID ? 204 : 200;
 	bool		has_ctype = false;
 	bool		no_body;
 	char	   *body;
@@ -790,8 +813,6 @@ reply_pg_error(ExecOut *o, bool authed)
 							o->message ? o->message : "unknown error", o->detail, o->hint);
 }
 
-/* --- the handler --------------------------------------------------------- */
-
 static Reply
 not_found_function(const char *fn, const Args *args)
 {
@@ -813,8 +834,8 @@ not_found_function(const char *fn, const Args *args)
 		}
 	buf_init(&msg);
 	buf_init(&det);
-	buf_printf(&msg, "Could not find the function %s.%s(", cfg.schema, fn);
-	buf_printf(&det, "Searched for the function %s.%s with ", cfg.schema, fn);
+	buf_printf(&msg, "Could not find the function %s.%s(", settings.schema, fn);
+	buf_printf(&det, "Searched for the function %s.%s with ", settings.schema, fn);
 	if (args->n == 0)
 		buf_puts(&det, "no parameters");
 	else
@@ -832,24 +853,169 @@ not_found_function(const char *fn, const Args *args)
 	return rep;
 }
 
-/* Authorization: Bearer <jwt> -> role and claims; a Reply on failure. */
+/* --- the handler: parse, authenticate, plan and execute, reply ----------- */
+
+/* One call of /api/rpc/<fn>, filled in by the steps of api_handle. */
+typedef struct ApiRequest
+{
+	/* parse_request */
+	const char *method;
+	char	   *fn;				/* decoded */
+	bool		readonly;		/* GET and HEAD: a READ ONLY transaction */
+	Args		args;
+	Buf			headers;		/* request.headers, a JSON object */
+	Buf			cookies;		/* request.cookies, a JSON object */
+	Buf			rpc_path;		/* request.path */
+	/* authenticate */
+	char	   *role;
+	char	   *claims;			/* request.jwt.claims, JSON */
+	bool		authed;			/* by a token for a role other than the
+								 * anonymous one: 42501 is a 403, not a 401 */
+	/* plan_call */
+	RetKind		ret;			/* the function's: void answers 204 */
+	Buf			sql;
+	int			nparams;
+	const char *params[MAX_ARGS];	/* values from args, in the call's order */
+	Buf			search_path;
+} ApiRequest;
+
+static void
+api_request_init(ApiRequest *req)
+{
+	memset(req, 0, sizeof(*req));
+	buf_init(&req->headers);
+	buf_init(&req->cookies);
+	buf_init(&req->rpc_path);
+	buf_init(&req->sql);
+	buf_init(&req->search_path);
+}
+
+static void
+api_request_free(ApiRequest *req)
+{
+	args_free(&req->args);
+	free(req->fn);
+	free(req->role);
+	free(req->claims);
+	buf_free(&req->headers);
+	buf_free(&req->cookies);
+	buf_free(&req->rpc_path);
+	buf_free(&req->sql);
+	buf_free(&req->search_path);
+}
+
+/*
+ * The arguments: the query string of a GET or HEAD; the body of a POST,
+ * where a query string is refused rather than silently ignored.
+ */
 static bool
-authenticate(struct MHD_Connection *c, char **role, char **claims, bool *authed, Reply *fail)
+parse_arguments(const char *query, const Buf *body, bool form, ApiRequest *req,
+				Reply *fail)
+{
+	char		err[512];
+
+	if (req->readonly)
+	{
+		if (parse_query(query, &req->args, err, sizeof(err)))
+			return true;
+		*fail = reply_json_error(400, "PGRST100", err, NULL, NULL);
+		return false;
+	}
+	if (query && *query)
+	{
+		*fail = reply_json_error(400, "PGRST100",
+								 "with POST, arguments go in the JSON body, not in the query string",
+								 NULL, NULL);
+		return false;
+	}
+	if (form)
+	{
+		/* parse_query stops at a NUL: it would drop what follows */
+		bool		has_nul = body->len > 0 && strlen(body->data) != body->len;
+
+		if (!has_nul && parse_query(body->data ? body->data : "", &req->args, err, sizeof(err)))
+			return true;
+		*fail = reply_json_error(400, "PGRST100", has_nul ? "NUL byte in the request body" : err,
+								 NULL, NULL);
+		return false;
+	}
+	if (parse_body(body->data ? body->data : "", body->len, &req->args, err, sizeof(err)))
+		return true;
+	*fail = reply_json_error(400, "PGRST102", err, NULL, NULL);
+	return false;
+}
+
+/*
+ * Step 1, parse: the function's name from the path, the method, the
+ * arguments, and the headers and cookies the function can read.  False,
+ * with *fail set, when this is not a call the server can make.
+ */
+static bool
+parse_request(struct MHD_Connection *c, const char *method, const char *path,
+			  size_t path_len, const char *query, const Buf *body, bool form,
+			  ApiRequest *req, Reply *fail)
+{
+	size_t		fn_len;
+	HeaderCtx	hc = {&req->headers, true, NULL};
+
+	req->method = method;
+	if (path_len < 9 || strncmp(path, "/api/rpc/", 9) != 0)
+	{
+		*fail = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
+		return false;
+	}
+	req->fn = pct_decode(path + 9, path_len - 9, false, &fn_len);
+	if (req->fn == NULL || fn_len == 0 || fn_len > 63 || strchr(req->fn, '/') ||
+		!valid_utf8(req->fn, fn_len))
+	{
+		*fail = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
+		return false;
+	}
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+		req->readonly = true;
+	else if (strcmp(method, "POST") == 0)
+		req->readonly = false;
+	else
+	{
+		*fail = reply_json_error(405, "HC405", "only GET, HEAD and POST are allowed on /rpc", NULL, NULL);
+		if (fail->resp)
+			MHD_add_response_header(fail->resp, "Allow", "GET, HEAD, POST");
+		return false;
+	}
+	if (!parse_arguments(query, body, form, req, fail))
+		return false;
+
+	buf_putc(&req->headers, '{');
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hc);
+	buf_putc(&req->headers, '}');
+	cookies_json(&req->cookies, hc.cookie);
+	buf_append(&req->rpc_path, path + 4, path_len - 4);	/* as PostgREST sees it: /rpc/fn */
+	return true;
+}
+
+/*
+ * Step 2, authenticate: Authorization: Bearer <jwt> gives the role and the
+ * claims, its absence the anonymous role.  A token that does not verify,
+ * or claims a role outside --jwt-roles, is a 401 (never a fallback to the
+ * anonymous role, which would hide an expired token).
+ */
+static bool
+authenticate(struct MHD_Connection *c, ApiRequest *req, Reply *fail)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	const char *err = NULL;
 	JwtResult	jr;
 	Buf			b;
 
-	*authed = false;
+	req->authed = false;
 	if (h == NULL)
 	{
 		buf_init(&b);
 		buf_puts(&b, "{\"role\":");
-		buf_json_cstr(&b, cfg.anon_role);
+		buf_json_cstr(&b, settings.anon_role);
 		buf_putc(&b, '}');
-		*role = xstrdup(cfg.anon_role);
-		*claims = buf_steal(&b, NULL);
+		req->role = xstrdup(settings.anon_role);
+		req->claims = buf_steal(&b, NULL);
 		return true;
 	}
 	if (strncasecmp(h, "Bearer ", 7) != 0)
@@ -860,18 +1026,18 @@ authenticate(struct MHD_Connection *c, char **role, char **claims, bool *authed,
 
 		while (*tok == ' ')
 			tok++;
-		if (jwt_verify(tok, cfg.jwt_secret, cfg.jwt_secret_len, time(NULL), &jr, &err))
+		if (jwt_verify(tok, settings.jwt_secret, settings.jwt_secret_len, time(NULL), &jr, &err))
 		{
 			bool		allowed = false;
 
-			for (int i = 0; cfg.jwt_roles[i]; i++)
-				if (strcmp(cfg.jwt_roles[i], jr.role) == 0)
+			for (int i = 0; settings.jwt_roles[i]; i++)
+				if (strcmp(settings.jwt_roles[i], jr.role) == 0)
 					allowed = true;
 			if (allowed)
 			{
-				*role = jr.role;
-				*claims = jr.claims;
-				*authed = strcmp(jr.role, cfg.anon_role) != 0;
+				req->role = jr.role;
+				req->claims = jr.claims;
+				req->authed = strcmp(jr.role, settings.anon_role) != 0;
 				return true;
 			}
 			jwt_result_free(&jr);
@@ -883,6 +1049,7 @@ authenticate(struct MHD_Connection *c, char **role, char **claims, bool *authed,
 	{
 		char		www[256];
 
+		/* a quote would end the quoted-string of the header */
 		snprintf(www, sizeof(www), "Bearer error=\"invalid_token\", error_description=\"%s\"",
 				 strchr(err, '"') ? "invalid token" : err);
 		MHD_add_response_header(fail->resp, "WWW-Authenticate", www);
@@ -890,240 +1057,188 @@ authenticate(struct MHD_Connection *c, char **role, char **claims, bool *authed,
 	return false;
 }
 
-Reply
-api_handle(struct MHD_Connection *c, Request *r, const char *method,
-		   const char *path, size_t path_len, const char *query)
+/*
+ * The SQL of the call of f, its arguments named and cast to the declared
+ * types, in declaration order.  Runs under the schema's read lock: f
+ * belongs to the cache, so the names and types are copied into the SQL
+ * before a reload can free them.
+ */
+static void
+build_call_sql(const Func *f, ApiRequest *req)
 {
-	Args		args = {.n = 0};
-	char		err[512];
-	char	   *fn = NULL;
-	size_t		fn_len;
-	char	   *role = NULL,
-			   *claims = NULL;
-	bool		authed = false;
-	bool		readonly;
-	Reply		rep;
-	Buf			sql,
-				hdrs,
-				cookies,
-				spath,
-				rpath;
-	const char *params[MAX_ARGS];
-	const char *sc_params[7];
-	const Func *f = NULL;
-	bool		ambiguous = false;
-	int			nparams = 0;
-	Func		fcopy = {0};
+	const char *vexpr;
+	bool		first = true;
 
-	buf_init(&sql);
-	buf_init(&hdrs);
-	buf_init(&cookies);
-	buf_init(&spath);
-	buf_init(&rpath);
-
-	/* /api/rpc/<fn> */
-	if (path_len < 9 || strncmp(path, "/api/rpc/", 9) != 0)
-	{
-		rep = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
-		goto done;
-	}
-	fn = pct_decode(path + 9, path_len - 9, false, &fn_len);
-	if (fn == NULL || fn_len == 0 || fn_len > 63 || strchr(fn, '/') || !valid_utf8(fn, fn_len))
-	{
-		rep = reply_json_error(404, "PGRST125", "Invalid path specified in request URL", NULL, NULL);
-		goto done;
-	}
-	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
-		readonly = true;
-	else if (strcmp(method, "POST") == 0)
-		readonly = false;
+	req->ret = f->ret;
+	if (f->retset)
+		vexpr = f->ret == RET_COMPOSITE ? "coalesce(json_agg(_hc), '[]')::text"
+			: "coalesce(json_agg(_hc.v), '[]')::text";
 	else
-	{
-		rep = reply_json_error(405, "HC405", "only GET, HEAD and POST are allowed on /rpc", NULL, NULL);
-		if (rep.resp)
-			MHD_add_response_header(rep.resp, "Allow", "GET, HEAD, POST");
-		goto done;
-	}
-
-	/* arguments */
-	if (readonly)
-	{
-		if (!parse_query(query, &args, err, sizeof(err)))
-		{
-			rep = reply_json_error(400, "PGRST100", err, NULL, NULL);
-			goto done;
-		}
-	}
-	else
-	{
-		if (query && *query)
-		{
-			rep = reply_json_error(400, "PGRST100",
-								   "with POST, arguments go in the JSON body, not in the query string",
-								   NULL, NULL);
-			goto done;
-		}
-		if (r->form_body)
-		{
-			if ((r->body.len > 0 && strlen(r->body.data) != r->body.len) ||
-				!parse_query(r->body.data ? r->body.data : "", &args, err, sizeof(err)))
+		vexpr = f->ret == RET_JSON ? "_hc.v::text"
+			: f->ret == RET_SCALAR ? "to_json(_hc.v)::text"
+			: f->ret == RET_COMPOSITE ? "row_to_json(_hc)::text"
+			: "NULL::text";
+	buf_printf(&req->sql, "SELECT %s, nullif(current_setting('response.headers', true), ''), "
+			   "nullif(current_setting('response.status', true), '') FROM ", vexpr);
+	quote_ident(&req->sql, settings.schema);
+	buf_putc(&req->sql, '.');
+	quote_ident(&req->sql, f->name);
+	buf_putc(&req->sql, '(');
+	for (int k = 0; k < f->nargs; k++)
+		for (int i = 0; i < req->args.n; i++)
+			if (strcmp(f->args[k].name, req->args.a[i].name) == 0)
 			{
-				rep = reply_json_error(400, "PGRST100",
-									   r->body.len > 0 && strlen(r->body.data) != r->body.len
-									   ? "NUL byte in the request body" : err, NULL, NULL);
-				goto done;
+				if (!first)
+					buf_puts(&req->sql, ", ");
+				first = false;
+				quote_ident(&req->sql, f->args[k].name);
+				buf_printf(&req->sql, " := $%d::%s", req->nparams + 1, f->args[k].type);
+				req->params[req->nparams++] = req->args.a[i].value;
 			}
-		}
-		else if (!parse_body(r->body.data ? r->body.data : "", r->body.len, &args, err, sizeof(err)))
-		{
-			rep = reply_json_error(400, "PGRST102", err, NULL, NULL);
-			goto done;
-		}
-	}
+	buf_puts(&req->sql, f->ret == RET_COMPOSITE || f->ret == RET_VOID ? ") _hc" : ") _hc(v)");
+}
 
-	if (!authenticate(c, &role, &claims, &authed, &rep))
-		goto done;
+/*
+ * Step 3a, plan: find the function the name and the argument names
+ * designate, and build its call.  A name the cache does not know reloads
+ * the cache (at most every 2 s) and looks again: the function may have
+ * been created since the server started.
+ */
+static bool
+plan_call(ApiRequest *req, Reply *fail)
+{
+	bool		found = false;
+	bool		ambiguous = false;
 
-	/* the function, and the SQL of the call (built under the read lock) */
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		const char *names[MAX_ARGS];
+		const Func *f;
+		bool		known;
 
-		for (int i = 0; i < args.n; i++)
-			names[i] = args.a[i].name;
+		for (int i = 0; i < req->args.n; i++)
+			names[i] = req->args.a[i].name;
 		pthread_rwlock_rdlock(&schema_lock);
-		f = schema_find(schema, fn, names, args.n, &ambiguous);
+		f = schema_find(schema, req->fn, names, req->args.n, &ambiguous);
 		if (f != NULL)
-		{
-			const char *vexpr;
-			bool		first = true;
-
-			fcopy.ret = f->ret;
-			fcopy.retset = f->retset;
-			if (f->retset)
-				vexpr = f->ret == RET_COMPOSITE ? "coalesce(json_agg(_hc), '[]')::text"
-					: "coalesce(json_agg(_hc.v), '[]')::text";
-			else
-				vexpr = f->ret == RET_JSON ? "_hc.v::text"
-					: f->ret == RET_SCALAR ? "to_json(_hc.v)::text"
-					: f->ret == RET_COMPOSITE ? "row_to_json(_hc)::text"
-					: "NULL::text";
-			buf_printf(&sql, "SELECT %s, nullif(current_setting('response.headers', true), ''), "
-					   "nullif(current_setting('response.status', true), '') FROM ", vexpr);
-			quote_ident(&sql, cfg.schema);
-			buf_putc(&sql, '.');
-			quote_ident(&sql, f->name);
-			buf_putc(&sql, '(');
-			/* in declaration order */
-			for (int k = 0; k < f->nargs; k++)
-				for (int i = 0; i < args.n; i++)
-					if (strcmp(f->args[k].name, args.a[i].name) == 0)
-					{
-						if (!first)
-							buf_puts(&sql, ", ");
-						first = false;
-						quote_ident(&sql, f->args[k].name);
-						buf_printf(&sql, " := $%d::%s", nparams + 1, f->args[k].type);
-						params[nparams++] = args.a[i].value;
-					}
-			buf_puts(&sql, f->ret == RET_COMPOSITE || f->ret == RET_VOID ? ") _hc" : ") _hc(v)");
-		}
-		bool		known = f != NULL || schema_has(schema, fn);
-
+			build_call_sql(f, req);
+		found = f != NULL;
+		known = found || schema_has(schema, req->fn);
 		pthread_rwlock_unlock(&schema_lock);
-		if (f != NULL || ambiguous || known || attempt == 1 || !maybe_reload_on_miss())
+		if (found || ambiguous || known || attempt == 1 || !maybe_reload_on_miss())
 			break;
 	}
 	if (ambiguous)
 	{
-		rep = reply_json_error(300, "PGRST203",
-							   "Could not choose the best candidate function between overloaded functions",
-							   NULL, "Try renaming the parameters or the function itself in the database so function overloading can be resolved");
-		goto done;
+		*fail = reply_json_error(300, "PGRST203",
+								 "Could not choose the best candidate function between overloaded functions",
+								 NULL, "Try renaming the parameters or the function itself in the database so function overloading can be resolved");
+		return false;
 	}
-	if (f == NULL)
+	if (!found)
 	{
-		rep = not_found_function(fn, &args);
-		goto done;
+		*fail = not_found_function(req->fn, &req->args);
+		return false;
 	}
-
-	/* the request's settings */
+	quote_ident(&req->search_path, settings.schema);
+	buf_puts(&req->search_path, ", \"public\"");
+	if (req->sql.oom || req->headers.oom || req->cookies.oom || req->search_path.oom ||
+		req->rpc_path.oom)
 	{
-		HeaderCtx	hc = {&hdrs, true, NULL};
-
-		buf_putc(&hdrs, '{');
-		MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hc);
-		buf_putc(&hdrs, '}');
-		cookies_json(&cookies, hc.cookie);
+		*fail = reply_json_error(500, "HC500", "out of memory", NULL, NULL);
+		return false;
 	}
-	quote_ident(&spath, cfg.schema);
-	buf_puts(&spath, ", \"public\"");
-	buf_append(&rpath, path + 4, path_len - 4);		/* as PostgREST sees it: /rpc/fn */
-	if (sql.oom || hdrs.oom || cookies.oom || spath.oom || rpath.oom)
-	{
-		rep = reply_json_error(500, "HC500", "out of memory", NULL, NULL);
-		goto done;
-	}
-	sc_params[0] = spath.data;
-	sc_params[1] = role;
-	sc_params[2] = claims;
-	sc_params[3] = method;
-	sc_params[4] = rpath.data;
-	sc_params[5] = hdrs.data;
-	sc_params[6] = cookies.data;
+	return true;
+}
 
-	/* run it; a read retries once on a fresh connection if the pooled one was dead */
+/*
+ * Step 3b, execute: the transaction on a pooled connection, in one round
+ * trip.  A connection found dead (the database restarted) is retried once
+ * on a fresh one, for a write only if nothing reached the server: it may
+ * have been applied.  On POOL_OK, *o holds the outcome.
+ */
+static PoolStatus
+execute_call(const ApiRequest *req, ExecOut *o)
+{
+	const char *sc_params[7] = {
+		req->search_path.data, req->role, req->claims, req->method,
+		req->rpc_path.data, req->headers.data, req->cookies.data
+	};
+
 	for (int attempt = 0;; attempt++)
 	{
 		PGconn	   *conn;
 		int			slot;
-		ExecOut		o;
-		PoolStatus	ps = pool_checkout(db_pool, cfg.pool_timeout_ms, attempt > 0, &conn, &slot);
+		PoolStatus	ps = pool_checkout(settings.pool, settings.pool_timeout_ms, attempt > 0,
+									   &conn, &slot);
 
-		if (ps == POOL_TIMEOUT)
+		if (ps != POOL_OK)
+			return ps;
+		exec_pipeline(conn, pool_stmt_cache(settings.pool, slot), req->readonly, sc_params,
+					  req->sql.data, req->nparams, req->params, o);
+		pool_release(settings.pool, slot, o->broken);
+		if (o->broken && (req->readonly || !o->sent) && attempt == 0)
 		{
-			rep = reply_json_error(503, "PGRST003",
-								   "Timed out acquiring connection from connection pool.", NULL, NULL);
-			if (rep.resp)
-				MHD_add_response_header(rep.resp, "Retry-After", "1");
-			break;
-		}
-		if (ps == POOL_UNAVAILABLE)
-		{
-			rep = reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
-								   NULL, NULL);
-			if (rep.resp)
-				MHD_add_response_header(rep.resp, "Retry-After", "1");
-			break;
-		}
-		exec_pipeline(conn, pool_stmt_cache(db_pool, slot), readonly, sc_params, sql.data, nparams,
-					  params, &o);
-		pool_release(db_pool, slot, o.broken);
-		if (o.broken && (readonly || !o.sent) && attempt == 0)
-		{
-			exec_out_free(&o);
+			exec_out_free(o);
 			continue;
 		}
-		if (o.ok)
-			rep = reply_from_exec(&fcopy, &o);
-		else if (o.broken && o.sqlstate == NULL)
-			rep = reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
-								   o.message, NULL);
-		else
-			rep = reply_pg_error(&o, authed);
-		exec_out_free(&o);
-		break;
+		return POOL_OK;
 	}
+}
 
-done:
-	args_free(&args);
-	free(fn);
-	free(role);
-	free(claims);
-	buf_free(&sql);
-	buf_free(&hdrs);
-	buf_free(&cookies);
-	buf_free(&spath);
-	buf_free(&rpath);
+/*
+ * Step 4, reply: the function's result with the status and headers it
+ * set, or the error, with PostgREST's codes.  Retry-After on a 503 from
+ * the pool: it is a matter of moments, not of the request.
+ */
+static Reply
+reply_outcome(PoolStatus ps, const ApiRequest *req, ExecOut *o)
+{
+	Reply		rep;
+
+	if (ps == POOL_TIMEOUT)
+	{
+		rep = reply_json_error(503, "PGRST003",
+							   "Timed out acquiring connection from connection pool.", NULL, NULL);
+		if (rep.resp)
+			MHD_add_response_header(rep.resp, "Retry-After", "1");
+		return rep;
+	}
+	if (ps == POOL_UNAVAILABLE)
+	{
+		rep = reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
+							   NULL, NULL);
+		if (rep.resp)
+			MHD_add_response_header(rep.resp, "Retry-After", "1");
+		return rep;
+	}
+	if (o->ok)
+		return reply_from_exec(req->ret, o);
+	if (o->broken && o->sqlstate == NULL)
+		return reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
+								o->message, NULL);
+	return reply_pg_error(o, req->authed);
+}
+
+/*
+ * The steps in order; the first that fails has set the reply.  Everything
+ * the steps allocate hangs off req and o, so that every exit frees it.
+ */
+Reply
+api_handle(struct MHD_Connection *c, const char *method, const char *path, size_t path_len,
+		   const char *query, const Buf *body, bool form)
+{
+	ApiRequest	req;
+	ExecOut		o;
+	Reply		rep = {0, NULL};
+
+	api_request_init(&req);
+	memset(&o, 0, sizeof(o));
+	if (parse_request(c, method, path, path_len, query, body, form, &req, &rep) &&
+		authenticate(c, &req, &rep) &&
+		plan_call(&req, &rep))
+		rep = reply_outcome(execute_call(&req, &o), &req, &o);
+	exec_out_free(&o);
+	api_request_free(&req);
 	return rep;
 }

@@ -205,36 +205,4 @@ bool		schema_has(const Schema *s, const char *name);
 const Func *schema_find(const Schema *s, const char *name, const char *const *argnames,
 						int nnames, bool *ambiguous);
 
-/* ------------------------------------------------------------------------
- * Settings (main.c)
- * ------------------------------------------------------------------------ */
-typedef struct Config
-{
-	const char *listen;
-	int			port;
-	const char *db;
-	const char *static_dir;		/* realpath, or NULL */
-	const char *schema;
-	int			pool;
-	int			threads;
-	const char *jwt_secret_env;
-	unsigned char *jwt_secret;
-	size_t		jwt_secret_len;
-	const char *anon_role;
-	char	  **jwt_roles;		/* NULL-terminated */
-	int			statement_timeout_ms;
-	int			pool_timeout_ms;
-	size_t		max_body;
-	size_t		max_url;
-	size_t		max_header;
-	unsigned	idle_timeout_s;
-	unsigned	request_timeout_s;
-	unsigned	max_connections;
-	unsigned	shutdown_timeout_s;
-	const char *pid_file;
-	bool		quiet;
-} Config;
-
-extern Config cfg;
-
 #endif							/* HC_HTTP_H */

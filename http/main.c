@@ -23,58 +23,39 @@
 
 #include <libpq-fe.h>
 
-Config		cfg;
+/* The settings: the command line over the environment over the defaults. */
+typedef struct Config
+{
+	const char *listen;
+	int			port;
+	const char *db;
+	const char *static_dir;		/* realpath, or NULL */
+	const char *schema;
+	int			pool;
+	int			threads;
+	const char *jwt_secret_env;
+	unsigned char *jwt_secret;
+	size_t		jwt_secret_len;
+	const char *anon_role;
+	char	  **jwt_roles;		/* NULL-terminated */
+	int			statement_timeout_ms;
+	int			pool_timeout_ms;
+	size_t		max_body;
+	size_t		max_url;
+	size_t		max_header;
+	unsigned	idle_timeout_s;
+	unsigned	request_timeout_s;
+	unsigned	max_connections;
+	unsigned	shutdown_timeout_s;
+	const char *pid_file;
+	bool		quiet;
+} Config;
+
+static Config cfg;
+static Pool *db_pool;
 
 static atomic_int active_requests;
 static atomic_bool draining;
-
-/* ------------------------------------------------------------------------
- * Replies
- * ------------------------------------------------------------------------ */
-
-Reply
-reply_json_error(unsigned status, const char *code, const char *message,
-				 const char *details, const char *hint)
-{
-	Buf			b;
-	Reply		rep = {status, NULL};
-	char	   *body;
-	size_t		len;
-
-	buf_init(&b);
-	buf_puts(&b, "{\"code\":");
-	buf_json_cstr(&b, code);
-	buf_puts(&b, ",\"details\":");
-	buf_json_cstr(&b, details);
-	buf_puts(&b, ",\"hint\":");
-	buf_json_cstr(&b, hint);
-	buf_puts(&b, ",\"message\":");
-	buf_json_cstr(&b, message);
-	buf_putc(&b, '}');
-	body = buf_steal(&b, &len);
-	if (body == NULL)
-		return rep;
-	rep.resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (rep.resp == NULL)
-	{
-		free(body);
-		return rep;
-	}
-	MHD_add_response_header(rep.resp, "Content-Type", "application/json; charset=utf-8");
-	return rep;
-}
-
-Reply
-reply_text(unsigned status, const char *text)
-{
-	Reply		rep = {status, NULL};
-
-	rep.resp = MHD_create_response_from_buffer(strlen(text), (void *) text,
-											   MHD_RESPMEM_PERSISTENT);
-	if (rep.resp)
-		MHD_add_response_header(rep.resp, "Content-Type", "text/plain; charset=utf-8");
-	return rep;
-}
 
 /* ------------------------------------------------------------------------
  * Connection tracking: the idle timeout of MHD resets at every byte, so a
@@ -208,6 +189,22 @@ reaper_main(void *arg)
 /* ------------------------------------------------------------------------
  * Requests
  * ------------------------------------------------------------------------ */
+
+/* The per-request state (MHD's req_cls), created by the URI log callback. */
+typedef struct Request
+{
+	char	   *uri;			/* raw request target, or its start if too long */
+	bool		uri_too_long;
+	bool		started;		/* the handler has seen the headers */
+	bool		responded;
+	bool		is_api_post;	/* collecting a body for the API */
+	bool		form_body;		/* ... as application/x-www-form-urlencoded */
+	Buf			body;
+	bool		body_too_large;
+	size_t		body_seen;
+	double		t0;
+	ConnTrack  *track;
+} Request;
 
 /* Called with the raw request target before anything else: our req_cls. */
 static void *
@@ -441,9 +438,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	q = strchr(r->uri, '?');
 	path_len = q ? (size_t) (q - r->uri) : strlen(r->uri);
 	if (is_api_path(r->uri, path_len))
-		return send_reply(c, r, method, api_handle(c, r, method, r->uri, path_len, q ? q + 1 : ""));
+		return send_reply(c, r, method, api_handle(c, method, r->uri, path_len, q ? q + 1 : "",
+													&r->body, r->form_body));
 	return send_reply(c, r, method, static_handle(c, method, r->uri, path_len));
 }
+
+/* clang's -Wformat-nonliteral accepts the vsnprintf only with the attribute */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -773,6 +774,28 @@ raise_nofile(void)
 	}
 }
 
+/*
+ * Hand the handlers their part of the settings: they never read cfg, so
+ * that they depend on nothing in this file.  False if the schema cache
+ * cannot be loaded.
+ */
+static bool
+start_handlers(void)
+{
+	ApiConfig	api_conf = {
+		.pool = db_pool,
+		.schema = cfg.schema,
+		.anon_role = cfg.anon_role,
+		.jwt_roles = cfg.jwt_roles,
+		.jwt_secret = cfg.jwt_secret,
+		.jwt_secret_len = cfg.jwt_secret_len,
+		.pool_timeout_ms = cfg.pool_timeout_ms,
+	};
+
+	static_init(cfg.static_dir);
+	return api_init(&api_conf);
+}
+
 /* ------------------------------------------------------------------------
  * main
  * ------------------------------------------------------------------------ */
@@ -872,7 +895,7 @@ main(int argc, char **argv)
 				cfg.jwt_secret_env, cfg.anon_role);
 
 	db_pool = pool_create(cfg.db, cfg.pool, cfg.statement_timeout_ms);
-	if (!pool_warm(db_pool) || !api_init())
+	if (!pool_warm(db_pool) || !start_handlers())
 	{
 		log_msg("cannot start without the database");
 		rc = 1;

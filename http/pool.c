@@ -13,6 +13,13 @@
 
 #include <libpq-fe.h>
 
+/* Prepared on every connection as STMT_SET_CONFIG; api.c binds its 7 values. */
+const char set_config_sql[] =
+"SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
+"set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
+"set_config('request.path', $5, true), set_config('request.headers', $6, true), "
+"set_config('request.cookies', $7, true)";
+
 typedef struct Slot
 {
 	PGconn	   *conn;

@@ -1,52 +1,44 @@
 /*
- * Request handling, shared by main.c (the daemon), api.c and static.c.
+ * The request handlers called by main.c (the daemon): api.c and static.c.
+ * They get their settings at init, never from main.c, so that dependencies
+ * run one way: main.c -> api.c, static.c -> reply.c, pool.c, schema.c,
+ * jwt.c, json.c, util.c.
  */
 #ifndef HC_SERVER_H
 #define HC_SERVER_H
 
 #include "hc_http.h"
+#include "reply.h"
 
 #include <microhttpd.h>
 
-/* The per-request state (MHD's req_cls), created by the URI log callback. */
-typedef struct Request
+/*
+ * What api.c needs of the settings.  api_init copies the struct; the
+ * strings, the roles and the pool must outlive api_shutdown().
+ */
+typedef struct ApiConfig
 {
-	char	   *uri;			/* raw request target, or its start if too long */
-	bool		uri_too_long;
-	bool		started;		/* the handler has seen the headers */
-	bool		responded;
-	bool		is_api_post;	/* collecting a body for the API */
-	bool		form_body;		/* ... as application/x-www-form-urlencoded */
-	Buf			body;
-	bool		body_too_large;
-	size_t		body_seen;
-	double		t0;
-	struct ConnTrack *track;
-} Request;
+	Pool	   *pool;
+	const char *schema;			/* the exposed schema */
+	const char *anon_role;		/* the role of requests without a token */
+	char	   *const *jwt_roles;	/* roles a token may claim, NULL-terminated */
+	const unsigned char *jwt_secret;	/* NULL: every token is refused */
+	size_t		jwt_secret_len;
+	int			pool_timeout_ms;
+} ApiConfig;
 
-/* A response and its status, ready to queue. */
-typedef struct Reply
-{
-	unsigned	status;
-	struct MHD_Response *resp;
-} Reply;
-
-/* JSON error body {"code","details","hint","message"}; NULLs become null. */
-Reply		reply_json_error(unsigned status, const char *code, const char *message,
-							 const char *details, const char *hint);
-Reply		reply_text(unsigned status, const char *text);
-
-/* api.c */
-bool		api_init(void);		/* loads the schema cache; false on failure */
+/* api.c; api_init loads the schema cache: false on failure */
+bool		api_init(const ApiConfig *conf);
 void		api_reload_schema(const char *why);
 void		api_shutdown(void);
-Reply		api_handle(struct MHD_Connection *c, Request *r, const char *method,
-					   const char *path, size_t path_len, const char *query);
+/* body: the request body (POST only), form: it is form-encoded, not JSON. */
+Reply		api_handle(struct MHD_Connection *c, const char *method, const char *path,
+					   size_t path_len, const char *query, const Buf *body, bool form);
 
-/* static.c */
+/* static.c: root is a realpath (or NULL: every path is a 404) and must
+ * outlive the daemon. */
+void		static_init(const char *root);
 Reply		static_handle(struct MHD_Connection *c, const char *method,
 						  const char *path, size_t path_len);
-
-extern Pool *db_pool;
 
 #endif							/* HC_SERVER_H */

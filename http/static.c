@@ -21,6 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Set once before the daemon starts, read-only afterwards: no lock. */
+static const char *static_root;
+
 static const struct
 {
 	const char *ext;
@@ -107,15 +110,15 @@ open_under_root(const char *rel, struct stat *st, char **resolved)
 {
 	char		full[PATH_MAX];
 	char	   *real;
-	size_t		rootlen = strlen(cfg.static_dir);
+	size_t		rootlen = strlen(static_root);
 	int			fd;
 
-	if (snprintf(full, sizeof(full), "%s/%s", cfg.static_dir, rel) >= (int) sizeof(full))
+	if (snprintf(full, sizeof(full), "%s/%s", static_root, rel) >= (int) sizeof(full))
 		return -1;
 	real = realpath(full, NULL);
 	if (real == NULL)
 		return -1;
-	if (strncmp(real, cfg.static_dir, rootlen) != 0 || real[rootlen] != '/')
+	if (strncmp(real, static_root, rootlen) != 0 || real[rootlen] != '/')
 	{
 		free(real);
 		return -1;
@@ -217,6 +220,12 @@ not_found(struct MHD_Connection *c)
 	return rep;
 }
 
+void
+static_init(const char *root)
+{
+	static_root = root;
+}
+
 Reply
 static_handle(struct MHD_Connection *c, const char *method, const char *path, size_t path_len)
 {
@@ -241,7 +250,7 @@ static_handle(struct MHD_Connection *c, const char *method, const char *path, si
 		free(dec);
 		return reply_text(400, "400 Bad Request\n");
 	}
-	if (cfg.static_dir == NULL || len >= PATH_MAX - 32)
+	if (static_root == NULL || len >= PATH_MAX - 32)
 	{
 		free(dec);
 		return reply_text(404, "404 Not Found\n");
