@@ -5,7 +5,10 @@
 #   make demo        a local cluster + Redis with 100k listings
 #   make demo-stop   stop it
 
-EXTENSION = housing_cache
+# Two extensions from one tree and one library: housing_cache, the engine,
+# and housing_portal, the housing portal built on it (it `requires`
+# housing_cache).
+EXTENSION = housing_cache housing_portal
 MODULE_big = housing_cache
 OBJS = \
 	extension/housing_cache.o \
@@ -19,21 +22,38 @@ OBJS = \
 	extension/l1.o \
 	extension/singleflight.o \
 	extension/invalidate.o \
+	extension/catalog.o \
 	extension/engine.o \
-	extension/listings.o \
+	portal/listings.o \
 	extension/stats.o
-DATA = extension/housing_cache--0.1.0.sql
+
+# Install scripts.  Every released version's scripts stay shipped, so that
+# ALTER EXTENSION ... UPDATE works from each; the current version's are
+# built from one file per concern (sql/<extension>/), and the update script
+# from the previous version is its migration followed by the same code
+# (every part but catalog.sql uses CREATE OR REPLACE).  When a version is
+# released, its built scripts are committed as they are and new parts go
+# into the next version's.
+DATA = sql/housing_cache--0.1.0.sql
+DATA_built = sql/housing_cache--0.2.0.sql sql/housing_cache--0.1.0--0.2.0.sql \
+	sql/housing_portal--0.2.0.sql
+ENGINE_SQL = $(addprefix sql/housing_cache/, invalidation.sql watch.sql ddl.sql \
+	queries.sql stats.sql http.sql objects.sql)
+PORTAL_SQL = $(addprefix sql/housing_portal/, install.sql adopt.sql listings.sql \
+	sample.sql data.sql api.sql roles.sql)
 PGFILEDESC = "housing_cache - tiered, transactionally invalidated query cache"
 
 SHLIB_LINK = -lhiredis -lcrypto
+PG_CPPFLAGS = -I$(srcdir)/extension
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress runs on its own temporary, preloaded instance; HC_REGRESS_CONF
 # lets the test driver point it at the Redis it started.
 HC_REGRESS_CONF ?= test/regress.conf
+REGRESS_OPTS_DIRS = --inputdir=test --outputdir=test
 REGRESS = setup listings engine invalidation own_writes tag_spelling ddl security keys hardening guc bad_input
-REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check/regress \
+REGRESS_OPTS = $(REGRESS_OPTS_DIRS) --temp-instance=$(CURDIR)/tmp_check/regress \
 	--temp-config=$(HC_REGRESS_CONF)
 
 TAP_TESTS = 1
@@ -43,6 +63,15 @@ PROVE_FLAGS = -I test/perl
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/housing_cache--0.2.0.sql: sql/housing_cache/install.sql sql/housing_cache/catalog.sql $(ENGINE_SQL)
+	cat $^ > $@
+
+sql/housing_cache--0.1.0--0.2.0.sql: sql/housing_cache/update-0.1.0.sql $(ENGINE_SQL)
+	cat $^ > $@
+
+sql/housing_portal--0.2.0.sql: $(PORTAL_SQL)
+	cat $^ > $@
 
 .PHONY: test demo demo-stop
 

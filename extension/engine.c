@@ -63,7 +63,7 @@
 
 PG_FUNCTION_INFO_V1(housing_cache_fetch);
 PG_FUNCTION_INFO_V1(housing_cache_register_query);
-PG_FUNCTION_INFO_V1(housing_cache_queries_changed);
+PG_FUNCTION_INFO_V1(housing_cache_unregister_query);
 PG_FUNCTION_INFO_V1(housing_cache_if_none_match);
 
 #define HC_MAX_PARAMS		32
@@ -99,7 +99,8 @@ typedef struct HcQueryDef
 	HcTagTemplate templates[HC_MAX_TEMPLATES];
 	int			ttl_seconds;	/* 0: housing_cache.default_ttl */
 	bool		vary_by_role;
-	bool		builtin;		/* served by its own SQL function */
+	bool		fetchable;		/* may be called through fetch() */
+	Oid			owner;			/* the role that registered it */
 	int			nrelids;
 	Oid		   *relids;			/* relations the query reads */
 	int			nvisible;
@@ -168,30 +169,6 @@ HcEngineInit(void)
 	memset(&hc_last_lookup, 0, sizeof(hc_last_lookup));
 }
 
-/*
- * housing_cache.queries_changed(): statement trigger on housing_cache.queries
- * that makes every backend drop its cached definitions when this transaction
- * commits, however the table was changed.
- */
-Datum
-housing_cache_queries_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("housing_cache.queries_changed() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
-}
-
-static Oid
-hc_schema_oid(void)
-{
-	return get_namespace_oid("housing_cache", false);
-}
-
 /* ---------- tag templates ---------- */
 
 /*
@@ -242,36 +219,6 @@ hc_parse_template(const char *tag, int nparams, HcTagTemplate *tt)
 }
 
 /*
- * Look a table tag up among the watched tables.  Returns false if absent;
- * otherwise its relation and the names of its partition and key columns
- * ("" when none).  Needs SPI.
- */
-static bool
-hc_lookup_watched(const char *table_tag, Oid *relid, char **partition_col,
-				  char **key_col)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	int			ret;
-	bool		isnull;
-
-	args[0] = CStringGetTextDatum(table_tag);
-	ret = SPI_execute_with_args("SELECT relid::oid, coalesce(partition_by, ''), coalesce(key_column, '') "
-								"FROM housing_cache.watched_tables WHERE table_tag = $1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read housing_cache.watched_tables: %s",
-			 SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		return false;
-	*relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-	*partition_col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	*key_col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	return true;
-}
-
-/*
  * A literal of a tag template ("T/col=value") as a value of the column's
  * type.  It is read with fixed settings (TimeZone UTC, DateStyle ISO, MDY,
  * IntervalStyle postgres), so that it means the same value in every session.
@@ -310,15 +257,15 @@ static Oid
 hc_resolve_template(const char *tag, HcTagTemplate *tt, const Oid *paramtypes)
 {
 	Oid			relid;
-	char	   *partition_col;
-	char	   *key_col;
+	char	   *partition_column;
+	char	   *id_column;
 	char	   *column;
 	AttrNumber	attnum;
 	Oid			coltype;
 	int32		coltypmod;
 	Oid			colcollation;
 
-	if (!hc_lookup_watched(tt->table_tag, &relid, &partition_col, &key_col))
+	if (!HcCatalogLookupWatched(tt->table_tag, &relid, &partition_column, &id_column))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tag \"%s\" names table \"%s\", which is not watched", tag, tt->table_tag),
@@ -328,18 +275,18 @@ hc_resolve_template(const char *tag, HcTagTemplate *tt, const Oid *paramtypes)
 
 	column = pnstrdup(tt->prefix + strlen(tt->table_tag) + 1,
 					  strlen(tt->prefix) - strlen(tt->table_tag) - 2);
-	if (strcmp(column, partition_col) != 0 && strcmp(column, key_col) != 0)
+	if (strcmp(column, partition_column) != 0 && strcmp(column, id_column) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tag \"%s\" names column \"%s\", which is neither the partition column nor the key column of \"%s\"",
+				 errmsg("tag \"%s\" names column \"%s\", which is neither the partition column nor the id column of \"%s\"",
 						tag, column, tt->table_tag),
-				 partition_col[0] && key_col[0]
-				 ? errdetail("Its writes are tagged by partition column \"%s\" and key column \"%s\".",
-							 partition_col, key_col)
-				 : partition_col[0]
-				 ? errdetail("Its writes are tagged by partition column \"%s\" only.", partition_col)
-				 : key_col[0]
-				 ? errdetail("Its writes are tagged by key column \"%s\" only.", key_col)
+				 partition_column[0] && id_column[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" and id column \"%s\".",
+							 partition_column, id_column)
+				 : partition_column[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" only.", partition_column)
+				 : id_column[0]
+				 ? errdetail("Its writes are tagged by id column \"%s\" only.", id_column)
 				 : errdetail("It has no partition column and no single-column primary key.")));
 
 	attnum = get_attnum(relid, column);
@@ -596,7 +543,8 @@ hc_check_plan(SPIPlanPtr plan, const char *name)
  */
 static void
 hc_definition_digest(const char *name, const char *sql, int nparams,
-					 const Oid *types, Datum tags, bool vary_by_role, uint8 *digest)
+					 const Oid *types, Datum tags, bool vary_by_role, Oid owner,
+					 uint8 *digest)
 {
 	HcKeyBuilder buf;
 
@@ -607,6 +555,7 @@ hc_definition_digest(const char *name, const char *sql, int nparams,
 	HcKeyAdd(&buf, VARDATA_ANY(DatumGetPointer(tags)),
 			 VARSIZE_ANY_EXHDR(DatumGetPointer(tags)));
 	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
+	HcKeyAdd(&buf, &owner, sizeof(owner));
 	HcKeyDigest(&buf, digest);
 }
 
@@ -631,16 +580,10 @@ hc_oid_array(Datum arr, Datum **elems, bool **nulls, int *n)
 static bool
 hc_load_definition(HcQueryDef *def)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	int			ret;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
+	HcQueryRow	row;
 	char	   *sql;
 	Datum		typesd,
-				tagsd,
-				ttld;
+				tagsd;
 	Datum	   *elems;
 	bool	   *elnulls;
 	int			n;
@@ -648,24 +591,20 @@ hc_load_definition(HcQueryDef *def)
 	CachedPlanSource *ps;
 	ListCell   *lc;
 
-	args[0] = CStringGetTextDatum(def->name);
-	ret = SPI_execute_with_args("SELECT sql, param_types::oid[], tags, ttl_seconds, vary_by_role, builtin "
-								"FROM housing_cache.queries WHERE name = $1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read housing_cache.queries: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
+	if (!HcCatalogReadQuery(def->name, &row))
 		return false;
-
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	sql = SPI_getvalue(tup, desc, 1);
-	typesd = SPI_getbinval(tup, desc, 2, &isnull);
-	tagsd = SPI_getbinval(tup, desc, 3, &isnull);
-	ttld = SPI_getbinval(tup, desc, 4, &isnull);
-	def->ttl_seconds = isnull ? 0 : DatumGetInt32(ttld);
-	def->vary_by_role = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-	def->builtin = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	sql = row.sql;
+	typesd = row.param_types;
+	tagsd = row.tags;
+	def->ttl_seconds = row.ttl_seconds;
+	def->vary_by_role = row.vary_by_role;
+	def->fetchable = row.fetchable;
+	def->owner = row.owner;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(def->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the owner of cached query \"%s\" no longer exists", def->name),
+				 errhint("Register the query again, as an existing role.")));
 
 	old = MemoryContextSwitchTo(def->cxt);
 
@@ -697,7 +636,7 @@ hc_load_definition(HcQueryDef *def)
 	}
 
 	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
-						 def->vary_by_role, def->digest);
+						 def->vary_by_role, def->owner, def->digest);
 	MemoryContextSwitchTo(old);
 
 	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
@@ -786,7 +725,7 @@ hc_get_query(const char *name)
 								 HASH_ELEM | HASH_STRINGS);
 	}
 	if (!OidIsValid(queries_relid))
-		queries_relid = get_relname_relid("queries", hc_schema_oid());
+		queries_relid = HcCatalogRelid("queries");
 
 	memset(key, 0, sizeof(key));
 	strlcpy(key, name, sizeof(key));
@@ -837,10 +776,67 @@ hc_get_query(const char *name)
 /* ---------- the read path ---------- */
 
 /*
+ * Who runs a registered query for the current user: the caller, when the
+ * query's owner has every privilege the caller has (the owner is the
+ * caller, a superuser, or a role the caller's privileges are part of), so
+ * that the owner's code gains nothing by running with the caller's rights;
+ * otherwise its owner, like a view or a SECURITY DEFINER function.  Never
+ * someone else's code with the caller's rights that its owner does not have.
+ */
+static Oid
+hc_runner(HcQueryDef *def)
+{
+	Oid			caller = GetUserId();
+
+	return has_privs_of_role(def->owner, caller) ? caller : def->owner;
+}
+
+/*
+ * A query run as its owner on behalf of the caller gives the caller nothing
+ * the caller could not read itself: the caller needs SELECT on every
+ * relation and EXECUTE on every restricted function, as if it ran the query.
+ * Row-level security that would apply to the caller cannot be honoured
+ * (the owner's policies would apply), nor can the query run with the
+ * caller's rights: refused.
+ */
+static void
+hc_check_on_behalf(HcQueryDef *def, Oid caller)
+{
+	for (int i = 0; i < def->nrelids; i++)
+	{
+		bool		missing = false;
+
+		if (pg_class_aclcheck_ext(def->relids[i], caller, ACL_SELECT, &missing) != ACLCHECK_OK)
+		{
+			if (missing)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("relation with OID %u does not exist", def->relids[i])));
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(def->relids[i])),
+						   get_rel_name(def->relids[i]));
+		}
+		if (check_enable_rls(def->relids[i], caller, true) == RLS_ENABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cached query \"%s\" cannot be run for role \"%s\"",
+							def->name, GetUserNameFromId(caller, false)),
+					 errdetail("Row-level security applies to the role on table \"%s\", and the query's owner \"%s\" does not have the role's privileges.",
+							   get_rel_name(def->relids[i]), GetUserNameFromId(def->owner, false)),
+					 errhint("Register the query as a role that has the caller's privileges, or as the caller.")));
+	}
+	for (int i = 0; i < def->nfuncs; i++)
+	{
+		if (pg_proc_aclcheck(def->funcs[i], caller, ACL_EXECUTE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(def->funcs[i]));
+	}
+}
+
+/*
  * Why the cache must not be used for this call, or NULL if it may be.
+ * runner is the role the query runs as (hc_runner).
  */
 static const char *
-hc_bypass_reason(HcQueryDef *def)
+hc_bypass_reason(HcQueryDef *def, Oid runner)
 {
 	Oid			userid;
 
@@ -879,7 +875,7 @@ hc_bypass_reason(HcQueryDef *def)
 
 		if (pg_class_aclcheck_ext(def->relids[i], userid, ACL_SELECT, &missing) != ACLCHECK_OK)
 			return missing ? "relation missing" : "no select privilege";
-		if (check_enable_rls(def->relids[i], InvalidOid, true) == RLS_ENABLED)
+		if (check_enable_rls(def->relids[i], runner, true) == RLS_ENABLED)
 			return "row level security";
 	}
 	/* row-level security applied as a view's owner may still test current_user */
@@ -974,6 +970,39 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 }
 
 /*
+ * Execute a query's plan as runner.  A cached query only reads: whatever it
+ * calls runs as in a read-only transaction, so that no fill writes (a hit,
+ * which runs nothing, behaves the same).  Run as its owner, it is a
+ * restricted operation, as a view or a maintenance command runs for another
+ * role.  Inside SPI.
+ */
+static int
+hc_execute_as(HcQueryDef *def, Oid runner, Datum *values, const char *nullflags)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		save_read_only = XactReadOnly;
+	volatile int ret = 0;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (runner != save_userid)
+		SetUserIdAndSecContext(runner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = save_read_only;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+/*
  * Run the query.  Returns its answer as text in the caller's memory context,
  * or NULL (with *isnull) when it returned no row or SQL NULL.
  *
@@ -981,7 +1010,8 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
  * were read: see invalidate.c.
  */
 static char *
-hc_run_query(HcQueryDef *def, Datum *values, bool *nulls, bool *isnull, uint32 *len)
+hc_run_query(HcQueryDef *def, Oid runner, Datum *values, bool *nulls,
+			 bool *isnull, uint32 *len)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	char		nullflags[HC_MAX_PARAMS];
@@ -995,7 +1025,8 @@ hc_run_query(HcQueryDef *def, Datum *values, bool *nulls, bool *isnull, uint32 *
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	nestlevel = hc_pin_search_path();
-	ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
+
+	ret = hc_execute_as(def, runner, values, nullflags);
 	hc_unpin_search_path(nestlevel);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "cached query \"%s\" failed: %s", def->name, SPI_result_code_string(ret));
@@ -1034,12 +1065,13 @@ hc_elapsed_us(instr_time start)
 }
 
 static void
-hc_record(HcTier tier, const char *key, const char *reason, instr_time start,
+hc_record(HcTier tier, const char *key, const char *bypass_reason, instr_time start,
 		  int32 ttl_remaining_s)
 {
 	hc_last_lookup.tier = tier;
 	strlcpy(hc_last_lookup.key, key ? key : "", sizeof(hc_last_lookup.key));
-	strlcpy(hc_last_lookup.reason, reason ? reason : "", sizeof(hc_last_lookup.reason));
+	strlcpy(hc_last_lookup.bypass_reason, bypass_reason ? bypass_reason : "",
+			sizeof(hc_last_lookup.bypass_reason));
 	hc_last_lookup.elapsed_us = hc_elapsed_us(start);
 	hc_last_lookup.ttl_remaining_s = ttl_remaining_s;
 }
@@ -1235,6 +1267,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	bool		in_l1;
 	bool		run_now = false;
 	TimestampTz now;
+	Oid			caller = GetUserId();
+	Oid			runner;
 
 	INSTR_TIME_SET_CURRENT(start);
 	def = hc_get_query(name);
@@ -1244,7 +1278,10 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 				 errmsg("cached query \"%s\" takes %d parameter(s), %d given",
 						name, def->nparams, nargs)));
 
-	reason = hc_bypass_reason(def);
+	runner = hc_runner(def);
+	if (runner != caller)
+		hc_check_on_behalf(def, caller);
+	reason = hc_bypass_reason(def, runner);
 	if (reason == NULL)
 	{
 		for (int i = 0; i < nargs; i++)
@@ -1258,7 +1295,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	if (reason != NULL)
 	{
 		HcStatInc(HC_STAT_BYPASSES);
-		result = hc_run_query(def, values, nulls, isnull, &len);
+		result = hc_run_query(def, runner, values, nulls, isnull, &len);
 		hc_record(HC_TIER_BYPASS, NULL, reason, start, -1);
 		return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 	}
@@ -1269,9 +1306,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	hc_key_add_output_settings(&keybuf);
 	if (def->keyed_by_role)
 	{
-		Oid			userid = GetUserId();
-
-		HcKeyAdd(&keybuf, &userid, sizeof(userid));
+		HcKeyAdd(&keybuf, &caller, sizeof(caller));
+		HcKeyAdd(&keybuf, &runner, sizeof(runner));
 	}
 	for (int i = 0; i < nargs; i++)
 		HcKeyAdd(&keybuf, canon[i], canon[i] ? strlen(canon[i]) : 0);
@@ -1378,7 +1414,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	INSTR_TIME_SET_CURRENT(fill_start);
 	PG_TRY();
 	{
-		result = hc_run_query(def, values, nulls, isnull, &len);
+		result = hc_run_query(def, runner, values, nulls, isnull, &len);
 		compute_us = hc_elapsed_us(fill_start);
 
 		value.isnull = *isnull;
@@ -1418,7 +1454,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	hc_record(HC_TIER_DB, key, NULL, start, hc_ttl_remaining(&value, now));
+	hc_record(HC_TIER_MISS, key, NULL, start, hc_ttl_remaining(&value, now));
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
 
@@ -1448,11 +1484,11 @@ housing_cache_fetch(PG_FUNCTION_ARGS)
 				 errmsg("query name must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	def = hc_get_query(name);
-	if (def->builtin)
+	if (!def->fetchable)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("built-in query \"%s\" cannot be fetched directly", name),
-				 errhint("Call its function (housing_cache.search_listings, get_listing or city_stats), which validates the arguments.")));
+				 errmsg("cached query \"%s\" cannot be fetched directly", name),
+				 errdetail("It was registered with fetchable => false: it is served only through a function of its own, which checks the arguments.")));
 
 	if (!PG_ARGISNULL(1))
 	{
@@ -1509,11 +1545,7 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 	SPIPlanPtr	plan;
 	CachedPlanSource *ps;
 	ListCell   *lc;
-	int			ret;
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, REGTYPEARRAYOID, TEXTARRAYOID, INT4OID, BOOLOID};
 	int			nestlevel;
-	Datum		args[6];
-	char		argnulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	for (int i = 0; i < 4; i++)
 		if (PG_ARGISNULL(i))
@@ -1590,6 +1622,9 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 			continue;
 		if (get_rel_namespace(relid) == PG_CATALOG_NAMESPACE)
 			continue;
+		/* its owner will run it for callers it could not otherwise serve */
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
 		for (int i = 0; i < ntags; i++)
 			tagged |= (tag_relids[i] == relid);
 		if (!tagged)
@@ -1601,29 +1636,37 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 	}
 	SPI_freeplan(plan);
 
-	args[0] = CStringGetTextDatum(name);
-	args[1] = CStringGetTextDatum(sql);
-	args[2] = PG_GETARG_DATUM(2);
-	args[3] = PG_GETARG_DATUM(3);
-	args[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
-	argnulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
-	args[5] = PG_ARGISNULL(5) ? BoolGetDatum(false) : PG_GETARG_DATUM(5);
-
-	ret = SPI_execute_with_args("INSERT INTO housing_cache.queries "
-								"(name, sql, param_types, tags, ttl_seconds, vary_by_role) "
-								"VALUES ($1, $2, $3, $4, $5, $6) "
-								"ON CONFLICT (name) DO UPDATE SET sql = EXCLUDED.sql, "
-								"param_types = EXCLUDED.param_types, tags = EXCLUDED.tags, "
-								"ttl_seconds = EXCLUDED.ttl_seconds, vary_by_role = EXCLUDED.vary_by_role "
-								"WHERE NOT queries.builtin",
-								6, argtypes, args, argnulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not store query \"%s\": %s", name, SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot replace built-in query \"%s\"", name)));
+	HcCatalogStoreQuery(name, sql, PG_GETARG_DATUM(2), PG_GETARG_DATUM(3),
+						PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4),
+						!PG_ARGISNULL(5) && PG_GETARG_BOOL(5),
+						/* 0.1.0's definition has no fetchable argument */
+						PG_NARGS() < 7 || PG_ARGISNULL(6) || PG_GETARG_BOOL(6));
 	hc_unpin_search_path(nestlevel);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * housing_cache.unregister_query(name text) RETURNS boolean
+ *
+ * Remove a registered query; returns whether it existed.  Only its owner
+ * (or a member of it, or a superuser) may.
+ */
+Datum
+housing_cache_unregister_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	bool		found;
+	int			nestlevel;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nestlevel = hc_pin_search_path();
+	found = HcCatalogDeleteQuery(name);
+	hc_unpin_search_path(nestlevel);
+	SPI_finish();
+	PG_RETURN_BOOL(found);
 }

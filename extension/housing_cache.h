@@ -276,6 +276,29 @@ extern void HcFlightEnd(int slot, HcFillOutcome outcome);
 extern void HcInvalidationInit(void);
 extern bool HcXactMayHaveWritten(const Oid *relids, int nrelids);
 extern void HcRememberTag(const char *tag, int len);
+extern void HcInvalidateTable(const char *table_tag);
+
+/* ---- the catalog (catalog.c) ---- */
+typedef struct HcQueryRow
+{
+	char	   *sql;
+	Datum		param_types;	/* oid[] */
+	Datum		tags;			/* text[] */
+	int			ttl_seconds;	/* 0: the default */
+	bool		vary_by_role;
+	bool		fetchable;
+	Oid			owner;
+	char	   *extension;		/* that registered it, or NULL */
+} HcQueryRow;
+
+extern Oid	HcCatalogRelid(const char *table);
+extern bool HcCatalogLookupWatched(const char *table_tag, Oid *relid,
+								   char **partition_column, char **id_column);
+extern bool HcCatalogReadQuery(const char *name, HcQueryRow *row);
+extern void HcCatalogStoreQuery(const char *name, const char *sql,
+								Datum param_types, Datum tags, int ttl_seconds,
+								bool vary_by_role, bool fetchable);
+extern bool HcCatalogDeleteQuery(const char *name);
 
 /* ---- engine (engine.c) ---- */
 typedef enum HcTier
@@ -283,7 +306,7 @@ typedef enum HcTier
 	HC_TIER_NONE,
 	HC_TIER_L1,
 	HC_TIER_L2,
-	HC_TIER_DB,
+	HC_TIER_MISS,				/* computed by running the query, and stored */
 	HC_TIER_BYPASS,
 	HC_TIER_NOT_MODIFIED		/* the caller's ETag matched: nothing fetched */
 } HcTier;
@@ -293,7 +316,7 @@ typedef struct HcLastLookup
 	HcTier		tier;
 	char		key[HC_KEY_MAXLEN];
 	int64		elapsed_us;
-	char		reason[64];		/* why a bypass happened, '' otherwise */
+	char		bypass_reason[64];	/* why the cache was bypassed, '' otherwise */
 	int32		ttl_remaining_s;	/* of the answer served; -1 unknown */
 } HcLastLookup;
 

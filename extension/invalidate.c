@@ -335,8 +335,8 @@ HcXactMayHaveWritten(const Oid *relids, int nrelids)
  * finer tag depend on, and the table's reset tag "T/<star>", which every finer tag
  * of the table implies.
  */
-static void
-remember_table_reset(const char *table_tag)
+void
+HcInvalidateTable(const char *table_tag)
 {
 	StringInfoData buf;
 
@@ -443,7 +443,7 @@ remember_row(const char *table_tag, const char *partition_col,
 	 * the whole table rather than miss a tag.
 	 */
 	if (!ok)
-		remember_table_reset(table_tag);
+		HcInvalidateTable(table_tag);
 }
 
 /*
@@ -482,7 +482,7 @@ row_limit_reached(const char *table_tag)
 		return true;
 	if (++tr->rows > hc_escalate_rows)
 	{
-		remember_table_reset(table_tag);
+		HcInvalidateTable(table_tag);
 		tr->escalated = true;
 		return true;
 	}
@@ -532,13 +532,13 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
-		remember_table_reset(table_tag);
+		HcInvalidateTable(table_tag);
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
 		/* a statement trigger other than TRUNCATE: be safe, reset the table */
-		remember_table_reset(table_tag);
+		HcInvalidateTable(table_tag);
 		return PointerGetDatum(NULL);
 	}
 
@@ -578,7 +578,7 @@ housing_cache_invalidate(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 
 	if (strchr(tag, '/') == NULL)
-		remember_table_reset(tag);
+		HcInvalidateTable(tag);
 	else
 		HcRememberTag(tag, len);
 	PG_RETURN_VOID();

@@ -6,6 +6,13 @@
  * Counters are cluster-wide atomics (shmem.c); reading them takes no lock,
  * so a row may mix counts from a few microseconds apart.
  *
+ * The row-returning functions fill the columns their SQL definition
+ * declares, by name (as pg_stat_statements serves each of its API
+ * versions): a column this library does not know is NULL, one the
+ * definition lacks is left out.  So the SQL of an earlier version keeps
+ * working with a newer library until ALTER EXTENSION ... UPDATE, and a
+ * newer definition never reads a column into the wrong place.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,40 +24,86 @@
 
 #include "housing_cache.h"
 
-PG_FUNCTION_INFO_V1(housing_cache_stats);
+PG_FUNCTION_INFO_V1(housing_cache_get_stats);
+PG_FUNCTION_INFO_V1(housing_cache_stats);	/* 0.1.0's name */
 PG_FUNCTION_INFO_V1(housing_cache_reset_stats);
 PG_FUNCTION_INFO_V1(housing_cache_last_lookup);
 
-#define STATS_COLS	(HC_STAT_COUNT + 3)
+/* the columns of housing_cache.stats, in HcStat order */
+static const char *const stat_names[HC_STAT_COUNT] = {
+	"l1_hits",
+	"l2_hits",
+	"misses",
+	"db_executions",
+	"bypasses",
+	"l1_stores",
+	"l1_evictions",
+	"l2_stores",
+	"l2_rejects",
+	"oversize",
+	"redis_errors",
+	"breaker_skips",
+	"breaker_opens",
+	"breaker_closes",
+	"fill_waits",
+	"fill_timeouts",
+	"early_refreshes",
+	"stale_served",
+	"invalidations",
+	"invalidated_commits",
+	"publishes",
+	"publish_failures",
+};
 
-/*
- * housing_cache.stats(): one row, the counters in HcStat order, then
- * breaker_state, preloaded and stats_reset.
- */
-Datum
-housing_cache_stats(PG_FUNCTION_ARGS)
+static TupleDesc
+result_tupdesc(FunctionCallInfo fcinfo)
 {
 	TupleDesc	tupdesc;
-	Datum		values[STATS_COLS];
-	bool		nulls[STATS_COLS];
-	int			i;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (tupdesc->natts != STATS_COLS)
-		elog(ERROR, "housing_cache.stats() expects %d columns; reinstall the extension", STATS_COLS);
+	return tupdesc;
+}
 
-	memset(nulls, 0, sizeof(nulls));
-	for (i = 0; i < HC_STAT_COUNT; i++)
-		values[i] = Int64GetDatum(hc_shared ? (int64) pg_atomic_read_u64(&hc_shared->stats[i]) : 0);
-	values[i++] = CStringGetTextDatum(HcBreakerState());
-	values[i++] = BoolGetDatum(hc_shared != NULL);
-	if (hc_shared && pg_atomic_read_u64(&hc_shared->stats_reset_at) != 0)
-		values[i] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&hc_shared->stats_reset_at));
-	else
-		nulls[i] = true;
+/*
+ * housing_cache.get_stats(): one row of counters, with breaker_state,
+ * preloaded and stats_reset.
+ */
+Datum
+housing_cache_get_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc = result_tupdesc(fcinfo);
+	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
 
+	for (int c = 0; c < tupdesc->natts; c++)
+	{
+		const char *col = NameStr(TupleDescAttr(tupdesc, c)->attname);
+		int			s;
+
+		nulls[c] = false;
+		for (s = 0; s < HC_STAT_COUNT; s++)
+			if (strcmp(col, stat_names[s]) == 0)
+				break;
+		if (s < HC_STAT_COUNT)
+			values[c] = Int64GetDatum(hc_shared ? (int64) pg_atomic_read_u64(&hc_shared->stats[s]) : 0);
+		else if (strcmp(col, "breaker_state") == 0)
+			values[c] = CStringGetTextDatum(HcBreakerState());
+		else if (strcmp(col, "preloaded") == 0)
+			values[c] = BoolGetDatum(hc_shared != NULL);
+		else if (strcmp(col, "stats_reset") == 0 && hc_shared &&
+				 pg_atomic_read_u64(&hc_shared->stats_reset_at) != 0)
+			values[c] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&hc_shared->stats_reset_at));
+		else
+			nulls[c] = true;
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+housing_cache_stats(PG_FUNCTION_ARGS)
+{
+	return housing_cache_get_stats(fcinfo);
 }
 
 /*
@@ -69,52 +122,46 @@ housing_cache_reset_stats(PG_FUNCTION_ARGS)
 
 /*
  * housing_cache.last_lookup(): how this session's last cached call was
- * served, its key, entity tag and remaining TTL.  All NULL before the first
- * one.
+ * served (tier), its key, the time it took, why it bypassed the cache, its
+ * entity tag and remaining TTL.  All NULL before the first one.
  */
 Datum
 housing_cache_last_lookup(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
-	static const char *const tiers[] = {NULL, "l1", "l2", "db", "bypass", "not_modified"};
+	static const char *const tiers[] = {NULL, "l1", "l2", "miss", "bypass", "not_modified"};
+	TupleDesc	tupdesc = result_tupdesc(fcinfo);
+	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
+	const HcLastLookup *lk = &hc_last_lookup;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	for (int c = 0; c < tupdesc->natts; c++)
+	{
+		const char *col = NameStr(TupleDescAttr(tupdesc, c)->attname);
 
-	if (hc_last_lookup.tier == HC_TIER_NONE)
-	{
-		for (int i = 0; i < 6; i++)
-			nulls[i] = true;
-	}
-	else
-	{
-		values[0] = CStringGetTextDatum(tiers[hc_last_lookup.tier]);
-		if (hc_last_lookup.key[0])
-			values[1] = CStringGetTextDatum(hc_last_lookup.key);
-		else
-			nulls[1] = true;
-		values[2] = Int64GetDatum(hc_last_lookup.elapsed_us);
-		if (hc_last_lookup.reason[0])
-			values[3] = CStringGetTextDatum(hc_last_lookup.reason);
-		else
-			nulls[3] = true;
-		if (hc_last_lookup.key[0])
+		nulls[c] = true;
+		if (lk->tier == HC_TIER_NONE)
+			continue;
+		nulls[c] = false;
+		if (strcmp(col, "tier") == 0)
+			values[c] = CStringGetTextDatum(tiers[lk->tier]);
+		else if (strcmp(col, "key") == 0 && lk->key[0])
+			values[c] = CStringGetTextDatum(lk->key);
+		else if (strcmp(col, "elapsed_us") == 0)
+			values[c] = Int64GetDatum(lk->elapsed_us);
+		else if (strcmp(col, "bypass_reason") == 0 && lk->bypass_reason[0])
+			values[c] = CStringGetTextDatum(lk->bypass_reason);
+		else if (strcmp(col, "etag") == 0 && lk->key[0])
 		{
 			/* the entity tag: the key's digest, quoted */
-			const char *key = hc_last_lookup.key;
 			char		etag[2 * HC_DIGEST_LEN + 3];
 
-			snprintf(etag, sizeof(etag), "\"%s\"", key + strlen(key) - 2 * HC_DIGEST_LEN);
-			values[4] = CStringGetTextDatum(etag);
+			snprintf(etag, sizeof(etag), "\"%s\"", lk->key + strlen(lk->key) - 2 * HC_DIGEST_LEN);
+			values[c] = CStringGetTextDatum(etag);
 		}
+		else if (strcmp(col, "ttl_remaining_s") == 0 && lk->ttl_remaining_s >= 0)
+			values[c] = Int32GetDatum(lk->ttl_remaining_s);
 		else
-			nulls[4] = true;
-		if (hc_last_lookup.ttl_remaining_s >= 0)
-			values[5] = Int32GetDatum(hc_last_lookup.ttl_remaining_s);
-		else
-			nulls[5] = true;
+			nulls[c] = true;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -68,7 +68,7 @@ def served(v, before, after, n):
     d = stats_delta(before, after)
     if not n:
         return d
-    return {"l1": d["l1_hits"] / n, "l2": d["l2_hits"] / n, "db": d["misses"] / n,
+    return {"l1": d["l1_hits"] / n, "l2": d["l2_hits"] / n, "miss": d["misses"] / n,
             "bypass": d["bypasses"] / n, "db_executions": d["db_executions"],
             "redis_errors": d["redis_errors"], "breaker_skips": d["breaker_skips"]}
 

@@ -21,14 +21,14 @@ def served_text(runs):
     tot = {}
     for r in runs:
         for k, v in (r.get("served") or {}).items():
-            if isinstance(v, (int, float)) and k in ("l1", "l2", "db", "bypass", "pgpool"):
+            if isinstance(v, (int, float)) and k in ("l1", "l2", "miss", "bypass", "pgpool"):
                 tot.setdefault(k, []).append(v)
     parts = []
-    for k in ("l1", "l2", "db", "bypass", "pgpool"):
+    for k in ("l1", "l2", "miss", "bypass", "pgpool"):
         if k in tot:
             v = sum(tot[k]) / len(tot[k])
             if v >= 0.0005:
-                parts.append("%s %s" % ({"db": "miss", "pgpool": "pgpool cache"}.get(k, k),
+                parts.append("%s %s" % ({"pgpool": "pgpool cache"}.get(k, k),
                                         "%.1f%%" % (100 * v) if v < 0.995 else "100%"))
     opened = sum(1 for r in runs if (r.get("served") or {}).get("breaker_skips"))
     if opened:

@@ -66,7 +66,7 @@ def measure(ctx, kind, label, target, sql, pgo, db, rec, length=None):
         d = stats_delta(before, server.stats(db))
         n = max(1, r["n"])
         entry["served"] = {"l1": d["l1_hits"] / n, "l2": d["l2_hits"] / n,
-                           "db": d["misses"] / n, "bypass": d["bypasses"] / n,
+                           "miss": d["misses"] / n, "bypass": d["bypasses"] / n,
                            "oversize": d["oversize"]}
     rec.append(entry)
 

@@ -114,7 +114,7 @@ class Context:
         log("PostgreSQL A (L1 + L2) on 127.0.0.1:%d" % self.pg_a.port)
         a = self.pg_a
         a.psql("CREATE DATABASE housing", db="postgres")
-        a.psql("CREATE EXTENSION housing_cache")
+        a.psql("CREATE EXTENSION housing_portal CASCADE")
         log("generating %d listings" % cfg.rows)
         self.timed("generate %d listings" % cfg.rows,
                    lambda: a.psql("SELECT housing_cache.generate_listings(%d)" % cfg.rows))
@@ -138,7 +138,7 @@ class Context:
             db = "housing_%d" % n
             log("generating %d listings in %s" % (n, db))
             a.psql("CREATE DATABASE %s" % db, db="postgres")
-            a.psql("CREATE EXTENSION housing_cache", db=db)
+            a.psql("CREATE EXTENSION housing_portal CASCADE", db=db)
             a.psql("SELECT housing_cache.generate_listings(%d)" % n, db=db)
             a.psql("VACUUM ANALYZE housing.listings", db=db)
 

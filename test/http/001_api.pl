@@ -53,7 +53,7 @@ like($r->{headers}{etag} // '', qr/^"[0-9a-f]{32,}"$/, 'search: strong ETag');
 like($r->{headers}{'cache-control'} // '',
 	qr/^public, max-age=\d+, stale-while-revalidate=\d+$/, 'search: Cache-Control');
 is($r->{headers}{'x-cache'}, 'MISS', 'search: first call computed');
-like($r->{headers}{'server-timing'} // '', qr/^cache;desc="db";dur=[\d.]+$/, 'search: Server-Timing');
+like($r->{headers}{'server-timing'} // '', qr/^cache;desc="miss";dur=[\d.]+$/, 'search: Server-Timing');
 is(ref $r->{json}, 'HASH', 'search: JSON body');
 is(scalar @{ $r->{json}{items} }, 5, 'search: 5 items');
 is($r->{json}{items}[0]{city}, 'Boston', 'search: Boston');

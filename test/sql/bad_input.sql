@@ -179,7 +179,7 @@ SELECT housing_cache.register_query('bad.args', 'SELECT ''1''::json',
 SELECT housing_cache.register_query('bad.args', 'SELECT ''1''::json', '{}',
     array_fill('housing.listings'::text, ARRAY[9]));
 SELECT housing_cache.register_query('bad.args', repeat(' ', 1000000), '{}', '{housing.listings}');
-SELECT name FROM housing_cache.queries WHERE NOT builtin;
+SELECT name FROM housing_cache.queries WHERE fetchable;
 
 --
 -- the extension's own objects still work after all that

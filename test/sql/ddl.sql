@@ -21,7 +21,7 @@ CREATE TABLE public.offers_south PARTITION OF public.offers FOR VALUES IN ('sout
 INSERT INTO public.offers VALUES
     (1, 'north', 100), (2, 'north', 200), (3, 'south', 300), (4, 'south', 400);
 SELECT housing_cache.watch_table('public.offers', 'region');
-SELECT relid, table_tag, partition_by, key_column
+SELECT relid, table_tag, partition_column, id_column
   FROM housing_cache.watched_tables WHERE relid = 'public.offers'::regclass;
 -- the row trigger is cloned to the partitions; each has a TRUNCATE trigger
 SELECT tgrelid::regclass AS rel, tgname, tgenabled, tgparentid <> 0 AS cloned

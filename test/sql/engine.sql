@@ -28,13 +28,13 @@ SELECT housing_cache.register_query('agents.by_id',
 SET client_min_messages = warning;
 SELECT housing_cache.watch_table('public.agents', 'region');
 RESET client_min_messages;
-SELECT relid, table_tag, partition_by, key_column, builtin
+SELECT relid, table_tag, partition_column, id_column
   FROM housing_cache.watched_tables ORDER BY table_tag;
 SELECT tgname, tgenabled, pg_get_triggerdef(oid) AS definition
   FROM pg_trigger WHERE tgrelid = 'public.agents'::regclass ORDER BY tgname;
 -- watching again replaces the settings
 SELECT housing_cache.watch_table('public.agents');
-SELECT table_tag, partition_by, key_column FROM housing_cache.watched_tables
+SELECT table_tag, partition_column, id_column FROM housing_cache.watched_tables
  WHERE relid = 'public.agents'::regclass;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'public.agents'::regclass;
 SELECT housing_cache.watch_table('public.agents', 'region');
@@ -68,15 +68,16 @@ SELECT housing_cache.register_query('agents.vs_listings',
                                'listings', (SELECT count(*) FROM housing.listings
                                              WHERE city = $2 AND status = 'active'))$$,
     '{integer,text}', '{public.agents,housing.listings/city=$2}');
-SELECT name, sql IS NOT NULL AS has_sql, param_types, tags, ttl_seconds, vary_by_role, builtin
-  FROM housing_cache.queries WHERE NOT builtin ORDER BY name;
+SELECT name, sql IS NOT NULL AS has_sql, param_types, tags, ttl_seconds, vary_by_role, fetchable,
+       owner::text = current_user AS mine, extension
+  FROM housing_cache.queries WHERE fetchable ORDER BY name;
 -- while queries are registered on a table, how its writes are tagged
 -- cannot change: their tags would no longer match
 SELECT housing_cache.watch_table('public.agents');
 SELECT housing_cache.watch_table('public.agents', 'name');
 -- watching it again the same way is fine
 SELECT housing_cache.watch_table('public.agents', 'region');
-SELECT table_tag, partition_by, key_column FROM housing_cache.watched_tables
+SELECT table_tag, partition_column, id_column FROM housing_cache.watched_tables
  WHERE relid = 'public.agents'::regclass;
 
 SELECT housing_cache.fetch('agents.by_id', '44');
@@ -258,7 +259,7 @@ SELECT housing_cache.register_query('bad.ttl',
     $$SELECT json_agg(a) FROM public.agents a$$, tags => '{public.agents}',
     ttl_seconds => 2592001);
 -- none of the failed registrations was stored
-SELECT name FROM housing_cache.queries WHERE NOT builtin ORDER BY name;
+SELECT name FROM housing_cache.queries WHERE fetchable ORDER BY name;
 
 --
 -- an answer is never served to a role that may not see it

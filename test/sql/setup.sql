@@ -4,16 +4,16 @@
 -- share.  Nothing printed here or later depends on whether Redis is up.
 --
 SET timezone = 'UTC';
-CREATE EXTENSION housing_cache;
+CREATE EXTENSION housing_portal CASCADE;
 
 SELECT extname, extversion, nspname AS schema
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'housing_cache';
 
 -- The built-in queries and the watched listings table.
-SELECT name, param_types, tags, ttl_seconds, vary_by_role, builtin
+SELECT name, param_types, tags, ttl_seconds, vary_by_role, fetchable, owner::text = current_user AS owned_by_installer
   FROM housing_cache.queries ORDER BY name;
-SELECT relid, table_tag, partition_by, key_column, builtin
+SELECT relid, table_tag, partition_column, id_column
   FROM housing_cache.watched_tables ORDER BY table_tag;
 
 -- 30 listings in four cities (Boston 12, Denver, Austin and Seattle 6 each).

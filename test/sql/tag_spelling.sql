@@ -109,12 +109,16 @@ SET timezone = 'UTC';
 INSERT INTO spell.tsz VALUES (3, '2026-01-02 09:00:00+09');
 SELECT housing_cache.fetch('spell.tsz_literal') AS after;
 
--- Types whose values cannot be spelled from their identity are refused.
-CREATE TABLE spell.js (id int PRIMARY KEY, c json, p point);
+-- Types whose values cannot be spelled from their identity are refused, by
+-- watch_table() and, for a column whose type changed since, by
+-- register_query().
+CREATE TABLE spell.js (id int PRIMARY KEY, c json, p point, t text);
 SELECT housing_cache.watch_table('spell.js', 'c');
-SELECT housing_cache.register_query('spell.js', 'SELECT json_agg(id) FROM spell.js WHERE c::text = $1::text',
-    '{json}', '{spell.js/c=$1}');
 SELECT housing_cache.watch_table('spell.js', 'p');
+SELECT housing_cache.watch_table('spell.js', 't');
+ALTER TABLE spell.js ALTER COLUMN t TYPE json USING t::json;
+SELECT housing_cache.register_query('spell.js', 'SELECT json_agg(id) FROM spell.js WHERE t::text = $1::text',
+    '{json}', '{spell.js/t=$1}');
 -- ... and a parameter of another type than its column.
 SELECT housing_cache.register_query('spell.num_int', 'SELECT json_agg(id) FROM spell.num WHERE c = $1',
     '{int}', '{spell.num/c=$1}');

@@ -59,13 +59,13 @@ sub scenario
 	my $expect = sub {
 		my ($what, $tier, $label) = @_;
 		my $r = fetch($s, $call{$what});
-		is($r->{tier}, $tier, "$n: $label: $what is " . ($tier eq 'db' ? 'recomputed' : 'still cached'));
+		is($r->{tier}, $tier, "$n: $label: $what is " . ($tier eq 'miss' ? 'recomputed' : 'still cached'));
 		return $r->{json};
 	};
 
 	for my $what (sort keys %call)
 	{
-		is(fetch($s, $call{$what})->{tier}, 'db', "$n: $what: first call runs the query");
+		is(fetch($s, $call{$what})->{tier}, 'miss', "$n: $what: first call runs the query");
 		is(fetch($s, $call{$what})->{tier}, $cached, "$n: $what: second call is cached");
 	}
 
@@ -82,12 +82,12 @@ sub scenario
 	$j = $expect->('listing1', $cached, $label);
 	is($j->{price_cents}, 31000000, "$n: $label: listing 1 (another Boston row) keeps its price");
 
-	$j = $expect->('boston', 'db', $label);
+	$j = $expect->('boston', 'miss', $label);
 	my ($two) = grep { $_->{id} == 2 } @{ $j->{items} };
 	is($two->{price_cents}, 12000000, "$n: $label: the Boston search shows listing 2's new price");
-	$j = $expect->('boston_cheap', 'db', $label);
+	$j = $expect->('boston_cheap', 'miss', $label);
 	is($j->{items}[0]{id}, 2, "$n: $label: the cheapest Boston listing is now listing 2");
-	$j = $expect->('boston_stats', 'db', $label);
+	$j = $expect->('boston_stats', 'miss', $label);
 	is($j->{avg_price_cents}, (31 + 12 + 33 + 34 + 35) * 1000000 / 5,
 		"$n: $label: the Boston average includes the new price");
 
@@ -102,16 +102,16 @@ sub scenario
 	$j = $expect->('listing1', $cached, $label);
 	is($j->{title}, 'Listing 1', "$n: $label: listing 1's page is unchanged");
 	$expect->('boston', $cached, $label);
-	$j = $expect->('listing6', 'db', $label);
+	$j = $expect->('listing6', 'miss', $label);
 	is($j->{title}, 'Renovated 6', "$n: $label: listing 6's page shows its new title");
-	$expect->('denver', 'db', $label);
-	$expect->('denver_stats', 'db', $label);
+	$expect->('denver', 'miss', $label);
+	$expect->('denver_stats', 'miss', $label);
 
 	# --- a write to listing 1 itself -------------------------------------------
 	$node->safe_psql('postgres',
 		"UPDATE housing.listings SET bedrooms = 7 WHERE id = 1");
 	$label = 'after a write to listing 1';
-	$j = $expect->('listing1', 'db', $label);
+	$j = $expect->('listing1', 'miss', $label);
 	is($j->{bedrooms}, 7, "$n: $label: listing 1's page shows its new bedrooms");
 	$j = $expect->('listing6', $cached, $label);
 	is($j->{title}, 'Renovated 6', "$n: $label: listing 6's page is still cached, unchanged");
@@ -122,18 +122,18 @@ sub scenario
 		"UPDATE housing.listings SET city = 'Denver', neighborhood = 'Highland' WHERE id = 3");
 	$label = 'after listing 3 moved to Denver';
 
-	$j = $expect->('boston', 'db', $label);
+	$j = $expect->('boston', 'miss', $label);
 	is($j->{total}, 4, "$n: $label: Boston has 4 listings");
 	is_deeply(ids($j), [ 1, 2, 4, 5 ], "$n: $label: ... without listing 3");
-	$j = $expect->('denver', 'db', $label);
+	$j = $expect->('denver', 'miss', $label);
 	is($j->{total}, 6, "$n: $label: Denver has 6 listings");
 	is_deeply(ids($j), [ 3, 6, 7, 8, 9, 10 ], "$n: $label: ... with listing 3");
-	$j = $expect->('listing3', 'db', $label);
+	$j = $expect->('listing3', 'miss', $label);
 	is($j->{city}, 'Denver', "$n: $label: listing 3's page says Denver");
 	is($j->{neighborhood}, 'Highland', "$n: $label: ... in Highland");
-	$j = $expect->('boston_stats', 'db', $label);
+	$j = $expect->('boston_stats', 'miss', $label);
 	is($j->{active_count}, 4, "$n: $label: Boston stats count 4");
-	$j = $expect->('denver_stats', 'db', $label);
+	$j = $expect->('denver_stats', 'miss', $label);
 	is($j->{active_count}, 6, "$n: $label: Denver stats count 6");
 	$expect->('listing1', $cached, $label);
 

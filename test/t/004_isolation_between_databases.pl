@@ -24,7 +24,7 @@ my $node_a = new_node('cluster_a', redis => $redis, conf => $conf);
 my $node_b = new_node('cluster_b', redis => $redis, conf => $conf);
 
 $node_a->safe_psql('postgres', 'CREATE DATABASE other');
-$node_a->safe_psql('other', 'CREATE EXTENSION housing_cache');
+$node_a->safe_psql('other', 'CREATE EXTENSION housing_portal CASCADE');
 
 # Where each copy of the data lives, and listing 1's price there.
 my @places = (
@@ -69,7 +69,7 @@ for my $call (sort keys %calls)
 	for my $p (@places)
 	{
 		my $r = fetch($p, $call);
-		is($r->{tier}, 'db', "$p->{name}: $call: first call runs the query");
+		is($r->{tier}, 'miss', "$p->{name}: $call: first call runs the query");
 		is($calls{$call}{price}->($r->{json}), $p->{price},
 			"$p->{name}: $call: first call shows this database's price");
 		$keys{ $r->{key} } = 1;
@@ -99,7 +99,7 @@ my ($a_pg, $a_other, $b_pg) = @places;
 $a_other->{node}->safe_psql('other', 'UPDATE housing.listings SET price_cents = 88800000 WHERE id = 1');
 
 my $r = fetch($a_other, 'housing_cache.get_listing(1)');
-is($r->{tier}, 'db', 'after a write in database other, its listing 1 is recomputed');
+is($r->{tier}, 'miss', 'after a write in database other, its listing 1 is recomputed');
 is($r->{json}{price_cents}, 88800000, '... with the new price');
 for my $p ($a_pg, $b_pg)
 {

@@ -171,7 +171,7 @@ is($node->safe_psql('postgres', 'SELECT title FROM housing.listings WHERE id = 2
 	'Listing 20, renamed', 'the write is committed');
 is($node->safe_psql('postgres',
 		"SELECT (housing_cache.get_listing(20))->>'title'; SELECT tier FROM housing_cache.last_lookup()"),
-	"Listing 20, renamed\ndb", 'the write invalidated the cached listing anyway');
+	"Listing 20, renamed\nmiss", 'the write invalidated the cached listing anyway');
 
 $node->stop;
 

@@ -50,7 +50,7 @@ sub scenario
 
 	for my $call ($listing, $boston)
 	{
-		is(fetch($reader, $call)->{tier}, 'db', "$n: $call fills");
+		is(fetch($reader, $call)->{tier}, 'miss', "$n: $call fills");
 		is(fetch($reader, $call)->{tier}, $cached, "$n: $call is cached");
 	}
 
@@ -65,7 +65,7 @@ sub scenario
 	# Another session commits a new price, a third one caches the new answer.
 	$node->safe_psql('postgres', 'UPDATE housing.listings SET price_cents = 77700000 WHERE id = 1');
 	$r = fetch($reader, $listing);
-	is($r->{tier}, 'db', "$n: after the commit, a READ COMMITTED call recomputes");
+	is($r->{tier}, 'miss', "$n: after the commit, a READ COMMITTED call recomputes");
 	is($r->{json}{price_cents}, 77700000, "$n: ... the new price");
 	is(fetch($reader, $listing)->{tier}, $cached, "$n: ... and caches it");
 	is(price_of(fetch($reader, $boston)->{json}, 1), 77700000,

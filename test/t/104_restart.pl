@@ -4,7 +4,7 @@
 # start, so an answer stored in Redis before a restart could carry the very
 # key of a later read.  The restart epoch in every key prevents that: after
 # a restart L1 is empty and nothing stored in Redis before it is reachable,
-# so the first read runs the query ('db'), whatever Redis still holds.
+# so the first read runs the query ('miss'), whatever Redis still holds.
 #
 # Cases: fill, write, restart, read (the dangerous one: the generation after
 # the restart equals the one of the first, now stale, answer); fill, restart
@@ -58,7 +58,7 @@ sub set_version
 
 # Item 1 at version 1 is cached under generation 0 of its tag...
 my $r = read_item(1);
-is_deeply([ $r->{tier}, $r->{version} ], [ 'db', 1 ], 'item 1: first read runs the query');
+is_deeply([ $r->{tier}, $r->{version} ], [ 'miss', 1 ], 'item 1: first read runs the query');
 my $old_key = $r->{key};
 is(read_item(1)->{tier}, 'l1', 'item 1: second read is an L1 hit');
 is($redis->cli('EXISTS', $old_key), '1', 'item 1: its answer is in Redis');
@@ -66,7 +66,7 @@ is($redis->cli('EXISTS', $old_key), '1', 'item 1: its answer is in Redis');
 # ...then written (generation 1) and cached again at version 2.
 set_version(1, 2);
 $r = read_item(1);
-is_deeply([ $r->{tier}, $r->{version} ], [ 'db', 2 ], 'item 1: after the write, the new version');
+is_deeply([ $r->{tier}, $r->{version} ], [ 'miss', 2 ], 'item 1: after the write, the new version');
 isnt($r->{key}, $old_key, 'item 1: ... under a new key');
 is(read_item(1)->{tier}, 'l1', 'item 1: ... then cached');
 
@@ -84,13 +84,13 @@ $node->restart;
 is($redis->cli('EXISTS', $old_key), '1', 'the stale answer of item 1 is still in Redis');
 $r = read_item(1);
 is($r->{version}, 2, 'item 1 after the restart: the current version, not the one Redis still holds');
-is($r->{tier}, 'db', 'item 1 after the restart: first read runs the query (L1 empty, old L2 entries unreachable)');
+is($r->{tier}, 'miss', 'item 1 after the restart: first read runs the query (L1 empty, old L2 entries unreachable)');
 isnt($r->{key}, $old_key, 'item 1 after the restart: a key unlike the one before the write');
 is(read_item(1)->{tier}, 'l1', 'item 1 after the restart: second read is an L1 hit');
 
 # Restart without writes: still right, filled again once.
 $r = read_item(2);
-is_deeply([ $r->{tier}, $r->{version} ], [ 'db', 1 ],
+is_deeply([ $r->{tier}, $r->{version} ], [ 'miss', 1 ],
 	'item 2 after the restart, no write: right answer, from the database');
 isnt($r->{key}, $key2, 'item 2 after the restart: a new key (new epoch)');
 is($redis->cli('EXISTS', $key2), '1', '... although its old answer is still in Redis');
@@ -99,7 +99,7 @@ is(read_item(2)->{tier}, 'l1', 'item 2 after the restart: then cached');
 # Restart, then write, then read.
 set_version(3, 2);
 $r = read_item(3);
-is_deeply([ $r->{tier}, $r->{version} ], [ 'db', 2 ],
+is_deeply([ $r->{tier}, $r->{version} ], [ 'miss', 2 ],
 	'item 3: written after the restart, read: the new version');
 is(read_item(3)->{version}, 2, 'item 3: and again, cached');
 
@@ -126,7 +126,7 @@ like(slurp_file($node->logfile), qr/all server processes terminated; reinitializ
 
 $r = read_item(4);
 is($r->{version}, 2, 'item 4 after the crash restart: the current version');
-is($r->{tier}, 'db', 'item 4 after the crash restart: first read runs the query');
+is($r->{tier}, 'miss', 'item 4 after the crash restart: first read runs the query');
 isnt($r->{key}, $key4, 'item 4 after the crash restart: not the key of its first, stale answer');
 
 is(stat($node, 'redis_errors'), 0, 'no Redis error along the way');

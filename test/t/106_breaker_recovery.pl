@@ -55,14 +55,14 @@ my @sessions = map { $node->background_psql('postgres') } 1 .. 4;
 for my $s (@sessions)
 {
 	my $out = $s->query_safe(sprintf($FETCH, 1));
-	like($out, qr/^1\n(db|l2)$/, 'a session reads item 1 through Redis');
+	like($out, qr/^1\n(miss|l2)$/, 'a session reads item 1 through Redis');
 }
 
 $redis->kill9;
 $redis->start;
 
 # A new session fills item 2 into the restarted Redis.
-is($node->safe_psql('postgres', sprintf($FETCH, 2)), "2\ndb", 'after the Redis restart, item 2 is filled');
+is($node->safe_psql('postgres', sprintf($FETCH, 2)), "2\nmiss", 'after the Redis restart, item 2 is filled');
 is($node->safe_psql('postgres', sprintf($FETCH, 2)), "2\nl2", '... and served from Redis to a new session');
 
 my $opens0 = stat($node, 'breaker_opens');

@@ -231,7 +231,7 @@ sub check_cache_headers
 	like($h->{'Cache-Control'}, qr/^public, max-age=[0-5], stale-while-revalidate=\d+$/,
 		"$name: Cache-Control public, max-age at most http_max_age (5)");
 	is($h->{'X-Cache'}, $tier, "$name: X-Cache $tier");
-	like($h->{'Server-Timing'}, qr/^cache;desc="(l1|l2|db|not_modified)";dur=\d+\.\d{3}$/,
+	like($h->{'Server-Timing'}, qr/^cache;desc="(l1|l2|miss|not_modified)";dur=\d+\.\d{3}$/,
 		"$name: Server-Timing");
 	return $h->{ETag};
 }

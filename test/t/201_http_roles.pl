@@ -189,13 +189,13 @@ is(sql(q{SELECT count(*) FROM pg_proc p
 
 # --- another database of the same cluster; the extension dropped and back --
 $node->safe_psql('postgres', 'CREATE DATABASE other');
-$node->safe_psql('other', 'CREATE EXTENSION housing_cache; SELECT housing_cache.setup_api_roles()');
+$node->safe_psql('other', 'CREATE EXTENSION housing_portal CASCADE; SELECT housing_cache.setup_api_roles()');
 is($node->safe_psql('other',
 		q{SELECT has_function_privilege('web_anon', 'api.listing(bigint)', 'EXECUTE')}),
 	't', 'setup in a second database reuses the roles and grants there');
 is(sql($members_sql), $members, '... without changing memberships');
 
-sql(q{DROP EXTENSION housing_cache; CREATE EXTENSION housing_cache;
+sql(q{DROP EXTENSION housing_portal; CREATE EXTENSION housing_portal;
     SELECT housing_cache.setup_api_roles()});
 is(sql(q{SELECT has_function_privilege('web_anon', 'api.cache_stats()', 'EXECUTE')}), 't',
 	'after DROP and CREATE EXTENSION, setup grants again');

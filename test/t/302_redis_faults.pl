@@ -168,7 +168,7 @@ for my $case (@cases)
 	my $r = cached($call);
 	is($r->{error}, undef, "$what: no error");
 	is($r->{value}, truth($call), "$what: the right answer");
-	is_deeply([ $r->{tier}, $r->{key} ], [ 'db', $key ], "$what: a miss on that key, computed from the database");
+	is_deeply([ $r->{tier}, $r->{key} ], [ 'miss', $key ], "$what: a miss on that key, computed from the database");
 	cmp_ok(stat_of("l2_rejects") - $rejects0, ">=", 1, "$what: counted in l2_rejects");
 	is(substr($resp->cmd('GET', $key) // '', 0, 4), "HCV\x02", "$what: replaced by a valid value");
 	is(cached($call)->{tier}, 'l2', "$what: then served from Redis again");
@@ -187,7 +187,7 @@ diag("l2_rejects rose by $rejected for " . scalar(@cases) . ' reads of bad value
 	my $errors0 = stat_of('redis_errors');
 	my $r = cached($call);
 	is($r->{error}, undef, 'a list under the key: no error');
-	is_deeply([ $r->{value}, $r->{tier} ], [ truth($call), 'db' ], 'a list under the key: the right answer, from the database');
+	is_deeply([ $r->{value}, $r->{tier} ], [ truth($call), 'miss' ], 'a list under the key: the right answer, from the database');
 	cmp_ok(stat_of('redis_errors'), '>', $errors0, 'a list under the key: counted in redis_errors');
 	is(cached($call)->{tier}, 'l2', 'a list under the key: replaced, then served from Redis');
 }
@@ -277,10 +277,10 @@ diag("l2_rejects rose by $rejected for " . scalar(@cases) . ' reads of bad value
 	my ($stores0, $errors0) = (stat_of('l2_stores'), stat_of('redis_errors'));
 	my $r = cached($c6);
 	is($r->{error}, undef, 'full: a miss gets no error');
-	is_deeply([ $r->{value}, $r->{tier} ], [ truth($c6), 'db' ], 'full: ... and the right answer, from the database');
+	is_deeply([ $r->{value}, $r->{tier} ], [ truth($c6), 'miss' ], 'full: ... and the right answer, from the database');
 	is(stat_of('l2_stores'), $stores0, 'full: ... which Redis did not store');
 	cmp_ok(stat_of('redis_errors'), '>', $errors0, 'full: the refused store is counted in redis_errors');
-	is(cached($c6)->{tier}, 'db', 'full: the same call is computed again');
+	is(cached($c6)->{tier}, 'miss', 'full: the same call is computed again');
 	is(cached($c5)->{tier}, 'l2', 'full: answers stored before are still served from Redis');
 	write_sql('UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = 5');
 	$r = cached($c5);
@@ -303,7 +303,7 @@ diag("l2_rejects rose by $rejected for " . scalar(@cases) . ' reads of bad value
 		"SELECT ($c7)::text; SELECT tier FROM housing_cache.last_lookup()",
 		stdout => \$out, stderr => \$err);
 	is_deeply([ $rc, $err ], [ 0, '' ], 'no client slot: a new session reads without error');
-	is($out, truth($c7) . "\ndb", 'no client slot: ... the right answer, from the database');
+	is($out, truth($c7) . "\nmiss", 'no client slot: ... the right answer, from the database');
 	$resp->cmd('CONFIG', 'SET', 'maxclients', '10000');
 	ok(poll_tier($c7, 'l2'),
 		'no client slot: once slots are free, new sessions are served from Redis');

@@ -81,7 +81,7 @@ sub check_after_fault
 	{
 		my $r = read_call($call);
 		is($r->{value}, truth($call), "$label: $call: the current answer");
-		is($r->{tier}, 'db', "$label: $call: computed (nothing from before is reachable)");
+		is($r->{tier}, 'miss', "$label: $call: computed (nothing from before is reachable)");
 		ok(!$keys_before->{ $r->{key} }, "$label: $call: under a key not used before");
 		like(read_call($call)->{tier}, qr/^l[12]$/, "$label: $call: then cached again");
 	}

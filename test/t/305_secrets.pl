@@ -101,7 +101,7 @@ sub stat_of { return scalar $admin->selectrow_array("SELECT $_[0] FROM housing_c
 
 # --- AUTH ----------------------------------------------------------------------------
 
-is(cached($admin, 'housing_cache.get_listing(1)')->{tier}, 'db', 'AUTH: a first read computes');
+is(cached($admin, 'housing_cache.get_listing(1)')->{tier}, 'miss', 'AUTH: a first read computes');
 is(cached($admin, 'housing_cache.get_listing(1)')->{tier}, 'l2', 'AUTH: the second is served from the password-protected Redis');
 cmp_ok($redis->cli('DBSIZE'), '>', 0, 'AUTH: Redis holds the answer');
 {
@@ -201,11 +201,11 @@ sub wait_l2
 	my $errors0 = stat_of('redis_errors');
 	my $r = cached($s, 'housing_cache.get_listing(2)');
 	is($r->{error}, undef, 'wrong password: no error for the caller');
-	is_deeply([ $r->{value}, $r->{tier} ], [ truth('housing_cache.get_listing(2)'), 'db' ], 'wrong password: the right answer, computed');
+	is_deeply([ $r->{value}, $r->{tier} ], [ truth('housing_cache.get_listing(2)'), 'miss' ], 'wrong password: the right answer, computed');
 	is(HcReliability::Resp->new(port => $redis->port, password => $password)->cmd('EXISTS', $r->{key}), 0,
 		'wrong password: nothing was stored');
 	cmp_ok(stat_of('redis_errors'), '>', $errors0, 'wrong password: counted in redis_errors');
-	is(cached($s, 'housing_cache.get_listing(2)')->{tier}, 'db', 'wrong password: every read is a miss');
+	is(cached($s, 'housing_cache.get_listing(2)')->{tier}, 'miss', 'wrong password: every read is a miss');
 	my $log = slurp_file($node->logfile, $log_offset);
 	like($log, qr/housing_cache: Redis at 127\.0\.0\.1:\d+ is unavailable \(AUTH: [^)]+\)/,
 		'wrong password: the failed AUTH is logged');
@@ -266,7 +266,7 @@ for my $case (
 	$resp->cmd('SET', $key, $bytes, 'PX', 600000);
 	my $rejects0 = stat_of('l2_rejects');
 	$r = cached($admin, $call);
-	is_deeply([ $r->{error}, $r->{tier}, $r->{value} ], [ undef, 'db', truth($call) ],
+	is_deeply([ $r->{error}, $r->{tier}, $r->{value} ], [ undef, 'miss', truth($call) ],
 		"MAC: forged value, $what: a miss, the right answer");
 	cmp_ok(stat_of('l2_rejects'), '>', $rejects0, "MAC: forged value, $what: counted in l2_rejects");
 }
@@ -302,7 +302,7 @@ my $s = DBI->connect($dsn, '', '', { AutoCommit => 1, RaiseError => 0, PrintErro
 is($s->selectrow_array('SHOW housing_cache.value_secret_file'), $secret_file, 'rotation: the new secret file is in force');
 my $rejects0 = stat_of('l2_rejects');
 $r = cached($s, $call6);
-is_deeply([ $r->{error}, $r->{tier}, $r->{value} ], [ undef, 'db', truth($call6) ],
+is_deeply([ $r->{error}, $r->{tier}, $r->{value} ], [ undef, 'miss', truth($call6) ],
 	'rotation: the value stored under the old secret is a miss');
 cmp_ok(stat_of('l2_rejects'), '>', $rejects0, 'rotation: ... counted in l2_rejects');
 is(cached($s, $call6)->{tier}, 'l2', 'rotation: stored again under the new secret');

@@ -38,7 +38,7 @@ my $node = new_node('hostile_sql', redis => $redis,
 my $db = 'hostile';
 $node->safe_psql('postgres',
 	"CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'");
-$node->safe_psql($db, 'CREATE EXTENSION housing_cache');
+$node->safe_psql($db, 'CREATE EXTENSION housing_portal CASCADE');
 $ENV{PGCLIENTENCODING} = 'UTF8';
 
 # --- setup ------------------------------------------------------------------------
@@ -774,7 +774,7 @@ check_group('privileges', "housing_cache.get_listing(4)::jsonb->'id'", '4', 1);
 my $adb = 'hostile_ascii';
 $node->safe_psql('postgres',
 	"CREATE DATABASE $adb TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'");
-$node->safe_psql($adb, 'CREATE EXTENSION housing_cache; SELECT housing_cache.generate_listings(50);');
+$node->safe_psql($adb, 'CREATE EXTENSION housing_portal CASCADE; SELECT housing_cache.generate_listings(50);');
 $case_db = $adb;
 $ENV{PGCLIENTENCODING} = 'SQL_ASCII';    # bytes in, bytes out
 for my $v ([ 'invalid UTF-8', q{E'\\xc3\\x28'} ], [ 'lone continuation byte', q{E'\\x80'} ],
@@ -826,7 +826,7 @@ for my $call (
 }
 
 my @names = split /\n/, $node->safe_psql($db,
-	"SELECT name FROM housing_cache.queries WHERE NOT builtin ORDER BY name");
+	"SELECT name FROM housing_cache.queries WHERE fetchable ORDER BY name");
 my @expected = sort('hostile.by_city', 'hostile.by_id', keys %registered);
 my %is_expected = map { $_ => 1 } @expected;
 is_deeply([ grep { !$is_expected{$_} } @names ], [], 'no query registered that no case meant to register');

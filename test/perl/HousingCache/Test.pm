@@ -47,8 +47,8 @@ our @EXPORT_OK = @EXPORT;
 
 Create a PostgreSQL::Test::Cluster node, initialize it, preload
 housing_cache pointed at Redis on 127.0.0.1, start it, run
-C<CREATE EXTENSION housing_cache> in the C<postgres> database, and return
-the node.  Options:
+C<CREATE EXTENSION housing_portal CASCADE> (the engine and the housing
+portal on it) in the C<postgres> database, and return the node.  Options:
 
 =over
 
@@ -70,6 +70,10 @@ them (e.g. C<shared_preload_libraries = ''>).
 =item create_extension => 0
 
 Do not run C<CREATE EXTENSION>.
+
+=item create_extension => 'housing_cache'
+
+Install the engine alone.
 
 =item start => 0
 
@@ -109,8 +113,8 @@ sub new_node
     return $node if defined $opts{start} && !$opts{start};
     $node->start;
 
-    $node->safe_psql('postgres', 'CREATE EXTENSION housing_cache')
-      unless defined $opts{create_extension} && !$opts{create_extension};
+    my $ext = $opts{create_extension} // 'housing_portal';
+    $node->safe_psql('postgres', "CREATE EXTENSION $ext CASCADE") if $ext;
 
     return $node;
 }

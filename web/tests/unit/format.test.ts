@@ -106,7 +106,7 @@ describe("Server-Timing", () => {
 
   it("describes it briefly", () => {
     expect(describeServerTiming('cache;desc="l1";dur=0.042')).toBe("l1 0.042 ms");
-    expect(describeServerTiming('cache;desc="db";dur=12.5')).toBe("db 12.5 ms");
+    expect(describeServerTiming('cache;desc="miss";dur=12.5')).toBe("miss 12.5 ms");
     expect(describeServerTiming(null)).toBe("—");
   });
 });

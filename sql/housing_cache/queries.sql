@@ -1,0 +1,33 @@
+----------------------------------------------------------------------------
+-- Registered queries
+----------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION housing_cache.register_query(
+    name text,
+    sql text,
+    param_types regtype[] DEFAULT '{}',
+    tags text[] DEFAULT '{}',
+    ttl_seconds int DEFAULT NULL,
+    vary_by_role boolean DEFAULT false,
+    fetchable boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'housing_cache_register_query'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean) IS
+    'Register (or, as its owner, replace) a named, parameterized SELECT returning one json value, with the tags its answer depends on';
+REVOKE ALL ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION housing_cache.unregister_query(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'housing_cache_unregister_query'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION housing_cache.unregister_query(text) IS
+    'Remove a registered query (its owner only); returns whether it existed';
+REVOKE ALL ON FUNCTION housing_cache.unregister_query(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION housing_cache.fetch(name text, VARIADIC params text[] DEFAULT '{}')
+RETURNS json
+AS 'MODULE_PATHNAME', 'housing_cache_fetch'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION housing_cache.fetch(text, text[]) IS
+    'Answer a registered query from the cache, or by running it; parameters are given as text';
