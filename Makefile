@@ -14,18 +14,23 @@ OBJS = \
 	extension/housing_cache.o \
 	extension/guc.o \
 	extension/shmem.o \
-	extension/generation.o \
 	extension/tag.o \
-	extension/redis.o \
+	extension/generation.o \
+	extension/key.o \
 	extension/value.o \
+	extension/redis.o \
 	extension/breaker.o \
 	extension/l1.o \
 	extension/singleflight.o \
+	extension/message.o \
 	extension/invalidate.o \
 	extension/catalog.o \
-	extension/engine.o \
-	portal/listings.o \
-	extension/stats.o
+	extension/ddl.o \
+	extension/registry.o \
+	extension/conditional.o \
+	extension/fetch.o \
+	extension/stats.o \
+	portal/listings.o
 
 # Install scripts.  Every released version's scripts stay shipped, so that
 # ALTER EXTENSION ... UPDATE works from each; the current version's are

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * generation.c
- *	  Tags, generations and keys.
+ *	  The generation protocol: generation slots, read by readers, marked,
+ *	  bumped and unmarked by committing writers.
  *
- * A tag names something a cached answer depends on: a whole table
+ * A tag (tag.c) names something a cached answer depends on: a whole table
  * ("housing.listings"), one partition value of it
  * ("housing.listings/city=Boston") or one row ("housing.listings/id=42").
  * Each tag hashes, together with the database, to one of a fixed number of
@@ -12,29 +13,58 @@
  * needlessly, never serve stale data, and nothing is ever allocated or
  * evicted.
  *
- * The key of a cached answer is a SHA-256 digest over everything that
- * identifies it: cluster, database, restart epoch, the query's definition,
- * its canonical parameters, and the generation of every tag it depends on.
- * A bump therefore makes every older key unreachable, in L1 and in Redis
- * alike; nothing is deleted, TTLs reclaim the space.  Keys are digests, so
- * no caller-supplied text ever reaches Redis.
+ * A slot packs two things in one 64-bit word, so that a reader gets both
+ * with one atomic read and a committing writer changes both with one atomic
+ * add: the low HC_INFLIGHT_BITS bits count the writers that passed
+ * PRE_COMMIT but have not yet bumped (in flight); the rest is the
+ * generation.
+ *
+ * Why no read is stale after a commit
+ * -----------------------------------
+ * Writers (invalidate.c) remember the slots their rows touch.  Then:
+ *
+ *	 PRE_COMMIT	  each touched slot is marked: in flight + 1 (HcSlotMark);
+ *	 (the commit record is written and becomes visible to other snapshots)
+ *	 COMMIT		  each touched slot is bumped: generation + 1 and in flight
+ *				  - 1, in one atomic add (HcSlotBump);
+ *	 ABORT		  if PRE_COMMIT marked the slots, they are unmarked: in flight
+ *				  - 1, generations left alone (HcSlotUnmark).
+ *
+ * Readers (fetch.c) read the generations of the slots of their tags first
+ * (HcReadGenerations), and bypass the cache when any slot is in flight.
+ * Only then do they look the key up, or take the snapshot their query runs
+ * on.  Hence:
+ *
+ *	 - a read that starts after COMMIT returned sees the bumped generation (the
+ *	   bump happens before the client hears of the commit), so its key is new
+ *	   and no answer stored before the bump can match it;
+ *	 - a read that runs while the commit is becoming visible sees the slot in
+ *	   flight and goes to the database;
+ *	 - a fill whose snapshot predates the commit read the old generations
+ *	   before its snapshot, so it lands under the old key, which nobody can
+ *	   reach any more;
+ *	 - a rolled-back write bumps nothing;
+ *	 - a transaction that wrote (or may write, in the same statement) what a
+ *	   query reads sees rows nobody else sees: it neither reads nor fills
+ *	   the cache (invalidate.c, HcXactMayHaveWritten).
+ *
+ * The writes are atomic adds, with neither a lock nor an allocation: the
+ * COMMIT callback that bumps must not raise an error.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
-
-#include "access/xlog.h"
-#include "lib/stringinfo.h"
-#include "miscadmin.h"
-
 #include "housing_cache.h"
+
+#define HC_INFLIGHT_BITS	20
+#define HC_INFLIGHT_MASK	((UINT64CONST(1) << HC_INFLIGHT_BITS) - 1)
+#define HC_GENERATION_ONE	(UINT64CONST(1) << HC_INFLIGHT_BITS)
 
 /*
  * Read the generations of the given slots.  Returns false when a writer that
  * touched one of them is between PRE_COMMIT and its bump: the caller must then
- * neither serve nor fill a cached answer (see invalidate.c for why).
+ * neither serve nor fill a cached answer.
  *
  * Called before the reader takes the snapshot its query runs on; taking a
  * snapshot acquires ProcArrayLock, which orders these reads before it.
@@ -53,110 +83,23 @@ HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens)
 	return true;
 }
 
-/*
- * Keys are digested as they are built, component by component, with one
- * SHA-256 context per backend: every cached call computes a key, and neither
- * a buffer of the key material nor a fresh OpenSSL context (as pg_cryptohash
- * sets up per call) is worth its cost on the hit path.  Key building never
- * nests, so one context suffices; an error in the middle of one leaves it to
- * be reset by the next HcKeyBegin.
- */
-static EVP_MD_CTX *
-key_context(void)
+/* PRE_COMMIT: a writer that touched the slot is in flight */
+void
+HcSlotMark(uint32 slot)
 {
-	static EVP_MD *md = NULL;
-	static EVP_MD_CTX *ctx = NULL;
-
-	if (md == NULL)
-	{
-		md = EVP_MD_fetch(NULL, "SHA256", NULL);
-		if (md == NULL)
-			elog(ERROR, "could not load SHA-256 from OpenSSL");
-	}
-	if (ctx == NULL)
-	{
-		ctx = EVP_MD_CTX_new();
-		if (ctx == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-	}
-	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1)
-		elog(ERROR, "could not start a cache key");
-	return ctx;
+	pg_atomic_fetch_add_u64(&hc_shared->slots[slot], 1);
 }
 
-/*
- * Start a digest with no namespace (for definitions).
- */
+/* COMMIT: the slot's generation moves on, and the writer is no longer in flight */
 void
-HcKeyBegin(HcKeyBuilder *kb)
+HcSlotBump(uint32 slot)
 {
-	kb->ctx = key_context();
+	pg_atomic_fetch_add_u64(&hc_shared->slots[slot], HC_GENERATION_ONE - 1);
 }
 
-/*
- * Start a key: the namespace every key shares in this database and epoch.
- */
+/* ABORT after PRE_COMMIT: the writer is no longer in flight, nothing changed */
 void
-HcKeyInit(HcKeyBuilder *kb)
+HcSlotUnmark(uint32 slot)
 {
-	uint64		sysid = GetSystemIdentifier();
-	uint32		db = MyDatabaseId;
-
-	HcKeyBegin(kb);
-	HcKeyAdd(kb, "hc-key-2", 8);
-	HcKeyAdd(kb, &sysid, sizeof(sysid));
-	HcKeyAdd(kb, &db, sizeof(db));
-	HcKeyAdd(kb, &hc_shared->epoch, sizeof(hc_shared->epoch));
-}
-
-/*
- * Add one length-prefixed component, so that ("ab", "c") and ("a", "bc")
- * never produce the same key; NULL is its own marker.
- */
-void
-HcKeyAdd(HcKeyBuilder *kb, const void *data, int len)
-{
-	int32		n = (data == NULL) ? -1 : len;
-
-	if (EVP_DigestUpdate((EVP_MD_CTX *) kb->ctx, &n, sizeof(n)) != 1 ||
-		(data != NULL && len > 0 &&
-		 EVP_DigestUpdate((EVP_MD_CTX *) kb->ctx, data, len) != 1))
-		elog(ERROR, "could not compute a cache key");
-}
-
-/*
- * The first HC_DIGEST_LEN bytes of the digest.
- */
-void
-HcKeyDigest(HcKeyBuilder *kb, uint8 *digest)
-{
-	unsigned char full[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (EVP_DigestFinal_ex((EVP_MD_CTX *) kb->ctx, full, &n) != 1 || n < HC_DIGEST_LEN)
-		elog(ERROR, "could not compute a cache key");
-	memcpy(digest, full, HC_DIGEST_LEN);
-}
-
-/*
- * Finish a key: its digest, and the Redis key (prefix + 32 hex digits)
- * printed into keytext, which has room for HC_KEY_MAXLEN.
- */
-void
-HcKeyFinish(HcKeyBuilder *kb, uint8 *digest, char *keytext)
-{
-	static const char hex[] = "0123456789abcdef";
-	int			n;
-
-	HcKeyDigest(kb, digest);
-	n = strlcpy(keytext, hc_key_prefix, HC_KEY_MAXLEN - 2 * HC_DIGEST_LEN);
-	n = Min(n, HC_KEY_MAXLEN - 2 * HC_DIGEST_LEN - 1);
-	for (int i = 0; i < HC_DIGEST_LEN; i++)
-	{
-		keytext[n++] = hex[digest[i] >> 4];
-		keytext[n++] = hex[digest[i] & 0xf];
-	}
-	keytext[n] = '\0';
+	pg_atomic_fetch_sub_u64(&hc_shared->slots[slot], 1);
 }

@@ -60,5 +60,6 @@ _PG_init(void)
 
 	/* transaction callbacks are registered once, here, for every backend */
 	HcInvalidationInit();
-	HcEngineInit();
+	HcRegistryInit();
+	HcConditionalInit();
 }

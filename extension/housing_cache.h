@@ -3,20 +3,64 @@
  * housing_cache.h
  *	  Declarations shared by the modules of the housing_cache extension.
  *
- * Modules, one concern each:
+ * Modules, one concern each (dependencies go down the list, never up):
  *	  housing_cache.c	_PG_init and the shared-memory hooks
  *	  guc.c				configuration parameters
  *	  shmem.c			shared state: generations, stats, epoch, breaker
- *	  generation.c		tags, generations and keys
- *	  redis.c			the Redis client (L2)
+ *	  tag.c				how values are spelled in tags; a tag's slot
+ *	  generation.c		the generation protocol: slots read, marked,
+ *						bumped, unmarked (and why no read is stale)
+ *	  key.c				the key of a cached answer
  *	  value.c			the format of a stored answer
+ *	  redis.c			the Redis client (L2)
  *	  breaker.c			the Redis circuit breaker
  *	  l1.c				L1, answers in shared memory
  *	  singleflight.c	one fill per key at a time
- *	  invalidate.c		row triggers and the commit callback
- *	  engine.c			registered queries and the cached read path
- *	  listings.c		the housing portal's listing entry points
+ *	  message.c			the invalidation message published after commit
+ *	  invalidate.c		row triggers, invalidate(), the commit callback
+ *	  catalog.c			watched_tables and queries: reads, writes, privileges
+ *	  ddl.c				DDL around watched tables (event trigger helpers)
+ *	  registry.c		registered queries: definitions, checks, the cache
+ *						of definitions, register_query()
+ *	  conditional.c		If-None-Match for the next cached call
+ *	  fetch.c			the read path: bypass, key, L1, L2, fill
  *	  stats.c			stats view, reset and last_lookup()
+ *	  ../portal/listings.c	the housing portal's entry points (extension
+ *						housing_portal, same library)
+ *
+ * Wording.  One word for one idea, in C, SQL, stats and docs:
+ *	  tag			what an answer depends on: a table ("T"), a partition
+ *					value ("T/column=value"), a row ("T/id=42"); "T/<star>"
+ *					is the table's reset tag, which every finer tag implies
+ *	  slot			where a tag's generation lives, in shared memory
+ *	  generation	a slot's counter; bumped by every commit that touched it
+ *	  in flight		a slot marked by a writer between PRE_COMMIT and COMMIT
+ *	  key			the digest naming one cached answer (never a table's key
+ *					column: that is its id column)
+ *	  partition column, id column   the columns a watched table's writes
+ *					are tagged by
+ *	  hit			an answer served from L1 or L2
+ *	  miss			none there: the query runs and its answer is stored
+ *	  fill			that run-and-store, claimed by one session at a time
+ *	  bypass		the query runs without the cache (a bypass reason says why)
+ *	  not modified	the caller's If-None-Match names the key: nothing sent
+ *	  entity tag	an answer's HTTP ETag: its key's digest, quoted
+ *	  owner			the role that registered a query; runner: who runs it
+ *	  breaker		the Redis circuit breaker, shared by every backend
+ *
+ * Locks and callbacks.  No Redis or SPI call is made under a lock.
+ *	  shmem.c		AddinShmemInitLock at startup only
+ *	  generation.c	none: atomic reads and adds
+ *	  l1.c			its partition LWLocks, held for a copy in or out
+ *	  singleflight.c its LWLock, held to claim or release a fill; waits on a
+ *					condition variable outside it
+ *	  breaker.c		none: atomics
+ *	  invalidate.c	XactCallback (PRE_COMMIT marks, COMMIT bumps, ABORT
+ *					unmarks: no error, no allocation at COMMIT) and a
+ *					ResourceReleaseCallback (publish after the locks are gone)
+ *	  registry.c	a relcache callback (drop definitions)
+ *	  conditional.c	an XactCallback (a condition never outlives its
+ *					transaction)
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +69,7 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
@@ -97,18 +142,6 @@ typedef enum HcStat
 	HC_STAT_COUNT
 } HcStat;
 
-/*
- * A generation slot packs two things in one 64-bit word so that a reader gets
- * both with one atomic read, and a committing writer changes both with one
- * atomic add:
- *	 low HC_INFLIGHT_BITS bits: writers that passed PRE_COMMIT but have not yet
- *	 bumped (in flight);
- *	 the rest: the generation.
- */
-#define HC_INFLIGHT_BITS	20
-#define HC_INFLIGHT_MASK	((UINT64CONST(1) << HC_INFLIGHT_BITS) - 1)
-#define HC_GENERATION_ONE	(UINT64CONST(1) << HC_INFLIGHT_BITS)
-
 typedef struct HcSharedState
 {
 	uint64		epoch;			/* random, new at every shared memory init */
@@ -139,7 +172,7 @@ HcStatAdd(HcStat stat, uint64 n)
 
 #define HcStatInc(stat) HcStatAdd((stat), 1)
 
-/* ---- tags, generations and keys (generation.c) ---- */
+/* ---- the generation protocol (generation.c) and keys (key.c) ---- */
 
 /* at most this many tags per cached answer (after template expansion) */
 #define HC_MAX_TAGS		16
@@ -151,6 +184,10 @@ HcStatAdd(HcStat stat, uint64 n)
 #define HC_KEY_MAXLEN	(64 + 2 * HC_DIGEST_LEN + 1)
 
 extern bool HcReadGenerations(const uint32 *slots, int nslots, uint64 *gens);
+extern void HcSlotMark(uint32 slot);
+extern void HcSlotBump(uint32 slot);
+extern void HcSlotUnmark(uint32 slot);
+
 typedef struct HcKeyBuilder
 {
 	void	   *ctx;			/* OpenSSL digest context */
@@ -272,6 +309,14 @@ typedef enum HcFillOutcome
 
 extern void HcFlightEnd(int slot, HcFillOutcome outcome);
 
+/* ---- the invalidation message (message.c) ---- */
+extern void HcMessageAddTag(const char *tag, int len);
+extern void HcMessagePrepare(void);
+extern bool HcMessagePrepared(void);
+extern void HcMessagePublish(void);
+extern void HcMessageForgetTags(void);
+extern void HcMessageForget(void);
+
 /* ---- invalidation (invalidate.c) ---- */
 extern void HcInvalidationInit(void);
 extern bool HcXactMayHaveWritten(const Oid *relids, int nrelids);
@@ -300,7 +345,73 @@ extern void HcCatalogStoreQuery(const char *name, const char *sql,
 								bool vary_by_role, bool fetchable);
 extern bool HcCatalogDeleteQuery(const char *name);
 
-/* ---- engine (engine.c) ---- */
+/* ---- registered queries (registry.c) ---- */
+#define HC_MAX_PARAMS		32
+#define HC_MAX_TEMPLATES	(HC_MAX_TAGS / 2)
+
+/*
+ * A tag template: a table tag alone, "T/col=$n", or a literal "T/col=value".
+ */
+typedef struct HcTagTemplate
+{
+	char	   *table_tag;		/* "housing.listings" */
+	char	   *prefix;			/* "housing.listings/city=", NULL if table only */
+	int			param;			/* 1-based parameter, 0 for a literal */
+	char	   *literal;		/* the whole tag, when param == 0 */
+	HcTagSpeller speller;		/* how the column's values are spelled */
+	/* generation slots that do not depend on parameters, set at load */
+	uint32		table_slot;		/* of the table tag */
+	uint32		reset_slot;		/* of the table's reset tag */
+	uint32		literal_slot;	/* of the literal tag */
+} HcTagTemplate;
+
+/*
+ * A registered query's definition, loaded from the catalog and checked
+ * (registry.c), cached per backend until the catalog or a relation it reads
+ * changes.
+ */
+typedef struct HcQueryDef
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* everything below that is palloc'd */
+	int			nparams;
+	Oid			paramtypes[HC_MAX_PARAMS];
+	Oid			typoutput[HC_MAX_PARAMS];
+	bool		param_is_oid[HC_MAX_PARAMS];	/* a reg* type: keyed by OID */
+	int			ntemplates;
+	HcTagTemplate templates[HC_MAX_TEMPLATES];
+	int			ttl_seconds;	/* 0: housing_cache.default_ttl */
+	bool		vary_by_role;
+	bool		fetchable;		/* may be called through fetch() */
+	Oid			owner;			/* the role that registered it */
+	int			nrelids;
+	Oid		   *relids;			/* relations the query reads */
+	int			nvisible;
+	Oid		   *visible;		/* ... with their partitions and children:
+								 * whose rows its answer may show */
+	int			nfuncs;
+	Oid		   *funcs;			/* functions it calls whose EXECUTE is restricted */
+	int			nas;
+	Oid		   *as_relids;		/* relations read as another role (views) ... */
+	Oid		   *as_users;		/* ... and that role */
+	bool		keyed_by_role;	/* vary_by_role, or it calls code run as the caller */
+	Oid			result_output;	/* output function of the result column */
+	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
+	SPIPlanPtr	plan;
+} HcQueryDef;
+
+extern void HcRegistryInit(void);
+extern HcQueryDef *HcGetQuery(const char *name);
+extern int	HcPinSearchPath(void);
+extern void HcUnpinSearchPath(int nestlevel);
+
+/* ---- conditional requests (conditional.c) ---- */
+extern void HcConditionalInit(void);
+extern char *HcTakeIfNoneMatch(void);
+extern bool HcEtagMatches(const char *if_none_match, const char *key);
+
+/* ---- the read path (fetch.c) ---- */
 typedef enum HcTier
 {
 	HC_TIER_NONE,
@@ -322,9 +433,7 @@ typedef struct HcLastLookup
 
 extern HcLastLookup hc_last_lookup;
 
-extern void HcEngineInit(void);
-extern char *HcTakeIfNoneMatch(void);
 extern Datum HcFetch(const char *name, int nargs, Datum *values,
-					 bool *nulls, const char *conditional, bool *isnull);
+					 bool *nulls, const char *if_none_match, bool *isnull);
 
 #endif							/* HOUSING_CACHE_H */

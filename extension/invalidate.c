@@ -6,32 +6,20 @@
  * (In these comments, "T/<star>" stands for the table tag followed by a slash
  * and an asterisk: the table's reset tag.)
  *
- * Why no read is stale after a commit
- * -----------------------------------
  * Writers, from the row triggers on watched tables, remember the tags their
- * rows touch (the table, the partition value of the OLD and the NEW row, the
- * row's key) as bits in a per-backend bitmap of generation slots.  Then:
+ * rows touch (the table, the partition column's value in the OLD and the NEW
+ * row, the row's id) as bits in a per-backend bitmap of generation slots,
+ * and list them for the invalidation message (message.c).  At the end of the
+ * transaction they follow the generation protocol (generation.c, where the
+ * argument why no read is stale after a commit is written down):
  *
- *	 PRE_COMMIT	  each touched slot's in-flight count is incremented;
- *	 (the commit record is written and becomes visible to other snapshots)
- *	 COMMIT		  each touched slot's generation is incremented and its
- *				  in-flight count decremented, in one atomic add;
- *	 ABORT		  if PRE_COMMIT marked the slots, the in-flight counts are
- *				  decremented, generations are left alone.
+ *	 PRE_COMMIT	  mark every touched slot in flight; finish the message;
+ *	 COMMIT		  bump every touched slot (generation + 1, in flight - 1);
+ *	 ABORT		  unmark the slots PRE_COMMIT marked;
+ *	 after COMMIT, once the locks are released: publish the message.
  *
- * Readers (engine.c) read the generations of the slots of their tags first,
- * and bypass the cache when any slot is in flight.  Only then do they look
- * the key up, or take the snapshot their query runs on.  Hence:
- *
- *	 - a read that starts after COMMIT returned sees the bumped generation (the
- *	   bump happens before the client hears of the commit), so its key is new
- *	   and no answer stored before the bump can match it;
- *	 - a read that runs while the commit is becoming visible sees the slot in
- *	   flight and goes to the database;
- *	 - a fill whose snapshot predates the commit read the old generations
- *	   before its snapshot, so it lands under the old key, which nobody can
- *	   reach any more;
- *	 - a rolled-back write bumps nothing.
+ * Reads (fetch.c) ask HcXactMayHaveWritten() whether this transaction may
+ * see uncommitted rows of what they read: then they go around the cache.
  *
  * The COMMIT callback must not raise an error: by then the transaction is
  * committed.  It only does atomic adds and clears preallocated memory.  The
@@ -51,17 +39,13 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/dbcommands.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "storage/lock.h"
 #include "storage/lockdefs.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -91,25 +75,8 @@ static bool marked = false;
 /* COMMIT bumped generations; the message goes out once locks are released */
 static bool publish_pending = false;
 
-/*
- * The invalidation message, built as tags are remembered and finished at
- * PRE_COMMIT, so that the COMMIT callback only has to write the commit LSN
- * into room reserved for it.
- */
-static MemoryContext publish_cxt = NULL;	/* tag lists, per transaction */
-static MemoryContext message_cxt = NULL;	/* the finished message */
-static StringInfo table_tags = NULL;	/* JSON list items, table-wide tags */
-static StringInfo other_tags = NULL;	/* JSON list items, the rest */
-static int	other_count = 0;
-static bool publish_truncated = false;
-static uint64 *seen_hashes = NULL;		/* open addressing, tags listed */
-static int	seen_size = 0;
-static int	seen_count = 0;
-static char *message = NULL;			/* prepared at PRE_COMMIT */
-static int	message_len = 0;
-static int	message_cap = 0;
-
-#define LSN_ROOM 40
+/* the table rows counted for escalation, per transaction */
+static MemoryContext xact_cxt = NULL;
 
 /*
  * Rows written per watched table in this transaction.  Past
@@ -136,133 +103,10 @@ ensure_state(void)
 		touched_words = (int) (hc_shared->nslots / 64);
 		touched = MemoryContextAllocZero(TopMemoryContext,
 										 sizeof(uint64) * touched_words);
-		publish_cxt = AllocSetContextCreate(TopMemoryContext,
-											"housing_cache invalidation",
-											ALLOCSET_SMALL_SIZES);
-		message_cxt = AllocSetContextCreate(TopMemoryContext,
-											"housing_cache invalidation message",
-											ALLOCSET_SMALL_SIZES);
+		xact_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "housing_cache invalidation",
+										 ALLOCSET_SMALL_SIZES);
 	}
-	if (table_tags == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(publish_cxt);
-
-		table_tags = makeStringInfo();
-		other_tags = makeStringInfo();
-		seen_size = 64;
-		seen_count = 0;
-		seen_hashes = palloc0(sizeof(uint64) * seen_size);
-		MemoryContextSwitchTo(old);
-	}
-}
-
-/*
- * Has this tag been listed already?  Adds it if not.  The set grows, so it
- * stays at most half full.
- */
-static bool
-seen_before(uint64 h)
-{
-	int			i;
-
-	if (2 * (seen_count + 1) > seen_size)
-	{
-		uint64	   *old = seen_hashes;
-		int			old_size = seen_size;
-
-		seen_size *= 2;
-		seen_hashes = MemoryContextAllocZero(publish_cxt, sizeof(uint64) * seen_size);
-		for (int j = 0; j < old_size; j++)
-		{
-			if (old[j] == 0)
-				continue;
-			i = (int) (old[j] & (seen_size - 1));
-			while (seen_hashes[i] != 0)
-				i = (i + 1) & (seen_size - 1);
-			seen_hashes[i] = old[j];
-		}
-		pfree(old);
-	}
-
-	i = (int) (h & (seen_size - 1));
-	while (seen_hashes[i] != 0)
-	{
-		if (seen_hashes[i] == h)
-			return true;
-		i = (i + 1) & (seen_size - 1);
-	}
-	seen_hashes[i] = h;
-	seen_count++;
-	return false;
-}
-
-/*
- * A tag as UTF-8 text for the JSON message.  Tags are in the database
- * encoding; in SQL_ASCII (no encoding at all) or UTF-8, any byte sequence
- * that is not valid UTF-8 becomes U+FFFD, so the message is always valid.
- */
-static char *
-tag_as_utf8(const char *tag, int len)
-{
-	int			enc = GetDatabaseEncoding();
-	StringInfoData out;
-
-	if (enc != PG_UTF8 && enc != PG_SQL_ASCII)
-		return pg_server_to_any(pnstrdup(tag, len), len, PG_UTF8);
-
-	initStringInfo(&out);
-	while (len > 0)
-	{
-		int			n = pg_utf_mblen((const unsigned char *) tag);
-
-		if (*tag != '\0' && n <= len && pg_utf8_islegal((const unsigned char *) tag, n))
-		{
-			appendBinaryStringInfo(&out, tag, n);
-		}
-		else
-		{
-			appendStringInfoString(&out, "\xEF\xBF\xBD");	/* U+FFFD */
-			n = 1;
-		}
-		tag += n;
-		len -= n;
-	}
-	return out.data;
-}
-
-/*
- * Add a tag to the message, once.  Table-wide tags ("T", "T/<star>") are always
- * listed; the others up to publish_max_tags, after which the message says
- * it was truncated.
- */
-static void
-list_tag(const char *tag, int len)
-{
-	bool		table_wide = (memchr(tag, '=', len) == NULL);
-	uint64		h;
-	StringInfo	dst;
-	MemoryContext old;
-	char	   *copy;
-
-	if (!table_wide && other_count >= hc_publish_max_tags)
-	{
-		publish_truncated = true;
-		return;
-	}
-	h = hash_bytes_extended((const unsigned char *) tag, len, 0x9e3779b9) | 1;
-	if (seen_before(h))
-		return;
-	if (!table_wide)
-		other_count++;
-
-	old = MemoryContextSwitchTo(publish_cxt);
-	dst = table_wide ? table_tags : other_tags;
-	if (dst->len > 0)
-		appendStringInfoChar(dst, ',');
-	copy = tag_as_utf8(tag, len);
-	escape_json(dst, copy);
-	pfree(copy);
-	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -288,10 +132,10 @@ HcRememberTag(const char *tag, int len)
 		touched_count++;
 		/* keep the invariant "marked implies every touched slot in flight" */
 		if (marked)
-			pg_atomic_fetch_add_u64(&hc_shared->slots[slot], 1);
+			HcSlotMark(slot);
 	}
 	if (hc_publish)
-		list_tag(tag, len);
+		HcMessageAddTag(tag, len);
 }
 
 /*
@@ -470,11 +314,11 @@ row_limit_reached(const char *table_tag)
 		{
 			table_rows_cap = Max(4, 2 * table_rows_cap);
 			table_rows = table_rows == NULL
-				? MemoryContextAlloc(publish_cxt, sizeof(TableRows) * table_rows_cap)
+				? MemoryContextAlloc(xact_cxt, sizeof(TableRows) * table_rows_cap)
 				: repalloc(table_rows, sizeof(TableRows) * table_rows_cap);
 		}
 		tr = &table_rows[ntable_rows++];
-		tr->table_tag = MemoryContextStrdup(publish_cxt, table_tag);
+		tr->table_tag = MemoryContextStrdup(xact_cxt, table_tag);
 		tr->rows = 0;
 		tr->escalated = false;
 	}
@@ -585,40 +429,6 @@ housing_cache_invalidate(PG_FUNCTION_ARGS)
 }
 
 /*
- * Build the message at PRE_COMMIT, where errors are still allowed:
- *	 {"v":1,"cluster":"...","database":"...","epoch":"...","xid":N,
- *	  "tags":[...],"truncated":false,"lsn":"X/Y"}
- * The LSN is only known at COMMIT; room for it is reserved.
- */
-static void
-prepare_message(void)
-{
-	StringInfoData buf;
-	char	   *dbname = get_database_name(MyDatabaseId);
-	MemoryContext old = MemoryContextSwitchTo(message_cxt);
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"v\":1,\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
-					 GetSystemIdentifier());
-	escape_json(&buf, dbname ? dbname : "");
-	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":", hc_shared->epoch);
-	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
-		appendStringInfo(&buf, "%u", XidFromFullTransactionId(GetTopFullTransactionIdIfAny()));
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfo(&buf, ",\"tags\":[%s%s%s],\"truncated\":%s,\"lsn\":",
-					 table_tags->data,
-					 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
-					 other_tags->data,
-					 publish_truncated ? "true" : "false");
-	enlargeStringInfo(&buf, LSN_ROOM);
-	message = buf.data;
-	message_len = buf.len;
-	message_cap = buf.maxlen;
-	MemoryContextSwitchTo(old);
-}
-
-/*
  * Forget this transaction's tags (the bitmap and the lists collected for the
  * message), but not a message waiting to be published.  Allocation-free.
  */
@@ -634,17 +444,12 @@ reset_tags(void)
 	}
 	touched_count = 0;
 	marked = false;
-	other_count = 0;
-	publish_truncated = false;
-	table_tags = NULL;
-	other_tags = NULL;
-	seen_hashes = NULL;
-	seen_count = 0;
 	table_rows = NULL;
 	ntable_rows = 0;
 	table_rows_cap = 0;
-	if (publish_cxt != NULL)
-		MemoryContextReset(publish_cxt);
+	if (xact_cxt != NULL)
+		MemoryContextReset(xact_cxt);
+	HcMessageForgetTags();
 }
 
 /*
@@ -654,11 +459,7 @@ static void
 reset_message(void)
 {
 	publish_pending = false;
-	message = NULL;
-	message_len = 0;
-	message_cap = 0;
-	if (message_cxt != NULL)
-		MemoryContextReset(message_cxt);
+	HcMessageForget();
 }
 
 /*
@@ -672,24 +473,18 @@ reset_state(void)
 }
 
 /*
- * Add delta to every touched slot; returns how many slots there were.
+ * Apply one step of the generation protocol to every touched slot; returns
+ * how many slots there were.  Allocation-free.
  */
 static int
-touch_slots(uint64 delta, bool subtract)
+touch_slots(void (*step) (uint32 slot))
 {
 	int			n = 0;
 
 	if (touched_count <= TOUCHED_LIST_SIZE)
 	{
 		for (int i = 0; i < touched_count; i++)
-		{
-			pg_atomic_uint64 *slot = &hc_shared->slots[touched_list[i]];
-
-			if (subtract)
-				pg_atomic_fetch_sub_u64(slot, delta);
-			else
-				pg_atomic_fetch_add_u64(slot, delta);
-		}
+			step(touched_list[i]);
 		return touched_count;
 	}
 
@@ -699,38 +494,12 @@ touch_slots(uint64 delta, bool subtract)
 
 		while (bits != 0)
 		{
-			int			b = pg_rightmost_one_pos64(bits);
-			pg_atomic_uint64 *slot = &hc_shared->slots[w * 64 + b];
-
-			if (subtract)
-				pg_atomic_fetch_sub_u64(slot, delta);
-			else
-				pg_atomic_fetch_add_u64(slot, delta);
+			step(w * 64 + pg_rightmost_one_pos64(bits));
 			bits &= bits - 1;
 			n++;
 		}
 	}
 	return n;
-}
-
-static void
-publish_after_commit(void)
-{
-	int			n;
-
-	if (message == NULL)
-		return;
-	if (XactLastCommitEnd == InvalidXLogRecPtr)
-		n = snprintf(message + message_len, message_cap - message_len, "null}");
-	else
-		n = snprintf(message + message_len, message_cap - message_len,
-					 "\"%X/%X\"}", LSN_FORMAT_ARGS(XactLastCommitEnd));
-	if (n < 0 || n >= message_cap - message_len)
-		return;
-	if (HcRedisPublish(hc_channel, message, message_len + n))
-		HcStatInc(HC_STAT_PUBLISHES);
-	else
-		HcStatInc(HC_STAT_PUBLISH_FAILURES);
 }
 
 static void
@@ -745,8 +514,8 @@ hc_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			if (hc_publish)
-				prepare_message();
-			touch_slots(1, false);
+				HcMessagePrepare();
+			touch_slots(HcSlotMark);
 			marked = true;
 			break;
 
@@ -764,21 +533,20 @@ hc_xact_callback(XactEvent event, void *arg)
 				if (!marked)
 				{
 					/* not expected: PRE_COMMIT always runs first */
-					touch_slots(1, false);
+					touch_slots(HcSlotMark);
 				}
-				/* generation + 1, in flight - 1, in one add per slot */
-				n = touch_slots(HC_GENERATION_ONE - 1, false);
+				n = touch_slots(HcSlotBump);
 				HcStatAdd(HC_STAT_INVALIDATIONS, n);
 				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
 				reset_tags();
 				/* publishing waits until the transaction's locks are gone */
-				publish_pending = (message != NULL);
+				publish_pending = HcMessagePrepared();
 			}
 			break;
 
 		case XACT_EVENT_ABORT:
 			if (marked)
-				touch_slots(1, true);
+				touch_slots(HcSlotUnmark);
 			reset_state();
 			break;
 
@@ -799,7 +567,7 @@ hc_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel || !publish_pending)
 		return;
 	if (isCommit)
-		publish_after_commit();
+		HcMessagePublish();
 	reset_message();
 }
 

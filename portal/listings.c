@@ -63,7 +63,7 @@ housing_cache_search_listings(PG_FUNCTION_ARGS)
 	int32		page_size = PG_ARGISNULL(6) ? 20 : PG_GETARG_INT32(6);
 	bool		isnull;
 	Datum		result;
-	char	   *conditional = HcTakeIfNoneMatch();
+	char	   *if_none_match = HcTakeIfNoneMatch();
 
 	if (!PG_ARGISNULL(0))
 		check_city(PG_GETARG_TEXT_PP(0));
@@ -103,7 +103,7 @@ housing_cache_search_listings(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(page_size);
 	nulls[5] = false;
 
-	result = HcFetch(query, 6, values, nulls, conditional, &isnull);
+	result = HcFetch(query, 6, values, nulls, if_none_match, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -121,12 +121,12 @@ housing_cache_get_listing(PG_FUNCTION_ARGS)
 	bool		nulls[1] = {false};
 	bool		isnull;
 	Datum		result;
-	char	   *conditional = HcTakeIfNoneMatch();
+	char	   *if_none_match = HcTakeIfNoneMatch();
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	values[0] = PG_GETARG_DATUM(0);
-	result = HcFetch("housing.listing", 1, values, nulls, conditional, &isnull);
+	result = HcFetch("housing.listing", 1, values, nulls, if_none_match, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -142,13 +142,13 @@ housing_cache_city_stats(PG_FUNCTION_ARGS)
 	bool		nulls[1] = {false};
 	bool		isnull;
 	Datum		result;
-	char	   *conditional = HcTakeIfNoneMatch();
+	char	   *if_none_match = HcTakeIfNoneMatch();
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	values[0] = PG_GETARG_DATUM(0);
 	check_city(PG_GETARG_TEXT_PP(0));
-	result = HcFetch("housing.city_stats", 1, values, nulls, conditional, &isnull);
+	result = HcFetch("housing.city_stats", 1, values, nulls, if_none_match, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);

@@ -1,0 +1,839 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *	  Registered queries: their definitions, checked and cached per backend.
+ *
+ * A registered query is a named, parameterized SELECT returning one json or
+ * jsonb value, together with the tags its answer depends on.  Tags may name a
+ * parameter: 'housing.listings/city=$1' is the tag of the city passed as $1,
+ * or, when $1 is NULL, the whole table's tag.  Registration checks that every
+ * table the query reads is watched and tagged, that a parameter used in a
+ * tag has exactly the type of the column it names, and that the column's
+ * values can be spelled in tags (tag.c), so that a writer's tag and a
+ * reader's tag are spelled alike exactly when the values are equal.  Who may
+ * register and replace queries is in catalog.c; the read path in fetch.c.
+ *
+ * Definitions are cached per backend and dropped when the catalog changes
+ * (its triggers send a relcache invalidation, catalog.c) or when a relation
+ * the query reads does (DDL, a new partition, a changed column type): every
+ * load checks the tags against the watched tables again, so a definition
+ * that no longer matches how its tables are watched fails instead of going
+ * stale.  Plans are kept with SPI_keepplan, so the plan cache revalidates
+ * them after DDL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/syscache.h"
+
+#include "housing_cache.h"
+
+PG_FUNCTION_INFO_V1(housing_cache_register_query);
+PG_FUNCTION_INFO_V1(housing_cache_unregister_query);
+
+#define HC_NAME_MAXLEN		63
+
+static HTAB *query_defs = NULL;
+static Oid	queries_relid = InvalidOid;
+
+/*
+ * Relcache callback: any change to housing_cache.queries (or a reset of the
+ * whole relcache) drops every cached definition; a change to a relation a
+ * query reads (DDL, a new partition, a column's type) drops the definitions
+ * that read it, so that their tag templates are resolved again against the
+ * table as it now is.  Plans are freed lazily, on next use, not from inside
+ * invalidation processing.
+ */
+static void
+hc_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	HcQueryDef *def;
+	bool		all;
+
+	if (query_defs == NULL)
+		return;
+	all = !OidIsValid(relid) || relid == queries_relid;
+	if (relid == queries_relid)
+		queries_relid = InvalidOid;
+	hash_seq_init(&status, query_defs);
+	while ((def = hash_seq_search(&status)) != NULL)
+	{
+		if (all)
+			def->valid = false;
+		else
+			for (int i = 0; i < def->nvisible; i++)
+				if (def->visible[i] == relid)
+					def->valid = false;
+	}
+}
+
+void
+HcRegistryInit(void)
+{
+	CacheRegisterRelcacheCallback(hc_relcache_callback, (Datum) 0);
+}
+
+/* ---------- tag templates ---------- */
+
+/*
+ * Parse one tag template.  Fills *tt (allocated in the current context).
+ * Only the syntax is checked here; hc_resolve_template checks the meaning.
+ */
+static void
+hc_parse_template(const char *tag, int nparams, HcTagTemplate *tt)
+{
+	const char *slash = strchr(tag, '/');
+	const char *eq;
+
+	memset(tt, 0, sizeof(*tt));
+	if (tag[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a tag must not be empty")));
+	if (slash == NULL)
+	{
+		tt->table_tag = pstrdup(tag);
+		return;
+	}
+	eq = strchr(slash, '=');
+	if (slash == tag || eq == NULL || eq == slash + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid tag \"%s\"", tag),
+				 errhint("A tag is a table (\"schema.table\"), \"schema.table/column=$n\" or \"schema.table/column=value\".")));
+	tt->table_tag = pnstrdup(tag, slash - tag);
+	tt->prefix = pnstrdup(tag, eq - tag + 1);
+	if (eq[1] == '$')
+	{
+		char	   *end;
+		long		n;
+
+		/* digits only, no sign, blank or leading zero */
+		errno = 0;
+		n = (eq[2] >= '1' && eq[2] <= '9') ? strtol(eq + 2, &end, 10) : 0;
+		if (n == 0 || errno != 0 || *end != '\0' || n < 1 || n > nparams)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tag \"%s\" refers to a parameter the query does not have", tag),
+					 errdetail("The query has %d parameter(s).", nparams)));
+		tt->param = (int) n;
+	}
+	else
+		tt->literal = pstrdup(tag);
+}
+
+/*
+ * A literal of a tag template ("T/col=value") as a value of the column's
+ * type.  It is read with fixed settings (TimeZone UTC, DateStyle ISO, MDY,
+ * IntervalStyle postgres), so that it means the same value in every session.
+ */
+static Datum
+hc_parse_literal(const char *text, Oid type)
+{
+	int			nestlevel = NewGUCNestLevel();
+	Oid			typinput;
+	Oid			typioparam;
+	Datum		value;
+
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	getTypeInputInfo(type, &typinput, &typioparam);
+	value = OidInputFunctionCall(typinput, (char *) text, typioparam, -1);
+	AtEOXact_GUC(true, nestlevel);
+	return value;
+}
+
+/*
+ * Resolve a parsed template against the watched tables: it must name a
+ * watched table, and a column in it must be the table's partition or key
+ * column, of a type that tags can spell (tag.c), and of the parameter's
+ * exact type.  Sets up the template's speller (in the current memory
+ * context) and spells a literal as a writer would.  Returns the table.
+ * Registration and every load of a definition run it, so that a definition
+ * that no longer matches how its table is watched fails instead of going
+ * stale.  Needs SPI.
+ */
+static Oid
+hc_resolve_template(const char *tag, HcTagTemplate *tt, const Oid *paramtypes)
+{
+	Oid			relid;
+	char	   *partition_column;
+	char	   *id_column;
+	char	   *column;
+	AttrNumber	attnum;
+	Oid			coltype;
+	int32		coltypmod;
+	Oid			colcollation;
+
+	if (!HcCatalogLookupWatched(tt->table_tag, &relid, &partition_column, &id_column))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag \"%s\" names table \"%s\", which is not watched", tag, tt->table_tag),
+				 errhint("Call housing_cache.watch_table() for it first; its tag is its schema-qualified name.")));
+	if (tt->prefix == NULL)
+		return relid;
+
+	column = pnstrdup(tt->prefix + strlen(tt->table_tag) + 1,
+					  strlen(tt->prefix) - strlen(tt->table_tag) - 2);
+	if (strcmp(column, partition_column) != 0 && strcmp(column, id_column) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag \"%s\" names column \"%s\", which is neither the partition column nor the id column of \"%s\"",
+						tag, column, tt->table_tag),
+				 partition_column[0] && id_column[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" and id column \"%s\".",
+							 partition_column, id_column)
+				 : partition_column[0]
+				 ? errdetail("Its writes are tagged by partition column \"%s\" only.", partition_column)
+				 : id_column[0]
+				 ? errdetail("Its writes are tagged by id column \"%s\" only.", id_column)
+				 : errdetail("It has no partition column and no single-column primary key.")));
+
+	attnum = get_attnum(relid, column);
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("tag \"%s\" names column \"%s\", which table \"%s\" no longer has",
+						tag, column, tt->table_tag)));
+	get_atttypetypmodcoll(relid, attnum, &coltype, &coltypmod, &colcollation);
+	if (!HcTagSpellerInit(&tt->speller, coltype, colcollation, CurrentMemoryContext))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tag \"%s\" names column \"%s\" of type %s, which tags cannot follow",
+						tag, column, format_type_be(coltype)),
+				 errdetail_internal("%s", HcTagSpellingRefusal(coltype)),
+				 errhint("Tag the table as a whole (\"%s\") instead.", tt->table_tag)));
+	if (tt->param > 0 && coltype != paramtypes[tt->param - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("parameter $%d is of type %s but column \"%s\" of \"%s\" is of type %s",
+						tt->param, format_type_be(paramtypes[tt->param - 1]),
+						column, tt->table_tag, format_type_be(coltype)),
+				 errhint("Declare the parameter with the column's type, so that its tag matches the writers' tag.")));
+	if (tt->param == 0)
+	{
+		StringInfoData buf;
+		Datum		value = hc_parse_literal(tt->literal + strlen(tt->prefix), coltype);
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, tt->prefix);
+		HcTagAppendValue(&buf, &tt->speller, value);
+		tt->literal = buf.data;
+	}
+	return relid;
+}
+
+/* ---------- the environment a query runs in ---------- */
+
+/*
+ * Registered queries are parsed, planned and run -- and the catalog of
+ * queries is read -- with search_path set to pg_catalog alone, whoever calls
+ * them: an answer shared by every session must not depend on one session's
+ * search_path (a caller could otherwise shadow a function or an operator and
+ * poison the cache for everyone).  Queries schema-qualify everything outside
+ * pg_catalog.
+ *
+ * It is set as a GUC at a new nesting level, as fmgr does for a function's
+ * SET clause, so that functions the query calls keep their own SET
+ * search_path; an error unwinds it with the transaction.
+ */
+int
+HcPinSearchPath(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+void
+HcUnpinSearchPath(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * What loading a query learns from its parse tree, for the role checks.
+ */
+typedef struct HcTreeFacts
+{
+	List	   *funcs;			/* functions whose EXECUTE is restricted */
+	List	   *as_relids;		/* relations read on behalf of another role ... */
+	List	   *as_users;		/* ... that role (a view's owner) */
+	bool		invoker_code;	/* calls code that runs as the caller */
+} HcTreeFacts;
+
+static bool
+hc_collect_func(Oid funcid, void *context)
+{
+	HcTreeFacts *facts = (HcTreeFacts *) context;
+	HeapTuple	tup;
+	bool		restricted = true;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
+		bool		isnull;
+
+		/* built-in functions with default privileges: everyone may run them */
+		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
+		restricted = !(isnull && proc->pronamespace == PG_CATALOG_NAMESPACE);
+
+		/*
+		 * A function of its own that runs as the caller may read what the
+		 * caller may read (tables it reaches, their row-level security):
+		 * nothing here can see inside it, so its answers are per role.
+		 */
+		if (proc->pronamespace != PG_CATALOG_NAMESPACE && !proc->prosecdef)
+			facts->invoker_code = true;
+		ReleaseSysCache(tup);
+	}
+	if (restricted)
+		facts->funcs = list_append_unique_oid(facts->funcs, funcid);
+	return false;
+}
+
+static bool
+hc_collect_walker(Node *node, void *context)
+{
+	HcTreeFacts *facts = (HcTreeFacts *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		/* a table inside a view is read with the view owner's rights */
+		if (rte->rtekind == RTE_RELATION && OidIsValid(rte->checkAsUser))
+		{
+			facts->as_relids = lappend_oid(facts->as_relids, rte->relid);
+			facts->as_users = lappend_oid(facts->as_users, rte->checkAsUser);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, hc_collect_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	(void) check_functions_in_node(node, hc_collect_func, context);
+	return expression_tree_walker(node, hc_collect_walker, context);
+}
+
+/*
+ * The OID alias types print an object's name as the caller's search_path
+ * would spell it, so the same text can name different objects: parameters of
+ * these types are keyed by the OID itself.
+ */
+static bool
+hc_is_reg_type(Oid type)
+{
+	switch (type)
+	{
+		case REGCLASSOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGTYPEOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* ---------- definitions ---------- */
+
+/* ---------- definitions ---------- */
+
+static void
+hc_check_name(const char *name)
+{
+	int			len = strlen(name);
+
+	if (len == 0 || len > HC_NAME_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query name must be 1 to %d characters long", HC_NAME_MAXLEN)));
+	for (const char *p = name; *p; p++)
+	{
+		if (!(isalnum((unsigned char) *p) || *p == '_' || *p == '.' || *p == '-' || *p == ':'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query name \"%s\" contains an invalid character", name),
+					 errhint("Use letters, digits, '_', '.', '-' and ':'.")));
+	}
+}
+
+/*
+ * The one plan source of a prepared query, checked to be a plain SELECT of
+ * one json or jsonb column.
+ */
+static CachedPlanSource *
+hc_check_plan(SPIPlanPtr plan, const char *name)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+	ListCell   *lc;
+	Oid			restype;
+
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must be a single SELECT statement", name)));
+	ps = (CachedPlanSource *) linitial(sources);
+	if (ps->commandTag != CMDTAG_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must be a SELECT statement", name)));
+	foreach(lc, ps->query_list)
+	{
+		Query	   *q = lfirst_node(Query, lc);
+
+		if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query \"%s\" must only read", name),
+					 errdetail("Data-modifying statements and FOR UPDATE/SHARE are not cacheable.")));
+	}
+	if (ps->resultDesc == NULL || ps->resultDesc->natts != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query \"%s\" must return exactly one column", name)));
+	restype = TupleDescAttr(ps->resultDesc, 0)->atttypid;
+	if (restype != JSONOID && restype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("query \"%s\" must return json or jsonb, not %s",
+						name, format_type_be(restype))));
+	return ps;
+}
+
+/*
+ * Digest of everything that defines a query's answers.  Re-registering a
+ * query with another text or other tags gives its answers new keys.
+ */
+static void
+hc_definition_digest(const char *name, const char *sql, int nparams,
+					 const Oid *types, Datum tags, bool vary_by_role, Oid owner,
+					 uint8 *digest)
+{
+	HcKeyBuilder buf;
+
+	HcKeyBegin(&buf);
+	HcKeyAdd(&buf, name, strlen(name));
+	HcKeyAdd(&buf, sql, strlen(sql));
+	HcKeyAdd(&buf, types, sizeof(Oid) * nparams);
+	HcKeyAdd(&buf, VARDATA_ANY(DatumGetPointer(tags)),
+			 VARSIZE_ANY_EXHDR(DatumGetPointer(tags)));
+	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
+	HcKeyAdd(&buf, &owner, sizeof(owner));
+	HcKeyDigest(&buf, digest);
+}
+
+static void
+hc_text_array(Datum arr, Datum **elems, bool **nulls, int *n)
+{
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  elems, nulls, n);
+}
+
+static void
+hc_oid_array(Datum arr, Datum **elems, bool **nulls, int *n)
+{
+	deconstruct_array(DatumGetArrayTypeP(arr), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  elems, nulls, n);
+}
+
+/*
+ * The slots of a template's fixed tags, computed once per definition.
+ */
+static void
+hc_template_slots(HcTagTemplate *tt)
+{
+	char	   *reset = psprintf("%s/*", tt->table_tag);
+
+	tt->table_slot = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+	tt->reset_slot = HcTagSlot(reset, strlen(reset));
+	if (tt->literal)
+		tt->literal_slot = HcTagSlot(tt->literal, strlen(tt->literal));
+	pfree(reset);
+}
+
+/*
+ * Load a definition from housing_cache.queries into def.  Returns false if
+ * there is no such query.  Runs inside SPI.
+ */
+static bool
+hc_load_definition(HcQueryDef *def)
+{
+	HcQueryRow	row;
+	char	   *sql;
+	Datum		typesd,
+				tagsd;
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			n;
+	MemoryContext old;
+	CachedPlanSource *ps;
+	ListCell   *lc;
+
+	if (!HcCatalogReadQuery(def->name, &row))
+		return false;
+	sql = row.sql;
+	typesd = row.param_types;
+	tagsd = row.tags;
+	def->ttl_seconds = row.ttl_seconds;
+	def->vary_by_role = row.vary_by_role;
+	def->fetchable = row.fetchable;
+	def->owner = row.owner;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(def->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the owner of cached query \"%s\" no longer exists", def->name),
+				 errhint("Register the query again, as an existing role.")));
+
+	old = MemoryContextSwitchTo(def->cxt);
+
+	hc_oid_array(typesd, &elems, &elnulls, &n);
+	if (n > HC_MAX_PARAMS)
+		elog(ERROR, "query \"%s\" has too many parameters", def->name);
+	def->nparams = n;
+	for (int i = 0; i < n; i++)
+	{
+		bool		varlena;
+
+		def->paramtypes[i] = DatumGetObjectId(elems[i]);
+		getTypeOutputInfo(def->paramtypes[i], &def->typoutput[i], &varlena);
+		def->param_is_oid[i] = hc_is_reg_type(def->paramtypes[i]);
+	}
+
+	hc_text_array(tagsd, &elems, &elnulls, &n);
+	if (n > HC_MAX_TEMPLATES)
+		elog(ERROR, "query \"%s\" has too many tags", def->name);
+	def->ntemplates = n;
+	for (int i = 0; i < n; i++)
+	{
+		char	   *tag = TextDatumGetCString(elems[i]);
+
+		hc_parse_template(tag, def->nparams, &def->templates[i]);
+		(void) hc_resolve_template(tag, &def->templates[i], def->paramtypes);
+		if (hc_shared != NULL)
+			hc_template_slots(&def->templates[i]);
+	}
+
+	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
+						 def->vary_by_role, def->owner, def->digest);
+	MemoryContextSwitchTo(old);
+
+	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
+	if (def->plan == NULL)
+		elog(ERROR, "could not prepare query \"%s\": %s", def->name,
+			 SPI_result_code_string(SPI_result));
+	ps = hc_check_plan(def->plan, def->name);
+	{
+		bool		varlena;
+
+		getTypeOutputInfo(TupleDescAttr(ps->resultDesc, 0)->atttypid,
+						  &def->result_output, &varlena);
+	}
+
+	old = MemoryContextSwitchTo(def->cxt);
+	def->nrelids = list_length(ps->relationOids);
+	def->relids = palloc(sizeof(Oid) * Max(def->nrelids, 1));
+	n = 0;
+	foreach(lc, ps->relationOids)
+		def->relids[n++] = lfirst_oid(lc);
+	{
+		List	   *visible = NIL;
+
+		foreach(lc, ps->relationOids)
+			visible = list_concat_unique_oid(visible,
+											 find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
+		def->nvisible = list_length(visible);
+		def->visible = palloc(sizeof(Oid) * Max(def->nvisible, 1));
+		n = 0;
+		foreach(lc, visible)
+			def->visible[n++] = lfirst_oid(lc);
+	}
+	{
+		HcTreeFacts facts = {NIL, NIL, NIL, false};
+		ListCell   *lc2;
+
+		foreach(lc, ps->query_list)
+			(void) hc_collect_walker((Node *) lfirst(lc), &facts);
+		def->nfuncs = list_length(facts.funcs);
+		def->funcs = palloc(sizeof(Oid) * Max(def->nfuncs, 1));
+		n = 0;
+		foreach(lc, facts.funcs)
+			def->funcs[n++] = lfirst_oid(lc);
+		def->nas = list_length(facts.as_relids);
+		def->as_relids = palloc(sizeof(Oid) * Max(def->nas, 1));
+		def->as_users = palloc(sizeof(Oid) * Max(def->nas, 1));
+		n = 0;
+		forboth(lc, facts.as_relids, lc2, facts.as_users)
+		{
+			def->as_relids[n] = lfirst_oid(lc);
+			def->as_users[n++] = lfirst_oid(lc2);
+		}
+		def->keyed_by_role = def->vary_by_role || facts.invoker_code;
+	}
+	MemoryContextSwitchTo(old);
+
+	if (SPI_keepplan(def->plan) != 0)
+		elog(ERROR, "could not keep the plan of query \"%s\"", def->name);
+	def->valid = true;
+	return true;
+}
+
+/*
+ * The definition of a registered query, loaded if needed.
+ */
+HcQueryDef *
+HcGetQuery(const char *name)
+{
+	HcQueryDef *def;
+	bool		found;
+	char		key[NAMEDATALEN];
+
+	if (strlen(name) > HC_NAME_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("cached query \"%.*s...\" does not exist",
+						pg_mbcliplen(name, strlen(name), 32), name)));
+
+	if (query_defs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(HcQueryDef);
+		query_defs = hash_create("housing_cache queries", 32, &ctl,
+								 HASH_ELEM | HASH_STRINGS);
+	}
+	if (!OidIsValid(queries_relid))
+		queries_relid = HcCatalogRelid("queries");
+
+	memset(key, 0, sizeof(key));
+	strlcpy(key, name, sizeof(key));
+	def = hash_search(query_defs, key, HASH_ENTER, &found);
+	if (found && def->valid)
+		return def;
+
+	if (found)
+	{
+		if (def->plan)
+			SPI_freeplan(def->plan);
+		if (def->cxt)
+			MemoryContextDelete(def->cxt);
+	}
+	memset(((char *) def) + NAMEDATALEN, 0, sizeof(HcQueryDef) - NAMEDATALEN);
+	def->cxt = AllocSetContextCreate(TopMemoryContext, "housing_cache query",
+									 ALLOCSET_SMALL_SIZES);
+
+	PG_TRY();
+	{
+		bool		exists;
+		int			nestlevel;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		nestlevel = HcPinSearchPath();
+		exists = hc_load_definition(def);
+		HcUnpinSearchPath(nestlevel);
+		SPI_finish();
+		if (!exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("cached query \"%s\" does not exist", name),
+					 errhint("Register it with housing_cache.register_query().")));
+	}
+	PG_CATCH();
+	{
+		if (def->plan)
+			SPI_freeplan(def->plan);
+		MemoryContextDelete(def->cxt);
+		hash_search(query_defs, key, HASH_REMOVE, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return def;
+}
+
+/* ---------- SQL functions ---------- */
+
+/*
+ * housing_cache.register_query(name, sql, param_types, tags, ttl_seconds,
+ *								 vary_by_role) RETURNS void
+ */
+Datum
+housing_cache_register_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *sql;
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			nparams = 0;
+	int			ntags;
+	Oid			types[HC_MAX_PARAMS];
+	Oid			tag_relids[HC_MAX_TEMPLATES];
+	SPIPlanPtr	plan;
+	CachedPlanSource *ps;
+	ListCell   *lc;
+	int			nestlevel;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL",
+							i == 0 ? "name" : i == 1 ? "sql" : i == 2 ? "param_types" : "tags")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	hc_check_name(name);
+	if (sql[strspn(sql, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must not be empty")));
+
+	hc_oid_array(PG_GETARG_DATUM(2), &elems, &elnulls, &nparams);
+	if (nparams > HC_MAX_PARAMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a cached query takes at most %d parameters", HC_MAX_PARAMS)));
+	for (int i = 0; i < nparams; i++)
+	{
+		if (elnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("param_types must not contain NULL")));
+		types[i] = DatumGetObjectId(elems[i]);
+	}
+
+	if (!PG_ARGISNULL(4) && (PG_GETARG_INT32(4) < 1 || PG_GETARG_INT32(4) > 30 * 24 * 3600))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl_seconds must be between 1 and %d, or NULL for housing_cache.default_ttl",
+						30 * 24 * 3600)));
+
+	hc_text_array(PG_GETARG_DATUM(3), &elems, &elnulls, &ntags);
+	if (ntags < 1 || ntags > HC_MAX_TEMPLATES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a cached query needs 1 to %d tags, got %d", HC_MAX_TEMPLATES, ntags),
+				 errhint("Tag every table the query reads: \"schema.table\" or \"schema.table/column=$n\".")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nestlevel = HcPinSearchPath();
+
+	for (int i = 0; i < ntags; i++)
+	{
+		HcTagTemplate tt;
+		char	   *tag;
+
+		if (elnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tags must not contain NULL")));
+		tag = TextDatumGetCString(elems[i]);
+		hc_parse_template(tag, nparams, &tt);
+		tag_relids[i] = hc_resolve_template(tag, &tt, types);
+	}
+
+	plan = SPI_prepare(sql, nparams, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare query \"%s\": %s", name, SPI_result_code_string(SPI_result));
+	ps = hc_check_plan(plan, name);
+
+	/* every table the query reads must be watched and tagged */
+	foreach(lc, ps->relationOids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		bool		tagged = false;
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			continue;
+		if (get_rel_namespace(relid) == PG_CATALOG_NAMESPACE)
+			continue;
+		/* its owner will run it for callers it could not otherwise serve */
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+		for (int i = 0; i < ntags; i++)
+			tagged |= (tag_relids[i] == relid);
+		if (!tagged)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("query \"%s\" reads table \"%s.%s\", which none of its tags names",
+							name, get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
+					 errhint("Watch the table with housing_cache.watch_table() and add its tag, or a \"table/column=$n\" tag.")));
+	}
+	SPI_freeplan(plan);
+
+	HcCatalogStoreQuery(name, sql, PG_GETARG_DATUM(2), PG_GETARG_DATUM(3),
+						PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4),
+						!PG_ARGISNULL(5) && PG_GETARG_BOOL(5),
+						/* 0.1.0's definition has no fetchable argument */
+						PG_NARGS() < 7 || PG_ARGISNULL(6) || PG_GETARG_BOOL(6));
+	HcUnpinSearchPath(nestlevel);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * housing_cache.unregister_query(name text) RETURNS boolean
+ *
+ * Remove a registered query; returns whether it existed.  Only its owner
+ * (or a member of it, or a superuser) may.
+ */
+Datum
+housing_cache_unregister_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	bool		found;
+	int			nestlevel;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nestlevel = HcPinSearchPath();
+	found = HcCatalogDeleteQuery(name);
+	HcUnpinSearchPath(nestlevel);
+	SPI_finish();
+	PG_RETURN_BOOL(found);
+}
