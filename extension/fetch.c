@@ -11,7 +11,7 @@
  *	 generations decide whether the cache may be used at all (bypass reasons
  *				 below), then read the generations of the answer's tags,
  *				 before anything else: a write in flight on one of them is a
- *				 bypass too (invalidate.c has the argument);
+ *				 bypass too (generation.c has the argument);
  *	 key		 the definition, the settings that change how values print,
  *				 the role where it matters, the parameters and the
  *				 generations, hashed (key.c);
@@ -319,7 +319,7 @@ hc_execute_as(HcQueryDef *def, Oid runner, Datum *values, const char *nullflags)
  * or NULL (with *isnull) when it returned no row or SQL NULL.
  *
  * read_only = false makes SPI take a fresh snapshot, after the generations
- * were read: see invalidate.c.
+ * were read: see generation.c.
  */
 static char *
 hc_run_query(HcQueryDef *def, Oid runner, Datum *values, bool *nulls,
