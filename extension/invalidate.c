@@ -272,15 +272,15 @@ remember_column_tag(const char *table_tag, const char *column,
 }
 
 static void
-remember_row(const char *table_tag, const char *partition_col,
-			 const char *key_col, HeapTuple tuple, TupleDesc tupdesc)
+remember_row(const char *table_tag, const char *partition_column,
+			 const char *id_column, HeapTuple tuple, TupleDesc tupdesc)
 {
 	bool		ok = true;
 
-	if (partition_col[0] != '\0')
-		ok &= remember_column_tag(table_tag, partition_col, tuple, tupdesc);
-	if (key_col[0] != '\0')
-		ok &= remember_column_tag(table_tag, key_col, tuple, tupdesc);
+	if (partition_column[0] != '\0')
+		ok &= remember_column_tag(table_tag, partition_column, tuple, tupdesc);
+	if (id_column[0] != '\0')
+		ok &= remember_column_tag(table_tag, id_column, tuple, tupdesc);
 
 	/*
 	 * A watched column was dropped or renamed since watch_table(): invalidate
@@ -345,8 +345,8 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Trigger    *trigger;
 	const char *table_tag;
-	const char *partition_col;
-	const char *key_col;
+	const char *partition_column;
+	const char *id_column;
 	TupleDesc	tupdesc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -370,8 +370,8 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);	/* nothing is cached without preloading */
 
 	table_tag = trigger->tgargs[0];
-	partition_col = trigger->tgargs[1];
-	key_col = trigger->tgargs[2];
+	partition_column = trigger->tgargs[1];
+	id_column = trigger->tgargs[2];
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
@@ -391,9 +391,9 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 
 	HcRememberTag(table_tag, strlen(table_tag));
 	/* tg_trigtuple is the NEW row for INSERT, the OLD one otherwise */
-	remember_row(table_tag, partition_col, key_col, trigdata->tg_trigtuple, tupdesc);
+	remember_row(table_tag, partition_column, id_column, trigdata->tg_trigtuple, tupdesc);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		remember_row(table_tag, partition_col, key_col, trigdata->tg_newtuple, tupdesc);
+		remember_row(table_tag, partition_column, id_column, trigdata->tg_newtuple, tupdesc);
 
 	return PointerGetDatum(NULL);
 }
