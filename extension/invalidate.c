@@ -336,7 +336,7 @@ row_limit_reached(const char *table_tag)
 /*
  * housing_cache.invalidation_trigger(): AFTER ROW trigger for INSERT, UPDATE
  * and DELETE, AFTER STATEMENT for TRUNCATE, installed by watch_table().
- * Arguments: table tag, partition column ('' for none), key column ('' for
+ * Arguments: table tag, partition column ('' for none), id column ('' for
  * none).  COPY fires the row trigger like INSERT.
  */
 Datum
