@@ -113,6 +113,7 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 # PGXS tracks no header dependencies unless PostgreSQL was configured with
 # --enable-depend; every module includes the one shared header.
 $(OBJS): extension/housing_cache.h
+extension/guc.o: extension/settings.h
 
 # The development HTTP server, http/hc_http (see http/README.md); `make demo`
 # builds and starts it too.

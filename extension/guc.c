@@ -18,34 +18,30 @@
 #include "utils/guc.h"
 
 #include "housing_cache.h"
+#include "settings.h"
 
-bool		hc_enabled = true;
-char	   *hc_redis_host = NULL;
-int			hc_redis_port = 6379;
-char	   *hc_redis_password = NULL;
-int			hc_redis_db = 0;
-int			hc_redis_connect_timeout_ms = 200;
-int			hc_redis_command_timeout_ms = 100;
-int			hc_default_ttl = 300;
-int			hc_ttl_jitter_pct = 10;
-int			hc_max_value_bytes = 1024 * 1024;
-char	   *hc_key_prefix = NULL;
-char	   *hc_channel = NULL;
-bool		hc_publish = true;
-int			hc_publish_max_tags = 256;
-int			hc_generation_slots = 65536;
-int			hc_breaker_backoff_ms = 500;
-int			hc_breaker_max_backoff_ms = 30000;
-int			hc_l1_size_mb = 64;
-int			hc_l1_max_value_bytes = 256 * 1024;
-bool		hc_single_flight = true;
-int			hc_fill_wait_ms = 5000;
-double		hc_xfetch_beta = 1.0;
-int			hc_http_max_age = 5;
-int			hc_escalate_rows = 10000;
-char	   *hc_value_secret = NULL;
-char	   *hc_value_secret_file = NULL;
-char	   *hc_redis_password_file = NULL;
+/*
+ * The variables, from the one list of settings (settings.h).  Those of type
+ * bool, int and double start at their defaults; the strings start NULL and
+ * DefineCustomStringVariable sets them to a copy of theirs.
+ */
+#define HC_INITIAL_BOOL(def)	(def)
+#define HC_INITIAL_INT(def)		(def)
+#define HC_INITIAL_REAL(def)	(def)
+#define HC_INITIAL_STRING(def)	NULL
+#define HC_DEFINE_VARIABLE(kind, type, var, def) type var = HC_INITIAL_##kind(def);
+HC_SETTINGS(HC_DEFINE_VARIABLE)
+
+/* each one's default, as its DefineCustom*Variable call below passes it */
+#define HC_DEFINE_DEFAULT(kind, type, var, def) static const type var##_default = (def);
+HC_SETTINGS(HC_DEFINE_DEFAULT)
+
+/*
+ * The variable and its default, the two arguments of a DefineCustom*Variable
+ * call after the descriptions: both from one name, so that a call cannot
+ * give a variable another setting's default.
+ */
+#define HC_SETTING(var)		&var, var##_default
 
 /*
  * Read a secret from a file into buf (NUL-terminated, without a trailing
@@ -178,26 +174,26 @@ HcDefineGucs(void)
 	DefineCustomBoolVariable("housing_cache.enabled",
 							 "Serve cached functions from the cache.",
 							 "When off, every cached function runs its query.",
-							 &hc_enabled, true,
+							 HC_SETTING(hc_enabled),
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("housing_cache.redis_host",
 							   "Host name or address of the Redis server (L2).",
 							   NULL,
-							   &hc_redis_host, "127.0.0.1",
+							   HC_SETTING(hc_redis_host),
 							   PGC_SUSET, 0,
 							   check_redis_host, assign_redis_string, NULL);
 
 	DefineCustomIntVariable("housing_cache.redis_port",
 							"TCP port of the Redis server.",
 							NULL,
-							&hc_redis_port, 6379, 1, 65535,
+							HC_SETTING(hc_redis_port), 1, 65535,
 							PGC_SUSET, 0, NULL, assign_redis_int, NULL);
 
 	DefineCustomStringVariable("housing_cache.redis_password",
 							   "Password sent with AUTH to Redis; empty sends none.",
 							   "Readable by superusers only.",
-							   &hc_redis_password, "",
+							   HC_SETTING(hc_redis_password),
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, assign_redis_string, NULL);
@@ -206,128 +202,128 @@ HcDefineGucs(void)
 							   "File holding the Redis password; takes precedence over redis_password.",
 							   "PostgreSQL logs the new value of a setting changed in postgresql.conf on reload: "
 							   "a file keeps the password itself out of the log.",
-							   &hc_redis_password_file, "",
+							   HC_SETTING(hc_redis_password_file),
 							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, assign_redis_string, NULL);
 
 	DefineCustomIntVariable("housing_cache.redis_db",
 							"Redis logical database number (SELECT).",
 							NULL,
-							&hc_redis_db, 0, 0, 1023,
+							HC_SETTING(hc_redis_db), 0, 1023,
 							PGC_SUSET, 0, NULL, assign_redis_int, NULL);
 
 	DefineCustomIntVariable("housing_cache.redis_connect_timeout_ms",
 							"Time allowed to connect to Redis.",
 							NULL,
-							&hc_redis_connect_timeout_ms, 200, 1, 60000,
+							HC_SETTING(hc_redis_connect_timeout_ms), 1, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, assign_redis_int, NULL);
 
 	DefineCustomIntVariable("housing_cache.redis_command_timeout_ms",
 							"Time allowed for one Redis command.",
 							NULL,
-							&hc_redis_command_timeout_ms, 100, 1, 60000,
+							HC_SETTING(hc_redis_command_timeout_ms), 1, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, assign_redis_int, NULL);
 
 	DefineCustomIntVariable("housing_cache.default_ttl",
 							"Time to live of a cached answer, unless its query sets one.",
 							"Invalidation does not depend on it; it bounds how long space is used.",
-							&hc_default_ttl, 300, 1, 30 * 24 * 3600,
+							HC_SETTING(hc_default_ttl), 1, 30 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.ttl_jitter_pct",
 							"Random spread applied to each TTL, in percent.",
 							"Keeps answers filled together from expiring together.",
-							&hc_ttl_jitter_pct, 10, 0, 50,
+							HC_SETTING(hc_ttl_jitter_pct), 0, 50,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.max_value_bytes",
 							"Largest answer stored in the cache; larger ones are served but not stored.",
 							NULL,
-							&hc_max_value_bytes, 1024 * 1024, 64, 256 * 1024 * 1024,
+							HC_SETTING(hc_max_value_bytes), 64, 256 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("housing_cache.key_prefix",
 							   "Prefix of every Redis key the cache writes.",
 							   NULL,
-							   &hc_key_prefix, "hc:",
+							   HC_SETTING(hc_key_prefix),
 							   PGC_SUSET, 0, check_key_prefix, NULL, NULL);
 
 	DefineCustomStringVariable("housing_cache.channel",
 							   "Redis channel on which committed invalidations are published.",
 							   NULL,
-							   &hc_channel, "housing_cache:invalidations",
+							   HC_SETTING(hc_channel),
 							   PGC_SUSET, 0, check_channel, NULL, NULL);
 
 	DefineCustomBoolVariable("housing_cache.publish",
 							 "Publish committed invalidations on the Redis channel.",
 							 NULL,
-							 &hc_publish, true,
+							 HC_SETTING(hc_publish),
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.publish_max_tags",
 							"Most tags listed in one invalidation message.",
 							"Past it the message says \"truncated\": true and lists only table tags.",
-							&hc_publish_max_tags, 256, 1, 100000,
+							HC_SETTING(hc_publish_max_tags), 1, 100000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.generation_slots",
 							"Number of generation counters in shared memory (a power of two).",
 							"More slots mean fewer tags sharing a counter, so fewer needless invalidations.",
-							&hc_generation_slots, 65536, 1024, 1 << 24,
+							HC_SETTING(hc_generation_slots), 1024, 1 << 24,
 							PGC_POSTMASTER, 0, check_generation_slots, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.breaker_backoff_ms",
 							"How long Redis is skipped after its first failure.",
 							"Doubles with each failed probe, up to breaker_max_backoff_ms.",
-							&hc_breaker_backoff_ms, 500, 10, 600000,
+							HC_SETTING(hc_breaker_backoff_ms), 10, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.breaker_max_backoff_ms",
 							"Longest time Redis is skipped between probes.",
 							NULL,
-							&hc_breaker_max_backoff_ms, 30000, 10, 3600000,
+							HC_SETTING(hc_breaker_max_backoff_ms), 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.l1_size_mb",
 							"Shared memory for L1, the in-server cache of whole answers; 0 disables it.",
 							NULL,
-							&hc_l1_size_mb, 64, 0, 64 * 1024,
+							HC_SETTING(hc_l1_size_mb), 0, 64 * 1024,
 							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.l1_max_value_bytes",
 							"Largest answer kept in L1; larger ones live in Redis only.",
 							"Bounds how long an L1 lock is held while an answer is copied.",
-							&hc_l1_max_value_bytes, 256 * 1024, 0, 16 * 1024 * 1024,
+							HC_SETTING(hc_l1_max_value_bytes), 0, 16 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("housing_cache.single_flight",
 							 "Let only one session compute a missing answer; the others wait for it.",
 							 NULL,
-							 &hc_single_flight, true,
+							 HC_SETTING(hc_single_flight),
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.fill_wait_ms",
 							"Longest wait for another session's fill before computing the answer itself.",
 							NULL,
-							&hc_fill_wait_ms, 5000, 0, 600000,
+							HC_SETTING(hc_fill_wait_ms), 0, 600000,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomRealVariable("housing_cache.xfetch_beta",
 							 "Eagerness of probabilistic early recomputation before a TTL ends (XFetch); 0 disables it.",
 							 NULL,
-							 &hc_xfetch_beta, 1.0, 0.0, 10.0,
+							 HC_SETTING(hc_xfetch_beta), 0.0, 10.0,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.escalate_rows",
 							"Rows a transaction may write to one watched table before the whole table is invalidated instead of each row's tags.",
 							"Bulk loads and large updates then cost almost nothing; they invalidate more than they must.",
-							&hc_escalate_rows, 10000, 1, INT_MAX,
+							HC_SETTING(hc_escalate_rows), 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("housing_cache.value_secret",
 							   "Secret that authenticates the answers stored in Redis (HMAC); empty: a random key per server start.",
 							   "Set it only to share stored answers between servers. Readable by superusers only.",
-							   &hc_value_secret, "",
+							   HC_SETTING(hc_value_secret),
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
@@ -335,14 +331,14 @@ HcDefineGucs(void)
 	DefineCustomStringVariable("housing_cache.value_secret_file",
 							   "File holding the secret that authenticates stored answers; takes precedence over value_secret.",
 							   "Keeps the secret out of the server log, which shows settings changed on reload.",
-							   &hc_value_secret_file, "",
+							   HC_SETTING(hc_value_secret_file),
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.http_max_age",
 							"max-age of the Cache-Control header the HTTP API sends.",
 							"Browsers and proxies may reuse an answer this long without asking; after that they revalidate with If-None-Match.",
-							&hc_http_max_age, 5, 0, 86400,
+							HC_SETTING(hc_http_max_age), 0, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("housing_cache");

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_etag.c
- *	  libFuzzer harness for If-None-Match parsing: hc_etag_matches() of
- *	  extension/engine.c (static there, so the file is compiled in).
+ *	  libFuzzer harness for If-None-Match parsing: HcEtagMatches() of
+ *	  extension/conditional.c (linked in).
  *
  * Input: 16 bytes of key digest, then the header value (up to the first
  * NUL, as text_to_cstring would give it).  The key is the prefix
@@ -21,8 +21,6 @@
  *-------------------------------------------------------------------------
  */
 #include "shim.h"
-
-#include "../extension/engine.c"
 
 /*
  * RFC 9110: If-None-Match = "*" / #entity-tag; entity-tag = [ "W/" ]
@@ -127,8 +125,8 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	header[hlen] = '\0';
 
 	matched = false;
-	raised = SHIM_CATCH_ERROR(matched = hc_etag_matches(header, key));
-	SHIM_CHECK(!raised, "hc_etag_matches raised an error: %s", shim_last_error());
+	raised = SHIM_CATCH_ERROR(matched = HcEtagMatches(header, key));
+	SHIM_CHECK(!raised, "HcEtagMatches raised an error: %s", shim_last_error());
 
 	if (matched)
 		SHIM_CHECK(quoted_occurrence(header, hex),

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_key.c
- *	  libFuzzer harness for key canonicalization (extension/generation.c):
- *	  HcKeyInit / HcKeyAdd / HcKeyFinish and HcTagSlot.
+ *	  libFuzzer harness for key canonicalization (extension/key.c):
+ *	  HcKeyBegin / HcKeyInit / HcKeyAdd / HcKeyDigest / HcKeyFinish, and
+ *	  HcTagSlot (extension/tag.c).
  *
  * Keys are either built in a buffer of key material (HcKeyInit(StringInfo))
  * or digested as they are built (HcKeyBuilder, streaming into an OpenSSL
@@ -63,14 +64,14 @@ typedef struct Component
 	const char *data;
 } Component;
 
-typedef struct List
+typedef struct KeyList
 {
 	int			n;
 	Component	c[MAX_COMPONENTS + 1];
-} List;
+} KeyList;
 
 static void
-parse_list(const uint8 **p, size_t *left, List *l)
+parse_list(const uint8 **p, size_t *left, KeyList *l)
 {
 	l->n = 0;
 	while (*left > 0 && l->n < MAX_COMPONENTS)
@@ -101,7 +102,7 @@ parse_list(const uint8 **p, size_t *left, List *l)
 }
 
 static bool
-list_equal(const List *a, const List *b)
+list_equal(const KeyList *a, const KeyList *b)
 {
 	if (a->n != b->n)
 		return false;
@@ -128,7 +129,7 @@ typedef struct Key
 } Key;
 
 static void
-build_key(const List *l, bool namespace, const char *prefix, Key *k)
+build_key(const KeyList *l, bool namespace, const char *prefix, Key *k)
 {
 	char	   *saved = hc_key_prefix;
 
@@ -176,7 +177,7 @@ namespace_material(void)
 
 	if (!done)
 	{
-		List		empty = {0};
+		KeyList		empty = {0};
 		Key			k;
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
@@ -190,7 +191,7 @@ namespace_material(void)
 
 /* parse key material (after skip bytes) back into components */
 static bool
-unframe(const StringInfoData *buf, int skip, List *out)
+unframe(const StringInfoData *buf, int skip, KeyList *out)
 {
 	int			pos = skip;
 
@@ -223,11 +224,11 @@ unframe(const StringInfoData *buf, int skip, List *out)
 }
 
 static void
-check_material(const Key *k, const List *l, bool namespace)
+check_material(const Key *k, const KeyList *l, bool namespace)
 {
 	StringInfo	ns = namespace_material();
 	int			skip = namespace ? ns->len : 0;
-	List		back;
+	KeyList		back;
 
 	if (namespace)
 		SHIM_CHECK(k->material.len >= ns->len && memcmp(k->material.data, ns->data, ns->len) == 0,
@@ -238,7 +239,7 @@ check_material(const Key *k, const List *l, bool namespace)
 
 /* an edit of a, chosen by op and arg */
 static void
-edit_list(const List *a, List *b, uint8 op, uint8 arg, char *scratch)
+edit_list(const KeyList *a, KeyList *b, uint8 op, uint8 arg, char *scratch)
 {
 	int			i;
 
@@ -349,8 +350,8 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 {
 	const uint8 *p = data;
 	size_t		left = size;
-	List		a;
-	List		b;
+	KeyList		a;
+	KeyList		b;
 	Key			ka;
 	Key			kb;
 	uint8		op;

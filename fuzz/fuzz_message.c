@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_message.c
- *	  libFuzzer harness for a transaction's invalidations
- *	  (extension/invalidate.c, compiled in for its static functions): the
- *	  tags remembered, the generation slots bumped, and the JSON message
- *	  published on commit.
+ *	  libFuzzer harness for a transaction's invalidations: the tags
+ *	  remembered (extension/invalidate.c), the generation slots bumped
+ *	  (extension/generation.c) and the JSON message published on commit
+ *	  (extension/message.c).  The three are compiled in, for their static
+ *	  functions and state and generation.c's slot format (HC_INFLIGHT_BITS,
+ *	  HC_INFLIGHT_MASK, HC_GENERATION_ONE); tag.c is linked for HcTagSlot.
  *
  * Input: one byte of options (publish on or off, publish_max_tags, how the
  * transaction ends, whether it has an xid and a commit LSN), then tags
@@ -37,19 +39,31 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 
+#include "../extension/generation.c"
+#include "../extension/message.c"
 #include "../extension/invalidate.c"
+
+/*
+ * Generation slots of the shim's shared state.  Each input compares every
+ * slot before and after its transaction, so this harness runs with 1024,
+ * the setting's minimum, rather than its default of 65536: 64 times fewer
+ * slots to copy and compare per input, and the same protocol.
+ */
+#define MESSAGE_NSLOTS 1024
 
 static bool strict = false;
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	hc_generation_slots = MESSAGE_NSLOTS;	/* see MESSAGE_NSLOTS */
 	shim_init();
+	SHIM_CHECK(hc_shared->nslots == MESSAGE_NSLOTS, "%u generation slots", hc_shared->nslots);
 	strict = getenv("HC_FUZZ_STRICT") != NULL && strcmp(getenv("HC_FUZZ_STRICT"), "1") == 0;
 	return 0;
 }
 
-/* ---------- what invalidate.c needs from the backend ---------- */
+/* ---------- what invalidate.c and message.c need from the backend ---------- */
 
 XLogRecPtr	XactLastCommitEnd = InvalidXLogRecPtr;
 static bool has_xid = false;
@@ -60,6 +74,16 @@ char *
 get_database_name(Oid dbid)
 {
 	return pstrdup(database_name);
+}
+
+/*
+ * HcXactMayHaveWritten asks the lock manager about the relations it is
+ * given; the harness gives none (it asks whether invalidations are pending).
+ */
+bool
+LockHeldByMe(const LOCKTAG *locktag, LOCKMODE lockmode)
+{
+	shim_fail(__FILE__, __LINE__, "not reached", "the lock manager was asked about a relation");
 }
 
 FullTransactionId
@@ -109,7 +133,7 @@ remember(Expect *e, char *tag)
 {
 	if (strchr(tag, '/') == NULL)
 	{
-		remember_table_reset(tag);
+		HcInvalidateTable(tag);
 		remembered(e, tag);
 		remembered(e, psprintf("%s/*", tag));
 	}
@@ -118,10 +142,10 @@ remember(Expect *e, char *tag)
 		HcRememberTag(tag, strlen(tag));
 		remembered(e, tag);
 	}
-	SHIM_CHECK(HcXactHasPendingInvalidations(), "no pending invalidations after a tag");
+	SHIM_CHECK(HcXactMayHaveWritten(NULL, 0), "no pending invalidations after a tag");
 }
 
-/* the listing rule of list_tag(), applied to the remembered tags */
+/* the listing rule of HcMessageAddTag(), applied to the remembered tags */
 static void
 expect_listing(Expect *e, int max_tags)
 {
@@ -369,7 +393,7 @@ check_message(const Expect *e)
 
 /* ---------- one transaction ---------- */
 
-static uint64 before[SHIM_NSLOTS];
+static uint64 before[MESSAGE_NSLOTS];
 
 int
 LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
@@ -380,7 +404,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	Expect	   *e;
 	const uint8 *p;
 	size_t		left;
-	bool		touched_slot[SHIM_NSLOTS];
+	bool		touched_slot[MESSAGE_NSLOTS];
 	bool		saved_publish = hc_publish;
 	char	   *early_tags[MAX_TAGS];
 	char	   *late_tags[MAX_TAGS];
@@ -479,7 +503,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		hc_xact_callback(XACT_EVENT_PRE_COMMIT, NULL);
 		if (e->n > 0)
 		{
-			for (int s = 0; s < SHIM_NSLOTS; s++)
+			for (int s = 0; s < MESSAGE_NSLOTS; s++)
 			{
 				uint64		v = pg_atomic_read_u64(&hc_shared->slots[s]);
 
@@ -499,7 +523,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 			remember(e, late_tags[i]);
 		for (int i = 0; i < e->n; i++)
 			touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
-		for (int s = 0; s < SHIM_NSLOTS && nlisted_early > 0; s++)
+		for (int s = 0; s < MESSAGE_NSLOTS && nlisted_early > 0; s++)
 			SHIM_CHECK(pg_atomic_read_u64(&hc_shared->slots[s]) == before[s] + (touched_slot[s] ? 1 : 0),
 					   "slot %d not in flight exactly once after a late tag", s);
 		if (ending == 2)
@@ -512,7 +536,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	hc_release_callback(RESOURCE_RELEASE_AFTER_LOCKS, ending == 0, true, NULL);
 
 	/* the generations */
-	for (int s = 0; s < SHIM_NSLOTS; s++)
+	for (int s = 0; s < MESSAGE_NSLOTS; s++)
 	{
 		uint64		v = pg_atomic_read_u64(&hc_shared->slots[s]);
 		bool		committed = (ending == 0);
@@ -537,7 +561,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		SHIM_CHECK(publish_calls == 0, "published %d times (publish %d, ending %d, %d tags)",
 				   publish_calls, hc_publish, ending, e->n);
 
-	SHIM_CHECK(!HcXactHasPendingInvalidations(), "invalidations pending after the transaction");
+	SHIM_CHECK(!HcXactMayHaveWritten(NULL, 0), "invalidations pending after the transaction");
 	hc_publish = saved_publish;
 	hc_publish_max_tags = saved_max;
 	shim_end();

@@ -2,7 +2,9 @@
  *
  * fuzz_template.c
  *	  libFuzzer harness for tag template parsing: hc_parse_template() of
- *	  extension/engine.c (static there, so the file is compiled in).
+ *	  extension/registry.c, and the slots of an answer: hc_template_slots()
+ *	  of registry.c and hc_answer_slots() of extension/fetch.c (static
+ *	  there, so both files are compiled in; tag.c is linked for HcTagSlot).
  *
  * Input: one byte for the number of parameters the query has (0..33), then
  * the template text, then optionally a NUL and the text of the parameter.  A template that is refused
@@ -13,16 +15,20 @@
  *	 - "T/col=$n": 1 <= n <= nparams, prefix "T/col=";
  *	 - "T/col=value": the literal is the whole template;
  *	 - the table tag is the text before the first '/', never empty; the
- *	   column (what hc_check_template cuts out of the prefix) is never empty
- *	   and holds no '=';
+ *	   column (what hc_resolve_template cuts out of the prefix) is never
+ *	   empty and holds no '=';
  *	 - the tag a reader builds from it (hc_answer_slots: prefix + the
  *	   parameter's text, or the literal) is spelled exactly as the writer's
  *	   trigger spells it ("%s/%s=" table, column, then the value), and the
  *	   slots of both are below nslots;
- *	 - the engine's own hc_template_slots + hc_answer_slots, given the
- *	   parameter's text (the input after the template's NUL) or NULL, depend
- *	   on exactly the slots a writer of that value bumps: the tag's and the
- *	   table's reset tag's (or, for NULL and table templates, the table's).
+ *	 - registry.c's own hc_template_slots + fetch.c's hc_answer_slots, given
+ *	   the parameter's text (the input after the template's NUL) or NULL,
+ *	   depend on exactly the slots a writer of that value bumps: the tag's
+ *	   and the table's reset tag's (or, for NULL and table templates, the
+ *	   table's).  The template's column is taken to be spelled as its text
+ *	   (HC_SPELL_TEXT: text under a deterministic collation, integers, ...),
+ *	   as hc_resolve_template would set it up; the catalog it reads is not
+ *	   here.
  *
  *	 - "$n" is accepted in canonical form only: digits, no sign, no leading
  *	   zero or blank.
@@ -31,7 +37,27 @@
  */
 #include "shim.h"
 
-#include "../extension/engine.c"
+#include "../extension/registry.c"
+#include "../extension/fetch.c"
+
+/*
+ * tag.c's HcTagAppendValue is linked in (hc_answer_slots calls it for
+ * columns not spelled as their text) and calls these.  Templates here are
+ * spelled as their text, from the parameter's text: neither may run.
+ */
+char *
+OutputFunctionCall(FmgrInfo *flinfo, Datum val)
+{
+	shim_fail(__FILE__, __LINE__, "not reached",
+			  "an output function was called for a template spelled as its text");
+}
+
+Datum
+FunctionCall2Coll(FmgrInfo *flinfo, Oid collation, Datum arg1, Datum arg2)
+{
+	shim_fail(__FILE__, __LINE__, "not reached",
+			  "a hash function was called for a template spelled as its text");
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -73,7 +99,7 @@ check_template(const char *tag, int nparams, const HcTagTemplate *tt)
 	SHIM_CHECK(strncmp(tt->prefix, tag, plen) == 0, "prefix [%s] of [%s]", tt->prefix, tag);
 	SHIM_CHECK(tt->prefix[tlen] == '/' && tt->prefix[plen - 1] == '=', "prefix [%s]", tt->prefix);
 
-	/* the column, cut out as hc_check_template does */
+	/* the column, cut out as hc_resolve_template does */
 	column = pnstrdup(tt->prefix + strlen(tt->table_tag) + 1,
 					  strlen(tt->prefix) - strlen(tt->table_tag) - 2);
 	SHIM_CHECK(column[0] != '\0', "empty column in [%s]", tag);
@@ -119,13 +145,14 @@ check_template(const char *tag, int nparams, const HcTagTemplate *tt)
 }
 
 /*
- * The slots the engine makes an answer of this template depend on, for the
+ * The slots the read path makes an answer of this template depend on, for the
  * parameter text value (NULL: SQL NULL), against the slots a writer bumps.
  */
 static void
 check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 {
 	static HcQueryDef def;
+	Datum		values[HC_MAX_PARAMS + 2];
 	bool		nulls[HC_MAX_PARAMS + 2];
 	char	   *canon[HC_MAX_PARAMS + 2];
 	uint32		slots[HC_MAX_TAGS];
@@ -138,13 +165,16 @@ check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 	def.ntemplates = 1;
 	def.nparams = nparams;
 	def.templates[0] = *tt;
+	/* a column spelled as its text, as hc_resolve_template finds it */
+	def.templates[0].speller.how = HC_SPELL_TEXT;
 	hc_template_slots(&def.templates[0]);
 	for (int i = 0; i < HC_MAX_PARAMS + 2; i++)
 	{
+		values[i] = (Datum) 0;	/* not read: the text is in canon */
 		nulls[i] = (value == NULL);
 		canon[i] = (char *) value;
 	}
-	n = hc_answer_slots(&def, nulls, canon, slots);
+	n = hc_answer_slots(&def, values, nulls, canon, slots);
 
 	/* what a writer bumps (invalidate.c: remember_column_tag, remember_table_reset) */
 	if (tt->prefix == NULL || (tt->param > 0 && value == NULL))

@@ -20,35 +20,20 @@
 #include "nodes/memnodes.h"
 #include "utils/json.h"
 
+#include "../extension/settings.h"
+
 /* ---------- the extension's globals (guc.c, shmem.c) ---------- */
 
-bool		hc_enabled = true;
-char	   *hc_redis_host = "127.0.0.1";
-int			hc_redis_port = 6379;
-char	   *hc_redis_password = "";
-int			hc_redis_db = 0;
-int			hc_redis_connect_timeout_ms = 100;
-int			hc_redis_command_timeout_ms = 100;
-int			hc_default_ttl = 300;
-int			hc_ttl_jitter_pct = 10;
-int			hc_max_value_bytes = 8 * 1024 * 1024;
-char	   *hc_key_prefix = "hc:";
-char	   *hc_channel = "housing_cache:invalidations";
-bool		hc_publish = true;
-int			hc_publish_max_tags = 256;
-int			hc_generation_slots = SHIM_NSLOTS;
-int			hc_breaker_backoff_ms = 500;
-int			hc_breaker_max_backoff_ms = 30000;
-int			hc_l1_size_mb = 0;
-int			hc_l1_max_value_bytes = 256 * 1024;
-bool		hc_single_flight = true;
-int			hc_fill_wait_ms = 2000;
-double		hc_xfetch_beta = 1.0;
-int			hc_http_max_age = 5;
-int			hc_escalate_rows = 10000;
-char	   *hc_value_secret = NULL;
-char	   *hc_value_secret_file = NULL;
-char	   *hc_redis_password_file = NULL;
+/*
+ * Every setting, defined from the extension's own list (settings.h) at the
+ * default the server starts with.  guc.c defines them from the same list,
+ * so a default cannot differ here.  Strings point at their default text,
+ * which is what DefineCustomStringVariable leaves them with in the server.
+ * A harness that needs another value sets it in its LLVMFuzzerInitialize,
+ * saying why (fuzz_message: generation_slots).
+ */
+#define SHIM_DEFINE_SETTING(kind, type, var, def) type var = (def);
+HC_SETTINGS(SHIM_DEFINE_SETTING)
 
 HcSharedState *hc_shared = NULL;
 
@@ -753,11 +738,20 @@ shim_init(void)
 	CurrentMemoryContext = TopMemoryContext;
 	ErrorContext = TopMemoryContext;
 
+	/*
+	 * Shared state as shmem.c sets it up: housing_cache.generation_slots
+	 * slots (a power of two within the setting's bounds, as guc.c checks).
+	 */
+	if (hc_generation_slots < 1024 || hc_generation_slots > (1 << 24) ||
+		(hc_generation_slots & (hc_generation_slots - 1)) != 0)
+		shim_fail(__FILE__, __LINE__, "valid hc_generation_slots",
+				  "housing_cache.generation_slots is %d: not a power of two from 1024 to 2^24",
+				  hc_generation_slots);
 	hc_shared = calloc(1, offsetof(HcSharedState, slots) +
-					   sizeof(pg_atomic_uint64) * SHIM_NSLOTS);
+					   sizeof(pg_atomic_uint64) * hc_generation_slots);
 	if (hc_shared == NULL)
 		abort();
-	hc_shared->nslots = SHIM_NSLOTS;
+	hc_shared->nslots = (uint32) hc_generation_slots;
 	hc_shared->epoch = UINT64CONST(0x0123456789abcdef);
 	/* a fixed "random" key: runs are reproducible */
 	for (int i = 0; i < (int) sizeof(hc_shared->value_key); i++)
@@ -789,7 +783,7 @@ shim_end(void)
 	CurrentMemoryContext = TopMemoryContext;
 }
 
-/* ---------- escape_json (utils/adt/json.c), which invalidate.c uses ---------- */
+/* ---------- escape_json (utils/adt/json.c), which message.c uses ---------- */
 
 void
 escape_json(StringInfo buf, const char *str)

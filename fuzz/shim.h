@@ -2,15 +2,17 @@
  *
  * shim.h
  *	  Just enough of the PostgreSQL backend to run housing_cache's pure code
- *	  (value.c, generation.c, the parsers of engine.c) in a fuzzer process.
+ *	  (value.c, key.c, tag.c, generation.c, conditional.c, the template
+ *	  parser of registry.c, message.c, invalidate.c) in a fuzzer process.
  *
  * The shim provides: memory contexts over malloc (every chunk is a separate
  * malloc, so AddressSanitizer sees the exact size of each palloc), the
  * ereport machinery (an ERROR longjmps to the innermost PG_TRY, exactly as
  * in a backend; FATAL, PANIC, an ERROR outside PG_TRY or a failed Assert
  * abort), StringInfo, and the globals the extension reads (hc_shared,
- * hc_value_secret, hc_key_prefix, MyDatabaseId, ...).  HMAC and SHA-256 come
- * from PostgreSQL's own frontend libpgcommon.a.
+ * MyDatabaseId, ... and every setting, defined from extension/settings.h at
+ * its production default).  HMAC and SHA-256 come from PostgreSQL's own
+ * frontend libpgcommon.a.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,7 +25,12 @@
 
 #include "../extension/housing_cache.h"
 
-/* Set up the globals; call once, from LLVMFuzzerInitialize or the first run. */
+/*
+ * Set up the globals; call once, from LLVMFuzzerInitialize or the first run.
+ * hc_shared gets hc_generation_slots generation slots (the setting's
+ * default, unless the harness changed it before this call), a fixed epoch
+ * and a fixed HMAC key.
+ */
 extern void shim_init(void);
 
 /*
@@ -39,9 +46,6 @@ extern int	shim_last_sqlstate(void);
 
 /* every palloc'd chunk still alive in a context (for leak assertions) */
 extern long shim_context_chunks(MemoryContext cxt);
-
-/* the random HMAC key of hc_shared, and the number of generation slots */
-#define SHIM_NSLOTS 1024
 
 /* abort with a message: the fuzzer records a crash and the input */
 #define SHIM_CHECK(cond, ...) \
