@@ -24,6 +24,7 @@ OBJS = \
 	extension/singleflight.o \
 	extension/message.o \
 	extension/invalidate.o \
+	extension/standby.o \
 	extension/catalog.o \
 	extension/ddl.o \
 	extension/registry.o \
@@ -69,10 +70,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/housing_cache--0.2.0.sql: sql/housing_cache/install.sql sql/housing_cache/catalog.sql $(ENGINE_SQL)
+sql/housing_cache--0.2.0.sql: sql/housing_cache/install.sql sql/housing_cache/catalog.sql \
+		sql/housing_cache/replication.sql $(ENGINE_SQL)
 	cat $^ > $@
 
-sql/housing_cache--0.1.0--0.2.0.sql: sql/housing_cache/update-0.1.0.sql $(ENGINE_SQL)
+sql/housing_cache--0.1.0--0.2.0.sql: sql/housing_cache/update-0.1.0.sql \
+		sql/housing_cache/replication.sql $(ENGINE_SQL)
 	cat $^ > $@
 
 sql/housing_portal--0.2.0.sql: $(PORTAL_SQL)

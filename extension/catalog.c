@@ -47,7 +47,9 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "storage/lmgr.h"
 
 #include "housing_cache.h"
 
@@ -59,6 +61,11 @@ PG_FUNCTION_INFO_V1(housing_cache_catalog_unwatch);
 
 /* > 0 while one of our functions writes the catalog */
 static int	catalog_writing = 0;
+
+/* housing_cache.replication as this backend last read it; -1: to read */
+static int	wal_invalidation = -1;
+static int64 wal_version = 0;
+static Oid	replication_relid = InvalidOid;
 
 /*
  * The OID of a catalog table, or InvalidOid when the extension is not
@@ -527,4 +534,115 @@ Datum
 housing_cache_queries_changed(PG_FUNCTION_ARGS)
 {
 	return housing_cache_catalog_changed(fcinfo);
+}
+
+/* ---------- WAL invalidation (housing_cache.replication) ---------- */
+
+/*
+ * Forget the setting when housing_cache.replication changes (or the whole
+ * relcache is reset).
+ */
+static void
+catalog_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == replication_relid)
+	{
+		wal_invalidation = -1;
+		replication_relid = InvalidOid;
+	}
+}
+
+void
+HcCatalogInit(void)
+{
+	CacheRegisterRelcacheCallback(catalog_relcache_callback, (Datum) 0);
+}
+
+/*
+ * Does the primary log this database's invalidations in WAL (standby.c)?
+ * Sets *version, which changes whenever the setting does, if not NULL.
+ * With lock, takes RowShareLock on housing_cache.replication until the end
+ * of the transaction first, so that the setting cannot change before this
+ * transaction commits (set_wal_invalidation() waits for the lock); taking
+ * it also processes pending invalidations, so a change committed before is
+ * seen.  Read with the latest snapshot, whatever the transaction's
+ * isolation level.  A catalog without the table (0.1.0) says no.
+ */
+bool
+HcCatalogWalInvalidation(bool lock, int64 *version)
+{
+	Oid			relid = HcCatalogRelid("replication");
+
+	if (!OidIsValid(relid))
+		return false;
+	if (lock)
+		LockRelationOid(relid, RowShareLock);
+	if (relid != replication_relid)
+		wal_invalidation = -1;
+	replication_relid = relid;
+	if (wal_invalidation < 0)
+	{
+		int			ret;
+		bool		connected = SPI_connect() == SPI_OK_CONNECT;
+
+		if (!connected)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetLatestSnapshot());
+		ret = SPI_execute("SELECT wal_invalidation, version FROM housing_cache.replication", true, 1);
+		PopActiveSnapshot();
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read housing_cache.replication: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+		{
+			wal_invalidation = 0;
+			wal_version = 0;
+		}
+		else
+		{
+			bool		isnull;
+
+			wal_invalidation = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+			wal_version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		SPI_finish();
+	}
+	if (version)
+		*version = wal_version;
+	return wal_invalidation == 1;
+}
+
+/*
+ * Switch WAL invalidation in this database.  Takes ExclusiveLock on
+ * housing_cache.replication, so that it waits for every writing
+ * transaction that read the setting and has not ended, and the writers
+ * that come after read the new one.  Bumps the version, which every key
+ * includes.
+ */
+void
+HcCatalogSetWalInvalidation(bool on)
+{
+	Oid			relid = HcCatalogRelid("replication");
+	Oid			types[1] = {BOOLOID};
+	Datum		values[1];
+	int			ret;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("housing_cache's catalog has no table replication"),
+				 errhint("Run ALTER EXTENSION housing_cache UPDATE.")));
+	LockRelationOid(relid, ExclusiveLock);
+	values[0] = BoolGetDatum(on);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = catalog_execute("INSERT INTO housing_cache.replication AS r (wal_invalidation, version) "
+						  "VALUES ($1, 1) ON CONFLICT (singleton) DO UPDATE "
+						  "SET wal_invalidation = EXCLUDED.wal_invalidation, version = r.version + 1",
+						  1, types, values, NULL);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not update housing_cache.replication: %s", SPI_result_code_string(ret));
+	SPI_finish();
+	wal_invalidation = -1;
 }

@@ -73,7 +73,8 @@ typedef struct HcCall
 	instr_time	start;
 	char	   *canon[HC_MAX_PARAMS];	/* the parameters' text, for the key */
 	uint32		slots[HC_MAX_TAGS]; /* the generation slots of its tags */
-	uint64		gens[HC_MAX_TAGS];	/* ... and their generations */
+	uint64		gens[HC_MAX_TAGS + 1];	/* ... their generations, and the
+										 * global one (standby.c) */
 	int			nslots;
 	uint8		digest[HC_DIGEST_LEN];
 	char		key[HC_KEY_MAXLEN];
@@ -180,12 +181,18 @@ hc_bypass_reason(HcQueryDef *def, Oid runner)
 		}
 		return "not preloaded";
 	}
-	/* a standby has no triggers: it never learns of the primary's writes */
-	if (RecoveryInProgress())
-		return "standby";
+	/*
+	 * A standby runs no triggers: it learns the primary's writes from WAL,
+	 * if the primary logs them (standby.c).
+	 */
+	if (RecoveryInProgress() && !def->wal_invalidation)
+		return "standby without wal invalidation";
 	/* their snapshot is older than the generations we would read */
 	if (IsolationUsesXactSnapshot())
 		return "snapshot isolation";
+	/* writes replay could not attribute to tags: until they have ended */
+	if (!HcStandbyCaughtUp())
+		return "standby catching up";
 	/* the query could see this transaction's uncommitted rows */
 	if (HcXactMayHaveWritten(def->visible, def->nvisible))
 		return "own writes";
@@ -460,6 +467,7 @@ static void
 fetch_begin(HcCall *call, const char *name, int nargs, Datum *values, bool *nulls)
 {
 	INSTR_TIME_SET_CURRENT(call->start);
+	HcStandbyWaitForLsn();
 	call->def = HcGetQuery(name);
 	if (nargs != call->def->nparams)
 		ereport(ERROR,
@@ -492,8 +500,14 @@ fetch_generations(HcCall *call)
 			: def->param_is_oid[i] ? psprintf("%u", DatumGetObjectId(call->values[i]))
 			: OidOutputFunctionCall(def->typoutput[i], call->values[i]);
 	call->nslots = hc_answer_slots(def, call->values, call->nulls, call->canon, call->slots);
+	call->gens[call->nslots] = HcStandbyGlobalGeneration();
 	if (!HcReadGenerations(call->slots, call->nslots, call->gens))
-		return "write in flight";
+	{
+		/* on a standby: the transactions replay has ended may free them */
+		if (!HcStandbyResolve() ||
+			!HcReadGenerations(call->slots, call->nslots, call->gens))
+			return "write in flight";
+	}
 	return NULL;
 }
 
@@ -531,7 +545,7 @@ fetch_key(HcCall *call)
 	}
 	for (int i = 0; i < call->nargs; i++)
 		HcKeyAdd(&kb, call->canon[i], call->canon[i] ? strlen(call->canon[i]) : 0);
-	HcKeyAdd(&kb, call->gens, sizeof(uint64) * call->nslots);
+	HcKeyAdd(&kb, call->gens, sizeof(uint64) * (call->nslots + 1));
 	HcKeyFinish(&kb, call->digest, call->key);
 }
 

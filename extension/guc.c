@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/rmgr.h"
 #include "utils/guc.h"
+#include "utils/pg_lsn.h"
 
 #include "housing_cache.h"
 #include "settings.h"
@@ -142,6 +144,25 @@ static bool
 check_channel(char **newval, void **extra, GucSource source)
 {
 	return check_redis_name("housing_cache.channel", *newval);
+}
+
+/*
+ * An LSN as pg_lsn reads it ("16/B374D848"), or empty.
+ */
+static bool
+check_min_lsn(char **newval, void **extra, GucSource source)
+{
+	bool		have_error = false;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	(void) pg_lsn_in_internal(*newval, &have_error);
+	if (have_error)
+	{
+		GUC_check_errmsg("housing_cache.min_lsn must be an LSN such as 0/16B3748, not \"%s\"", *newval);
+		return false;
+	}
+	return true;
 }
 
 static bool
@@ -340,6 +361,24 @@ HcDefineGucs(void)
 							"Browsers and proxies may reuse an answer this long without asking; after that they revalidate with If-None-Match.",
 							HC_SETTING(hc_http_max_age), 0, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.wal_rmgr_id",
+							"WAL resource manager id of housing_cache's invalidation records (standby.c).",
+							"The same on the primary and every standby; one of the custom ids 128-255 no other extension of the cluster uses.",
+							HC_SETTING(hc_wal_rmgr_id), RM_MIN_CUSTOM_ID, RM_MAX_CUSTOM_ID,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("housing_cache.min_lsn",
+							   "Cached reads on a standby first wait until replay has reached this LSN.",
+							   "Empty: no wait.  Set it, for example with set_config(..., true), to the LSN a write reported (last_commit_lsn()) to read your own writes on a standby.",
+							   HC_SETTING(hc_min_lsn),
+							   PGC_USERSET, 0, check_min_lsn, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.min_lsn_wait_ms",
+							"Longest wait of a read for housing_cache.min_lsn on a standby.",
+							"Past it the read fails with SQLSTATE 53HC0.",
+							HC_SETTING(hc_min_lsn_wait_ms), 0, 600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("housing_cache");
 }

@@ -52,6 +52,8 @@ _PG_init(void)
 
 	if (process_shared_preload_libraries_in_progress)
 	{
+		/* a custom resource manager can only be registered now */
+		HcStandbyRegisterRmgr();
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = hc_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
@@ -60,6 +62,7 @@ _PG_init(void)
 
 	/* transaction callbacks are registered once, here, for every backend */
 	HcInvalidationInit();
+	HcCatalogInit();
 	HcRegistryInit();
 	HcConditionalInit();
 }

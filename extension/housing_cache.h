@@ -18,6 +18,8 @@
  *	  singleflight.c	one fill per key at a time
  *	  message.c			the invalidation message published after commit
  *	  invalidate.c		row triggers, invalidate(), the commit callback
+ *	  standby.c			hot standbys: invalidation in WAL order (a custom
+ *						resource manager), pending transactions, min_lsn
  *	  catalog.c			watched_tables and queries: reads, writes, privileges
  *	  ddl.c				DDL around watched tables (event trigger helpers)
  *	  registry.c		registered queries: definitions, checks, the cache
@@ -55,6 +57,12 @@
  *	  singleflight.c its LWLock, held to claim or release a fill; waits on a
  *					condition variable outside it
  *	  breaker.c		none: atomics
+ *	  standby.c		none: atomics; its redo runs in the startup process
+ *					(shared memory only)
+ *	  catalog.c		a relcache callback (forget the WAL invalidation
+ *					setting); RowShareLock on housing_cache.replication
+ *					from PRE_COMMIT to the end of a writing transaction,
+ *					ExclusiveLock in set_wal_invalidation()
  *	  invalidate.c	XactCallback (PRE_COMMIT marks, COMMIT bumps, ABORT
  *					unmarks: no error, no allocation at COMMIT) and a
  *					ResourceReleaseCallback (publish after the locks are gone)
@@ -104,6 +112,9 @@ extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
 extern char *hc_redis_password_file;
+extern int	hc_wal_rmgr_id;
+extern char *hc_min_lsn;
+extern int	hc_min_lsn_wait_ms;
 
 extern void HcDefineGucs(void);
 extern bool HcReadSecretFile(const char *path, char *buf, size_t size,
@@ -139,6 +150,13 @@ typedef enum HcStat
 	HC_STAT_INVALIDATED_COMMITS,
 	HC_STAT_PUBLISHES,
 	HC_STAT_PUBLISH_FAILURES,
+	HC_STAT_WAL_LOGGED,
+	HC_STAT_WAL_REPLAYED,
+	HC_STAT_WAL_RESOLVED,
+	HC_STAT_WAL_OVERFLOWS,
+	HC_STAT_WAL_CATCHING_UP,
+	HC_STAT_MIN_LSN_WAITS,
+	HC_STAT_MIN_LSN_TIMEOUTS,
 	HC_STAT_COUNT
 } HcStat;
 
@@ -344,6 +362,19 @@ extern void HcCatalogStoreQuery(const char *name, const char *sql,
 								Datum param_types, Datum tags, int ttl_seconds,
 								bool vary_by_role, bool fetchable);
 extern bool HcCatalogDeleteQuery(const char *name);
+extern void HcCatalogInit(void);
+extern bool HcCatalogWalInvalidation(bool lock, int64 *version);
+extern void HcCatalogSetWalInvalidation(bool on);
+
+/* ---- hot standbys (standby.c) ---- */
+extern Size HcStandbyShmemSize(void);
+extern void HcStandbyShmemInit(char *base, bool found);
+extern void HcStandbyRegisterRmgr(void);
+extern void HcStandbyLogInvalidation(const uint32 *slots, int count);
+extern bool HcStandbyCaughtUp(void);
+extern uint64 HcStandbyGlobalGeneration(void);
+extern bool HcStandbyResolve(void);
+extern void HcStandbyWaitForLsn(void);
 
 /* ---- registered queries (registry.c) ---- */
 #define HC_MAX_PARAMS		32
@@ -385,6 +416,8 @@ typedef struct HcQueryDef
 	bool		vary_by_role;
 	bool		fetchable;		/* may be called through fetch() */
 	Oid			owner;			/* the role that registered it */
+	bool		wal_invalidation;	/* the primary logs invalidations */
+	int64		wal_version;	/* ... as of this version of that setting */
 	int			nrelids;
 	Oid		   *relids;			/* relations the query reads */
 	int			nvisible;

@@ -366,8 +366,20 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 						trigger->tgnargs),
 				 errhint("Attach it with housing_cache.watch_table().")));
 
+	/*
+	 * Nothing is cached without preloading.  But a standby may cache, and
+	 * only a preloaded library logs what a write invalidates: refuse the
+	 * write rather than let a standby serve answers it never learns are old.
+	 */
 	if (hc_shared == NULL)
-		return PointerGetDatum(NULL);	/* nothing is cached without preloading */
+	{
+		if (HcCatalogWalInvalidation(false, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot write to a watched table while housing_cache is not preloaded and standbys rely on WAL invalidation"),
+					 errhint("Add housing_cache to shared_preload_libraries and restart, or turn WAL invalidation off with housing_cache.set_wal_invalidation(false).")));
+		return PointerGetDatum(NULL);
+	}
 
 	table_tag = trigger->tgargs[0];
 	partition_column = trigger->tgargs[1];
@@ -473,6 +485,36 @@ reset_state(void)
 }
 
 /*
+ * Log the touched slots in WAL for hot standbys (standby.c decides whether
+ * this database does), before the commit record.
+ */
+static void
+log_slots(void)
+{
+	uint32	   *slots;
+	int			n = 0;
+
+	if (touched_count <= TOUCHED_LIST_SIZE)
+	{
+		HcStandbyLogInvalidation(touched_list, touched_count);
+		return;
+	}
+	slots = palloc(sizeof(uint32) * touched_count);
+	for (int w = 0; w < touched_words && n < touched_count; w++)
+	{
+		uint64		bits = touched[w];
+
+		while (bits != 0 && n < touched_count)
+		{
+			slots[n++] = w * 64 + pg_rightmost_one_pos64(bits);
+			bits &= bits - 1;
+		}
+	}
+	HcStandbyLogInvalidation(slots, n);
+	pfree(slots);
+}
+
+/*
  * Apply one step of the generation protocol to every touched slot; returns
  * how many slots there were.  Allocation-free.
  */
@@ -515,6 +557,7 @@ hc_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			if (hc_publish)
 				HcMessagePrepare();
+			log_slots();
 			touch_slots(HcSlotMark);
 			marked = true;
 			break;

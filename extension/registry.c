@@ -448,7 +448,7 @@ hc_check_plan(SPIPlanPtr plan, const char *name)
 static void
 hc_definition_digest(const char *name, const char *sql, int nparams,
 					 const Oid *types, Datum tags, bool vary_by_role, Oid owner,
-					 uint8 *digest)
+					 int64 wal_version, uint8 *digest)
 {
 	HcKeyBuilder buf;
 
@@ -460,6 +460,7 @@ hc_definition_digest(const char *name, const char *sql, int nparams,
 			 VARSIZE_ANY_EXHDR(DatumGetPointer(tags)));
 	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
 	HcKeyAdd(&buf, &owner, sizeof(owner));
+	HcKeyAdd(&buf, &wal_version, sizeof(wal_version));
 	HcKeyDigest(&buf, digest);
 }
 
@@ -519,6 +520,7 @@ hc_load_definition(HcQueryDef *def)
 	def->vary_by_role = row.vary_by_role;
 	def->fetchable = row.fetchable;
 	def->owner = row.owner;
+	def->wal_invalidation = HcCatalogWalInvalidation(false, &def->wal_version);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(def->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -555,7 +557,7 @@ hc_load_definition(HcQueryDef *def)
 	}
 
 	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
-						 def->vary_by_role, def->owner, def->digest);
+						 def->vary_by_role, def->owner, def->wal_version, def->digest);
 	MemoryContextSwitchTo(old);
 
 	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);

@@ -51,6 +51,9 @@
 	X(INT,    int,    hc_escalate_rows,            10000) \
 	X(STRING, char *, hc_value_secret,             "") \
 	X(STRING, char *, hc_value_secret_file,        "") \
-	X(INT,    int,    hc_http_max_age,             5)
+	X(INT,    int,    hc_http_max_age,             5) \
+	X(INT,    int,    hc_wal_rmgr_id,              128) \
+	X(STRING, char *, hc_min_lsn,                  "") \
+	X(INT,    int,    hc_min_lsn_wait_ms,          1000)
 
 #endif							/* HC_SETTINGS_H */

@@ -45,6 +45,7 @@ HcShmemSize(void)
 	Size		size = state_size();
 
 	size = add_size(size, MAXALIGN(HcFlightShmemSize()));
+	size = add_size(size, HcStandbyShmemSize());
 	size = add_size(size, HcL1ShmemSize());
 	return size;
 }
@@ -65,7 +66,9 @@ HcShmemStartup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	hc_shared = ShmemInitStruct("housing_cache", HcShmemSize(), &found);
 	HcFlightShmemInit((char *) hc_shared + state_size(), found);
-	HcL1ShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()),
+	HcStandbyShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()), found);
+	HcL1ShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
+				  HcStandbyShmemSize(),
 				  found,
 				  HcL1LockCount() > 0 ? GetNamedLWLockTranche("housing_cache") : NULL);
 	if (!found)

@@ -53,6 +53,13 @@ static const char *const stat_names[HC_STAT_COUNT] = {
 	"invalidated_commits",
 	"publishes",
 	"publish_failures",
+	"wal_records_logged",
+	"wal_records_replayed",
+	"wal_slots_resolved",
+	"wal_overflows",
+	"standby_catching_up",
+	"min_lsn_waits",
+	"min_lsn_timeouts",
 };
 
 static TupleDesc

@@ -116,3 +116,25 @@ END
 $function$;
 COMMENT ON FUNCTION housing_cache.http_error(int, text, text) IS
     'Set response.status and return a PostgREST-style error body {code, message, details, hint}';
+
+-- Before a cached read: the request's X-Min-LSN header (the X-Commit-LSN a
+-- write answered with) becomes housing_cache.min_lsn for this transaction,
+-- so that on a standby the read first waits until replay has passed it
+-- (and fails with 53HC0, which PostgREST answers with 503, past
+-- housing_cache.min_lsn_wait_ms).  A malformed value is refused (22023).
+CREATE OR REPLACE FUNCTION housing_cache.http_apply_min_lsn()
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    lsn text := housing_cache.http_request_header('x-min-lsn');
+BEGIN
+    IF lsn IS NOT NULL AND btrim(lsn) <> '' THEN
+        PERFORM pg_catalog.set_config('housing_cache.min_lsn', btrim(lsn), true);
+    END IF;
+END
+$function$;
+COMMENT ON FUNCTION housing_cache.http_apply_min_lsn() IS
+    'Set housing_cache.min_lsn for this transaction from the request header X-Min-LSN (read your own writes on a standby)';

@@ -28,6 +28,12 @@ CREATE OR REPLACE TRIGGER catalog_changed
 CREATE OR REPLACE TRIGGER catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON housing_cache.watched_tables
     FOR EACH STATEMENT EXECUTE FUNCTION housing_cache.catalog_changed();
+CREATE OR REPLACE TRIGGER catalog_guard
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON housing_cache.replication
+    FOR EACH STATEMENT EXECUTE FUNCTION housing_cache.catalog_guard();
+CREATE OR REPLACE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON housing_cache.replication
+    FOR EACH STATEMENT EXECUTE FUNCTION housing_cache.catalog_changed();
 
 CREATE OR REPLACE VIEW housing_cache.stats AS
     SELECT s.*,

@@ -31,3 +31,22 @@ AS 'MODULE_PATHNAME', 'housing_cache_fetch'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION housing_cache.fetch(text, text[]) IS
     'Answer a registered query from the cache, or by running it; parameters are given as text';
+
+----------------------------------------------------------------------------
+-- Hot standbys: WAL invalidation and reading one's own writes
+----------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION housing_cache.set_wal_invalidation(enabled boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'housing_cache_set_wal_invalidation'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION housing_cache.set_wal_invalidation(boolean) IS
+    'On the primary, superuser: log (or stop logging) this database''s invalidations in WAL, so that hot standbys can cache; every standby needs housing_cache in shared_preload_libraries';
+REVOKE ALL ON FUNCTION housing_cache.set_wal_invalidation(boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION housing_cache.last_commit_lsn()
+RETURNS pg_lsn
+AS 'MODULE_PATHNAME', 'housing_cache_last_commit_lsn'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION housing_cache.last_commit_lsn() IS
+    'Where this session''s last commit that wrote WAL ends; a read with housing_cache.min_lsn set to it, on a standby, sees that commit';

@@ -28,6 +28,13 @@ CREATE OR REPLACE FUNCTION housing_cache.get_stats(
     OUT invalidated_commits bigint,
     OUT publishes bigint,
     OUT publish_failures bigint,
+    OUT wal_records_logged bigint,
+    OUT wal_records_replayed bigint,
+    OUT wal_slots_resolved bigint,
+    OUT wal_overflows bigint,
+    OUT standby_catching_up bigint,
+    OUT min_lsn_waits bigint,
+    OUT min_lsn_timeouts bigint,
     OUT breaker_state text,
     OUT preloaded boolean,
     OUT stats_reset timestamptz)

@@ -59,6 +59,10 @@ COMMENT ON COLUMN housing_cache.queries.extension IS
 SELECT pg_catalog.pg_extension_config_dump('housing_cache.watched_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('housing_cache.queries', '');
 
+-- The stats view and its function: get_stats() has more columns.
+DROP VIEW housing_cache.stats;
+DROP FUNCTION housing_cache.get_stats();
+
 -- Functions whose arguments changed.
 DROP FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean);
 DROP FUNCTION housing_cache.watch_table(regclass, text);

@@ -52,6 +52,7 @@ AS $function$
 DECLARE
     result json;
 BEGIN
+    PERFORM housing_cache.http_apply_min_lsn();
     PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
     result := housing_cache.search_listings(
         city => city, min_price_cents => min_price_cents,
@@ -77,6 +78,7 @@ BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION 'id is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM housing_cache.http_apply_min_lsn();
     PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
     result := housing_cache.get_listing(id);
     -- NULL is either "not modified" or "no such listing": the tier tells
@@ -104,6 +106,7 @@ BEGIN
     IF city IS NULL THEN
         RAISE EXCEPTION 'city is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM housing_cache.http_apply_min_lsn();
     PERFORM housing_cache.if_none_match(housing_cache.http_request_header('if-none-match'));
     result := housing_cache.city_stats(city);
     PERFORM housing_cache.http_cache_headers();

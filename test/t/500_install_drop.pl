@@ -50,7 +50,7 @@ is(sql(q{SELECT count(*) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refob
           WHERE e.extname = 'housing_cache' AND d.deptype = 'e'
             AND d.classid = 'pg_class'::regclass
             AND d.objid NOT IN ('housing_cache.watched_tables'::regclass, 'housing_cache.queries'::regclass,
-                                'housing_cache.stats'::regclass)
+                                'housing_cache.replication'::regclass)
             AND (SELECT relkind FROM pg_class WHERE oid = d.objid) IN ('r', 'p')}),
 	'0', 'its only tables are its catalog');
 is(sql('SELECT count(*) FROM housing_cache.queries'), '0', 'no query is registered');

@@ -34,7 +34,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(new_node stat ten_listings_sql cached_call);
+our @EXPORT = qw(new_node new_standby wait_for_replay stat ten_listings_sql cached_call);
 our @EXPORT_OK = @EXPORT;
 
 =pod
@@ -80,6 +80,11 @@ Install the engine alone.
 Only initialize and configure; the test starts the node (implies no
 C<CREATE EXTENSION>).
 
+=item allows_streaming => 1
+
+Initialize it for streaming replication (wal_level replica, WAL senders),
+so that L<new_standby> can make standbys of it.
+
 =back
 
 =cut
@@ -95,7 +100,7 @@ sub new_node
       : undef;
 
     my $node = PostgreSQL::Test::Cluster->new($name);
-    $node->init;
+    $node->init($opts{allows_streaming} ? (allows_streaming => 1) : ());
 
     my $conf = "shared_preload_libraries = 'housing_cache'\n"
       . "housing_cache.redis_host = '127.0.0.1'\n";
@@ -117,6 +122,50 @@ sub new_node
     $node->safe_psql('postgres', "CREATE EXTENSION $ext CASCADE") if $ext;
 
     return $node;
+}
+
+=pod
+
+=item new_standby($primary, $name, %opts)
+
+A streaming hot standby of C<$primary> (made with C<allows_streaming>),
+from a new base backup: it has the primary's configuration, housing_cache
+preloaded and pointed at the same Redis included.  C<conf> is appended to
+its postgresql.conf; C<start =E<gt> 0> leaves it stopped.
+
+=cut
+
+my $backups = 0;
+
+sub new_standby
+{
+    my ($primary, $name, %opts) = @_;
+    croak 'new_standby: a primary and a name are required' unless $primary && $name;
+    my $backup = 'b' . ++$backups;
+    $primary->backup($backup);
+    my $standby = PostgreSQL::Test::Cluster->new($name);
+    $standby->init_from_backup($primary, $backup, has_streaming => 1);
+    $standby->append_conf('postgresql.conf', "$opts{conf}\n") if defined $opts{conf};
+    $standby->start unless defined $opts{start} && !$opts{start};
+    return $standby;
+}
+
+=pod
+
+=item wait_for_replay($primary, $standby)
+
+Wait until C<$standby> has replayed everything C<$primary> had written when
+called (its current WAL insert position).
+
+=cut
+
+sub wait_for_replay
+{
+    my ($primary, $standby) = @_;
+    my $lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+    $standby->poll_query_until('postgres', "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")
+      or croak "wait_for_replay: $standby->{_name} did not replay up to $lsn";
+    return $lsn;
 }
 
 =pod

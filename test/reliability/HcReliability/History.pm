@@ -35,9 +35,13 @@ every version whose write had started before the read ended.
 
 =item regression
 
-a read returned v although another read of the same listing that ended
-before this one began had returned a newer version (what a single
-PostgreSQL server gives without the cache: snapshots only move forward).
+a read returned v although another read of the same listing, on the same
+server, that ended before this one began had returned a newer version (what
+a single PostgreSQL server gives without the cache: snapshots only move
+forward).  Reads of a hot standby (sources "sb1-...") are held to this
+rule only, against that standby's own reads, direct ones included; the
+stale rule, which compares with the primary's acknowledgements, does not
+apply to them.
 
 =item incomplete
 
@@ -219,7 +223,7 @@ sub check
 	$started{$_} = _running_max(@{ $started{$_} }) for keys %started;
 
 	# --- reads ----------------------------------------------------------
-	my %reads_of;    # id => [ [t0, t1, v] ]
+	my %reads_of;    # "server/id" => [ [t0, t1, v, op] ]
 	for my $op (grep { $_->{kind} ne 'W' } @{ $self->{ops} })
 	{
 		my $c = $bucket->($op);
@@ -229,6 +233,9 @@ sub check
 			next;
 		}
 		my ($src) = split /:/, $op->{f1};
+		# a hot standby's reads (sources "sb1-get:5"): held to its own
+		# earlier reads, not to the primary's acknowledgements
+		my $server = $src =~ /^(sb\w*)-/ ? $1 : 'primary';
 		if ($op->{status} ne 'ok' && $op->{status} ne 'aborted')
 		{
 			my ($class) = split /:/, $op->{f3};
@@ -243,7 +250,7 @@ sub check
 			}
 			next;
 		}
-		$c->{"reads_$src"}++;
+		$c->{ $server eq 'primary' ? "reads_$src" : 'reads_standby' }++;
 		$c->{reads}++;
 
 		my %seen;
@@ -260,7 +267,7 @@ sub check
 			$c->{observations}++;
 
 			my $must = _max_before($acked{$id} || [], $op->{t0}, $initial{$id} // 0);
-			if ($v < $must)
+			if ($server eq 'primary' && $v < $must)
 			{
 				$c->{stale}++;
 				$fail->('stale', sprintf('%s %s [%.6f, %.6f] read listing %d at version %d, '
@@ -275,7 +282,7 @@ sub check
 						  . 'which no write had produced by then (latest possible: %d)',
 						$op->{worker}, $op->{f1}, $op->{t0}, $op->{t1}, $id, $v, $can));
 			}
-			push @{ $reads_of{$id} }, [ $op->{t0}, $op->{t1}, $v, $op ];
+			push @{ $reads_of{"$server/$id"} }, [ $op->{t0}, $op->{t1}, $v, $op ];
 		}
 
 		if ($src =~ /search/)
@@ -292,10 +299,11 @@ sub check
 	}
 
 	# --- read after read ------------------------------------------------
-	for my $id (sort { $a <=> $b } keys %reads_of)
+	for my $key (sort keys %reads_of)
 	{
-		my @by_end = sort { $a->[1] <=> $b->[1] } @{ $reads_of{$id} };
-		my @by_start = sort { $a->[0] <=> $b->[0] } @{ $reads_of{$id} };
+		my ($srv, $id) = split m{/}, $key;
+		my @by_end = sort { $a->[1] <=> $b->[1] } @{ $reads_of{$key} };
+		my @by_start = sort { $a->[0] <=> $b->[0] } @{ $reads_of{$key} };
 		my ($j, $best, $best_op) = (0, undef, undef);
 		for my $rd (@by_start)
 		{

@@ -251,9 +251,17 @@ sub _pairs
 
 =pod
 
-=head2 db_reader(dsn => ..., ids => [...], cities => [..., undef], search_pct => 40)
+=head2 db_reader(dsn => ..., ids => [...], cities => [..., undef], search_pct => 40, server => 'sb1')
 
 C<undef> in C<cities> searches every city.
+
+With C<server>, the reader reads a hot standby of that name: its sources
+are prefixed with it (C<sb1-get:5>), and before each cached read it reads
+the same listings directly, without the cache (C<sb1-direct:...>).  A
+standby lags behind the primary, so the checker does not hold its reads to
+the primary's acknowledgements, but to that standby's own earlier reads: a
+cached read older than a direct read that ended before it began is a
+regression, an answer older than what the standby itself shows.
 
 =cut
 
@@ -265,7 +273,8 @@ sub db_reader
 		my @ids = @{ $o{ids} };
 		my @cities = @{ $o{cities} };
 		my $search_pct = $o{search_pct} // 40;
-		my ($dbh, $get, $search);
+		my $prefix = defined $o{server} ? "$o{server}-" : '';
+		my ($dbh, $get, $search, $direct);
 		while (!$w->stopping)
 		{
 			if (!$dbh)
@@ -274,17 +283,46 @@ sub db_reader
 				$get = $dbh->prepare('SELECT housing_cache.get_listing($1::bigint)::text');
 				$search = $dbh->prepare(
 					q{SELECT housing_cache.search_listings(city => $1::text, sort => 'price_asc', page_size => 100)::text});
+				$direct = $dbh->prepare(
+					q{SELECT string_agg(id || ':' || price_cents, ',' ORDER BY id) FROM housing.listings
+					   WHERE id = ANY ($1::bigint[])});
 			}
-			my ($sth, $source, @args);
+			my ($sth, $source, @args, @of);
 			if (rand(100) < $search_pct)
 			{
 				my $city = $cities[ int(rand(@cities)) ];
-				($sth, $source, @args) = ($search, 'search:' . ($city // '*'), $city);
+				($sth, $source, @args) = ($search, $prefix . 'search:' . ($city // '*'), $city);
+				@of = grep { !defined $city || $o{city_of}{$_} eq $city } @ids if $o{city_of};
 			}
 			else
 			{
 				my $id = $ids[ int(rand(@ids)) ];
-				($sth, $source, @args) = ($get, "get:$id", $id);
+				($sth, $source, @args) = ($get, $prefix . "get:$id", $id);
+				@of = ($id);
+			}
+			if ($prefix && @of)
+			{
+				my $d0 = $w->now;
+				my $ok = $direct->execute('{' . join(',', @of) . '}');
+				my $drow = $ok ? $direct->fetchrow_arrayref : undef;
+				my $d1 = $w->now;
+				if ($ok && $drow)
+				{
+					$w->record('R', $d0, $d1, 'ok', $prefix . 'direct:' . join('+', @of), $drow->[0] // 'null', '');
+				}
+				else
+				{
+					my $e = _err($direct->state, $direct->errstr // 'no row');
+					$w->record('R', $d0, $d1, 'err', $prefix . 'direct:' . join('+', @of), '', $e);
+					if ($e =~ /^conn/ || !$dbh->ping)
+					{
+						$dbh->disconnect;
+						$dbh = undef;
+					}
+					_pause(\%o);
+					next;
+				}
+				$direct->finish;
 			}
 			my $t0 = $w->now;
 			my $rv = $sth->execute(@args);
