@@ -157,6 +157,8 @@ typedef enum HcStat
 	HC_STAT_WAL_CATCHING_UP,
 	HC_STAT_MIN_LSN_WAITS,
 	HC_STAT_MIN_LSN_TIMEOUTS,
+	HC_STAT_REDIS_DISCOVERIES,
+	HC_STAT_REDIS_FAILOVERS,
 	HC_STAT_COUNT
 } HcStat;
 
@@ -269,6 +271,7 @@ extern bool HcRedisSet(const char *key, const uint8 *digest,
 					   const HcValue *value);
 extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
 extern void HcRedisConfigChanged(void);
+extern const char *HcRedisMasterAddress(void);
 
 /* ---- value format (value.c) ---- */
 #define HC_VALUE_HEADER_LEN 64

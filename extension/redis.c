@@ -51,6 +51,15 @@ hc_redis_drop(void)
 }
 
 /*
+ * The address of the Redis this server uses (host:port).
+ */
+const char *
+HcRedisMasterAddress(void)
+{
+	return psprintf("%s:%d", hc_redis_host ? hc_redis_host : "", hc_redis_port);
+}
+
+/*
  * Called by the GUC assign hooks: the next call reconnects with the new
  * settings.
  */

@@ -60,6 +60,8 @@ static const char *const stat_names[HC_STAT_COUNT] = {
 	"standby_catching_up",
 	"min_lsn_waits",
 	"min_lsn_timeouts",
+	"redis_discoveries",
+	"redis_failovers",
 };
 
 static TupleDesc
@@ -96,6 +98,8 @@ housing_cache_get_stats(PG_FUNCTION_ARGS)
 			values[c] = Int64GetDatum(hc_shared ? (int64) pg_atomic_read_u64(&hc_shared->stats[s]) : 0);
 		else if (strcmp(col, "breaker_state") == 0)
 			values[c] = CStringGetTextDatum(HcBreakerState());
+		else if (strcmp(col, "redis_master") == 0)
+			values[c] = CStringGetTextDatum(HcRedisMasterAddress());
 		else if (strcmp(col, "preloaded") == 0)
 			values[c] = BoolGetDatum(hc_shared != NULL);
 		else if (strcmp(col, "stats_reset") == 0 && hc_shared &&

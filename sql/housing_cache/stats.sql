@@ -35,7 +35,10 @@ CREATE OR REPLACE FUNCTION housing_cache.get_stats(
     OUT standby_catching_up bigint,
     OUT min_lsn_waits bigint,
     OUT min_lsn_timeouts bigint,
+    OUT redis_discoveries bigint,
+    OUT redis_failovers bigint,
     OUT breaker_state text,
+    OUT redis_master text,
     OUT preloaded boolean,
     OUT stats_reset timestamptz)
 RETURNS record
