@@ -17,6 +17,15 @@
  * Every value travels as a parameter; names and types come from the schema
  * cache (pg_proc), never from the request.
  *
+ * With a read database (--read-db, a hot standby), GET and HEAD run there
+ * and everything else on the primary; a read the standby cannot answer (it
+ * is unreachable, it has not replayed the client's X-Min-LSN yet: SQLSTATE
+ * 53HC0, or a recovery conflict canceled the query) is run again,
+ * once, on the primary.  After a write, the same pipeline asks the primary
+ * for the commit's LSN (housing_cache.last_commit_lsn(), when it exists),
+ * which the reply carries as X-Commit-LSN; X-Served-By says where the
+ * answer came from.
+ *
  * api_handle runs the steps parse_request, authenticate, plan_call,
  * execute_call and reply_outcome.  The settings are a copy taken by
  * api_init, so that nothing here reaches back into the daemon.
@@ -41,6 +50,28 @@ static Schema *schema;
 static pthread_rwlock_t schema_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static double last_reload;
+
+/*
+ * housing_cache.last_commit_lsn() exists and the pool's role may call it:
+ * looked up with the schema cache (at start, SIGHUP, unknown functions), so
+ * that a database without it costs writes nothing and logs no error.
+ */
+static atomic_bool commit_lsn_fn;
+static const char commit_lsn_check_sql[] =
+"SELECT coalesce((SELECT pg_catalog.has_function_privilege(p::oid, 'EXECUTE') "
+"AND pg_catalog.has_schema_privilege('housing_cache', 'USAGE') "
+"FROM pg_catalog.to_regprocedure('housing_cache.last_commit_lsn()') AS p "
+"WHERE p IS NOT NULL), false)";
+static const char commit_lsn_sql[] = "SELECT housing_cache.last_commit_lsn()::text";
+
+/*
+ * The read database: after a connection to it failed, reads go straight to
+ * the primary for REPLICA_RETRY_S seconds before it is tried again, so that
+ * a standby that is down costs each read nothing.
+ */
+#define REPLICA_RETRY_S 1.0
+static _Atomic double replica_retry_at;
+static atomic_bool replica_down;
 
 typedef struct Arg
 {
@@ -67,8 +98,27 @@ args_free(Args *args)
 
 /* --- schema cache -------------------------------------------------------- */
 
+/* Is housing_cache.last_commit_lsn() there for us?  Logged when it changes. */
+static void
+check_commit_lsn_fn(PGconn *conn, bool first)
+{
+	PGresult   *r = PQexec(conn, commit_lsn_check_sql);
+	bool		found;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+	{
+		PQclear(r);
+		return;					/* keep what we knew */
+	}
+	found = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (atomic_exchange(&commit_lsn_fn, found) != found || first)
+		log_msg(found ? "writes answer X-Commit-LSN (housing_cache.last_commit_lsn())"
+				: "no X-Commit-LSN: housing_cache.last_commit_lsn() is missing or not executable");
+}
+
 static Schema *
-load_schema_now(void)
+load_schema_now(bool first)
 {
 	PGconn	   *conn;
 	int			slot;
@@ -77,6 +127,8 @@ load_schema_now(void)
 	if (pool_checkout(settings.pool, settings.pool_timeout_ms, false, &conn, &slot) != POOL_OK)
 		return NULL;
 	s = schema_load(conn, settings.schema);
+	if (s != NULL)
+		check_commit_lsn_fn(conn, first);
 	pool_release(settings.pool, slot, PQstatus(conn) != CONNECTION_OK);
 	return s;
 }
@@ -85,7 +137,7 @@ bool
 api_init(const ApiConfig *conf)
 {
 	settings = *conf;
-	schema = load_schema_now();
+	schema = load_schema_now(true);
 	return schema != NULL;
 }
 
@@ -97,7 +149,7 @@ api_reload_schema(const char *why)
 
 	pthread_mutex_lock(&reload_lock);
 	last_reload = mono_now();
-	s = load_schema_now();
+	s = load_schema_now(false);
 	if (s == NULL)
 	{
 		pthread_mutex_unlock(&reload_lock);
@@ -135,6 +187,17 @@ maybe_reload_on_miss(void)
 }
 
 /* --- error replies -------------------------------------------------------- */
+
+/*
+ * "This standby has not replayed up to the request's X-Min-LSN yet" (within
+ * housing_cache.min_lsn_wait_ms): SQLSTATE 53HC0 from housing_cache.  A 503
+ * with Retry-After, and a reason to ask the primary.
+ */
+static bool
+is_replay_lag(const char *st)
+{
+	return st != NULL && strcmp(st, "53HC0") == 0;
+}
 
 /* PostgREST's mapping of SQLSTATEs to HTTP statuses (Error.hs, v13). */
 static unsigned
@@ -181,6 +244,8 @@ pg_error_status(const char *st, bool authed)
 		return 500;
 	if (strcmp(st, "42501") == 0)
 		return authed ? 403 : 401;
+	if (is_replay_lag(st))
+		return 503;
 	if (strncmp(st, "PT", 2) == 0)
 	{
 		/* RAISE SQLSTATE 'PT404': the status is in the code */
@@ -469,6 +534,8 @@ typedef struct ExecOut
 	char	   *hint;
 	bool		broken;			/* the connection is unusable */
 	bool		sent;			/* anything reached the server */
+	char	   *commit_lsn;		/* after a write: housing_cache.last_commit_lsn() */
+	bool		replica;		/* answered by the read database */
 } ExecOut;
 
 static void
@@ -481,6 +548,7 @@ exec_out_free(ExecOut *o)
 	free(o->message);
 	free(o->detail);
 	free(o->hint);
+	free(o->commit_lsn);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -524,17 +592,21 @@ cache_find(const StmtCache *cache, const char *sql)
 
 enum
 {
-	STEP_BEGIN, STEP_SET_CONFIG, STEP_PREPARE, STEP_CALL, STEP_COMMIT
+	STEP_BEGIN, STEP_SET_CONFIG, STEP_PREPARE, STEP_CALL, STEP_COMMIT, STEP_LSN
 };
+
+#define MAX_STEPS 6
 
 /*
  * Queue the transaction and the sync; steps[] gets what each result will
  * be.  The call is prepared on its first use on this connection, while the
- * cache has room, so that later requests skip parsing and planning.
+ * cache has room, so that later requests skip parsing and planning.  With
+ * want_lsn, the commit's LSN is asked for after COMMIT, in the same round
+ * trip: it runs only if everything before it succeeded.
  */
 static bool
 pipeline_send(PGconn *c, const StmtCache *cache, bool readonly, const char *const *sc_params,
-			  const char *main_sql, int nparams, const char *const *params,
+			  const char *main_sql, int nparams, const char *const *params, bool want_lsn,
 			  int *steps, int *nsteps)
 {
 	int			idx = cache_find(cache, main_sql);
@@ -553,6 +625,8 @@ pipeline_send(PGconn *c, const StmtCache *cache, bool readonly, const char *cons
 		steps[(*nsteps)++] = STEP_PREPARE;
 	steps[(*nsteps)++] = STEP_CALL;
 	steps[(*nsteps)++] = STEP_COMMIT;
+	if (want_lsn)
+		steps[(*nsteps)++] = STEP_LSN;
 	return PQsendQueryPrepared(c, readonly ? STMT_BEGIN_RO : STMT_BEGIN_RW, 0, NULL, NULL, NULL, 0) &&
 		PQsendQueryPrepared(c, STMT_SET_CONFIG, 7, sc_params, NULL, NULL, 0) &&
 		(!prepare || PQsendPrepare(c, name, main_sql, nparams, NULL)) &&
@@ -560,25 +634,36 @@ pipeline_send(PGconn *c, const StmtCache *cache, bool readonly, const char *cons
 		 ? PQsendQueryPrepared(c, name, nparams, params, NULL, NULL, 0)
 		 : PQsendQueryParams(c, main_sql, nparams, NULL, params, NULL, NULL, 0)) &&
 		PQsendQueryPrepared(c, STMT_COMMIT, 0, NULL, NULL, NULL, 0) &&
+		(!want_lsn || PQsendQueryParams(c, commit_lsn_sql, 0, NULL, NULL, NULL, NULL, 0)) &&
 		PQpipelineSync(c);
 }
 
 /*
- * Read the result of one step into *o; *failed once a step failed.  False
- * when the connection broke (o->broken): what follows in the pipeline is
- * lost.
+ * The commit's LSN, asked for after COMMIT: informative only, so that an
+ * error here (the function is gone, not executable) fails nothing.
  */
-static bool
-pipeline_read_step(PGconn *c, StmtCache *cache, const char *main_sql, int step,
-				   ExecOut *o, bool *failed)
+static void
+read_commit_lsn(const PGresult *r, ExecOut *o)
 {
-	PGresult   *r = PQgetResult(c);
+	const char *v;
+	size_t		n;
 
-	if (r == NULL)
-	{
-		o->broken = true;
-		return false;
-	}
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 1 ||
+		PQgetisnull(r, 0, 0))
+		return;
+	v = PQgetvalue(r, 0, 0);
+	n = strlen(v);
+	/* a pg_lsn's text: hex digits, one slash, hex digits */
+	if (n > 0 && n < 32 && strspn(v, "0123456789ABCDEF/") == n && v[0] != '/' &&
+		v[n - 1] != '/' && strchr(v, '/') != NULL && strchr(v, '/') == strrchr(v, '/'))
+		o->commit_lsn = xstrdup(v);
+}
+
+/* The result of a step of the transaction into *o; *failed if it failed. */
+static void
+take_result(PGconn *c, StmtCache *cache, const char *main_sql, int step, const PGresult *r,
+			ExecOut *o, bool *failed)
+{
 	switch (PQresultStatus(r))
 	{
 		case PGRES_COMMAND_OK:
@@ -608,6 +693,28 @@ pipeline_read_step(PGconn *c, StmtCache *cache, const char *main_sql, int step,
 			record_error(o, r, c);
 			break;
 	}
+}
+
+/*
+ * Read the result of one step into *o; *failed once a step of the
+ * transaction failed.  False when the connection broke (o->broken): what
+ * follows in the pipeline is lost.
+ */
+static bool
+pipeline_read_step(PGconn *c, StmtCache *cache, const char *main_sql, int step,
+				   ExecOut *o, bool *failed)
+{
+	PGresult   *r = PQgetResult(c);
+
+	if (r == NULL)
+	{
+		o->broken = true;
+		return false;
+	}
+	if (step == STEP_LSN)
+		read_commit_lsn(r, o);
+	else
+		take_result(c, cache, main_sql, step, r, o, failed);
 	PQclear(r);
 	/* each query's results end with a NULL */
 	r = PQgetResult(c);
@@ -627,10 +734,11 @@ pipeline_read_step(PGconn *c, StmtCache *cache, const char *main_sql, int step,
 
 static void
 exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_params,
-			  const char *main_sql, int nparams, const char *const *params, ExecOut *o)
+			  const char *main_sql, int nparams, const char *const *params, bool want_lsn,
+			  ExecOut *o)
 {
 	bool		failed = false;
-	int			steps[5];
+	int			steps[MAX_STEPS];
 	int			nsteps = 0;
 	PGresult   *r;
 
@@ -640,7 +748,8 @@ exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_
 		o->broken = true;
 		return;
 	}
-	if (!pipeline_send(c, cache, readonly, sc_params, main_sql, nparams, params, steps, &nsteps))
+	if (!pipeline_send(c, cache, readonly, sc_params, main_sql, nparams, params, want_lsn,
+					   steps, &nsteps))
 	{
 		o->broken = true;
 		o->message = xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n"));
@@ -649,7 +758,12 @@ exec_pipeline(PGconn *c, StmtCache *cache, bool readonly, const char *const *sc_
 	o->sent = true;
 	for (int i = 0; i < nsteps; i++)
 		if (!pipeline_read_step(c, cache, main_sql, steps[i], o, &failed))
+		{
+			/* lost while asking for the LSN: the transaction did commit */
+			if (steps[i] == STEP_LSN && !failed)
+				o->ok = true;
 			return;
+		}
 	r = PQgetResult(c);
 	if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
 	{
@@ -1152,13 +1266,13 @@ plan_call(ApiRequest *req, Reply *fail)
 }
 
 /*
- * Step 3b, execute: the transaction on a pooled connection, in one round
- * trip.  A connection found dead (the database restarted) is retried once
- * on a fresh one, for a write only if nothing reached the server: it may
- * have been applied.  On POOL_OK, *o holds the outcome.
+ * The transaction on a connection of `pool`, in one round trip.  A
+ * connection found dead (the database restarted) is retried once on a
+ * fresh one, for a write only if nothing reached the server: it may have
+ * been applied.  On POOL_OK, *o holds the outcome.
  */
 static PoolStatus
-execute_call(const ApiRequest *req, ExecOut *o)
+execute_on(Pool *pool, const ApiRequest *req, bool want_lsn, ExecOut *o)
 {
 	const char *sc_params[7] = {
 		req->search_path.data, req->role, req->claims, req->method,
@@ -1169,14 +1283,13 @@ execute_call(const ApiRequest *req, ExecOut *o)
 	{
 		PGconn	   *conn;
 		int			slot;
-		PoolStatus	ps = pool_checkout(settings.pool, settings.pool_timeout_ms, attempt > 0,
-									   &conn, &slot);
+		PoolStatus	ps = pool_checkout(pool, settings.pool_timeout_ms, attempt > 0, &conn, &slot);
 
 		if (ps != POOL_OK)
 			return ps;
-		exec_pipeline(conn, pool_stmt_cache(settings.pool, slot), req->readonly, sc_params,
-					  req->sql.data, req->nparams, req->params, o);
-		pool_release(settings.pool, slot, o->broken);
+		exec_pipeline(conn, pool_stmt_cache(pool, slot), req->readonly, sc_params,
+					  req->sql.data, req->nparams, req->params, want_lsn, o);
+		pool_release(pool, slot, o->broken);
 		if (o->broken && (req->readonly || !o->sent) && attempt == 0)
 		{
 			exec_out_free(o);
@@ -1186,10 +1299,94 @@ execute_call(const ApiRequest *req, ExecOut *o)
 	}
 }
 
+/* The read database is there to be tried (none configured: never). */
+static bool
+replica_usable(void)
+{
+	return settings.read_pool != NULL && mono_now() >= atomic_load(&replica_retry_at);
+}
+
+/* The read database failed to connect (down), or answered (up). */
+static void
+replica_seen(bool down)
+{
+	if (down)
+		atomic_store(&replica_retry_at, mono_now() + REPLICA_RETRY_S);
+	if (atomic_load(&replica_down) == down || atomic_exchange(&replica_down, down) == down)
+		return;
+	if (down)
+		log_msg("read database unavailable: reads go to the primary (tried again every %.0f s)",
+				REPLICA_RETRY_S);
+	else
+		log_msg("read database available: reads go to it again");
+}
+
+/*
+ * An answer of the read database that the primary may give instead: none
+ * (the connection failed), 53HC0 (it has not replayed the request's
+ * X-Min-LSN within housing_cache.min_lsn_wait_ms), or a query canceled by
+ * a conflict with recovery (40001, 40P01).
+ */
+static bool
+replica_cannot_answer(const ExecOut *o)
+{
+	if (o->ok)
+		return false;
+	if (o->broken)
+		return true;
+	return is_replay_lag(o->sqlstate) ||
+		(o->sqlstate != NULL &&
+		 (strcmp(o->sqlstate, "40001") == 0 || strcmp(o->sqlstate, "40P01") == 0));
+}
+
+/*
+ * Step 3b, execute: a read on the read database when there is one, and
+ * once more on the primary if it cannot answer; a write on the primary,
+ * with the commit's LSN when housing_cache.last_commit_lsn() exists.  A
+ * busy read pool (POOL_TIMEOUT) is not a reason to load the primary.
+ */
+static PoolStatus
+execute_call(const ApiRequest *req, ExecOut *o)
+{
+	PoolStatus	ps;
+
+	if (req->readonly && replica_usable())
+	{
+		ps = execute_on(settings.read_pool, req, false, o);
+		if (ps == POOL_UNAVAILABLE)
+			replica_seen(true);
+		else if (ps == POOL_OK && !o->broken)
+			replica_seen(false);
+		if (ps == POOL_TIMEOUT || (ps == POOL_OK && !replica_cannot_answer(o)))
+		{
+			o->replica = true;
+			return ps;
+		}
+		exec_out_free(o);
+	}
+	return execute_on(settings.pool, req, !req->readonly && atomic_load(&commit_lsn_fn), o);
+}
+
+/*
+ * Where an answer of the database came from (X-Served-By), and after a
+ * write, its commit's LSN (X-Commit-LSN): a client that sends it back as
+ * X-Min-LSN reads nothing older than its write, from a standby too.
+ */
+static Reply
+with_origin(Reply rep, const ExecOut *o)
+{
+	if (rep.resp == NULL)
+		return rep;
+	MHD_add_response_header(rep.resp, "X-Served-By", o->replica ? "replica" : "primary");
+	if (o->ok && o->commit_lsn)
+		MHD_add_response_header(rep.resp, "X-Commit-LSN", o->commit_lsn);
+	return rep;
+}
+
 /*
  * Step 4, reply: the function's result with the status and headers it
  * set, or the error, with PostgREST's codes.  Retry-After on a 503 from
- * the pool: it is a matter of moments, not of the request.
+ * the pool or for replay lag: it is a matter of moments, not of the request.
  */
 static Reply
 reply_outcome(PoolStatus ps, const ApiRequest *req, ExecOut *o)
@@ -1213,11 +1410,14 @@ reply_outcome(PoolStatus ps, const ApiRequest *req, ExecOut *o)
 		return rep;
 	}
 	if (o->ok)
-		return reply_from_exec(req->ret, o);
+		return with_origin(reply_from_exec(req->ret, o), o);
 	if (o->broken && o->sqlstate == NULL)
 		return reply_json_error(503, "PGRST001", "Database client error. Retrying the connection.",
 								o->message, NULL);
-	return reply_pg_error(o, req->authed);
+	rep = with_origin(reply_pg_error(o, req->authed), o);
+	if (rep.resp && is_replay_lag(o->sqlstate))
+		MHD_add_response_header(rep.resp, "Retry-After", "1");
+	return rep;
 }
 
 /*

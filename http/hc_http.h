@@ -122,7 +122,10 @@ char	   *jwt_mint(const char *role, long ttl, const unsigned char *secret, size_
 typedef struct pg_conn PGconn;
 typedef struct Pool Pool;
 
-Pool	   *pool_create(const char *conninfo, int size, int statement_timeout_ms);
+/* label names the database in log lines ("database", "read database"); it
+ * must outlive the pool. */
+Pool	   *pool_create(const char *conninfo, int size, int statement_timeout_ms,
+						const char *label);
 /* Connect every slot now; false (with a logged reason) if none works. */
 bool		pool_warm(Pool *p);
 typedef enum

@@ -29,6 +29,7 @@ typedef struct Config
 	const char *listen;
 	int			port;
 	const char *db;
+	const char *read_db;		/* NULL: no read database */
 	const char *static_dir;		/* realpath, or NULL */
 	const char *schema;
 	int			pool;
@@ -53,6 +54,7 @@ typedef struct Config
 
 static Config cfg;
 static Pool *db_pool;
+static Pool *read_pool;			/* --read-db, or NULL */
 
 static atomic_int active_requests;
 static atomic_bool draining;
@@ -481,9 +483,13 @@ usage(FILE *out)
 			"  --port N                 port, 0 = any free one [HC_HTTP_PORT, 8080]\n"
 			"  --db CONNINFO            libpq connection string or URI; empty means the\n"
 			"                           PG* environment [HC_HTTP_DB]\n"
+			"  --read-db CONNINFO       a read database (a hot standby of --db): GET and\n"
+			"                           HEAD run there, and on --db when it cannot answer;\n"
+			"                           empty means none [HC_HTTP_READ_DB]\n"
 			"  --static DIR             directory served at / [HC_HTTP_STATIC; none: API only]\n"
 			"  --schema NAME            exposed schema [HC_HTTP_SCHEMA, api]\n"
-			"  --pool N                 database connections [HC_HTTP_POOL, 8]\n"
+			"  --pool N                 database connections (to each database)\n"
+			"                           [HC_HTTP_POOL, 8]\n"
 			"  --threads N              HTTP worker threads [HC_HTTP_THREADS, = --pool]\n"
 			"  --jwt-secret-env VAR     environment variable holding the JWT secret\n"
 			"                           (at least 32 bytes) [HC_JWT_SECRET]\n"
@@ -564,7 +570,7 @@ free_roles(char **roles)
 
 enum
 {
-	OPT_LISTEN = 256, OPT_PORT, OPT_DB, OPT_STATIC, OPT_SCHEMA, OPT_POOL, OPT_THREADS,
+	OPT_LISTEN = 256, OPT_PORT, OPT_DB, OPT_READ_DB, OPT_STATIC, OPT_SCHEMA, OPT_POOL, OPT_THREADS,
 	OPT_JWT_ENV, OPT_ANON, OPT_ROLES, OPT_STMT, OPT_POOLTO, OPT_BODY, OPT_URL, OPT_HEADER,
 	OPT_IDLE, OPT_REQTO, OPT_MAXCONN, OPT_SHUTDOWN, OPT_PID, OPT_QUIET, OPT_MINT, OPT_TTL,
 	OPT_HELP, OPT_VERSION
@@ -580,6 +586,7 @@ parse_args(int argc, char **argv)
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"port", required_argument, NULL, OPT_PORT},
 		{"db", required_argument, NULL, OPT_DB},
+		{"read-db", required_argument, NULL, OPT_READ_DB},
 		{"static", required_argument, NULL, OPT_STATIC},
 		{"schema", required_argument, NULL, OPT_SCHEMA},
 		{"pool", required_argument, NULL, OPT_POOL},
@@ -611,6 +618,7 @@ parse_args(int argc, char **argv)
 	cfg.listen = env_or("HC_HTTP_LISTEN", "127.0.0.1");
 	cfg.port = (int) parse_long("HC_HTTP_PORT", env_or("HC_HTTP_PORT", "8080"), 0, 65535);
 	cfg.db = env_or("HC_HTTP_DB", "");
+	cfg.read_db = env_or("HC_HTTP_READ_DB", NULL);
 	cfg.schema = env_or("HC_HTTP_SCHEMA", "api");
 	cfg.pool = (int) parse_long("HC_HTTP_POOL", env_or("HC_HTTP_POOL", "8"), 1, 512);
 	cfg.threads = (int) parse_long("HC_HTTP_THREADS", env_or("HC_HTTP_THREADS", "0"), 0, 512);
@@ -638,6 +646,9 @@ parse_args(int argc, char **argv)
 				break;
 			case OPT_DB:
 				cfg.db = optarg;
+				break;
+			case OPT_READ_DB:
+				cfg.read_db = optarg;
 				break;
 			case OPT_STATIC:
 				static_dir = optarg;
@@ -719,6 +730,8 @@ parse_args(int argc, char **argv)
 	}
 	if (cfg.threads == 0)
 		cfg.threads = cfg.pool;
+	if (cfg.read_db && *cfg.read_db == '\0')
+		cfg.read_db = NULL;
 	cfg.jwt_roles = split_roles(roles);
 	if (static_dir && *static_dir)
 	{
@@ -753,7 +766,8 @@ static void
 raise_nofile(void)
 {
 	struct rlimit rl;
-	rlim_t		want = (rlim_t) cfg.max_connections + (rlim_t) cfg.pool + 64;
+	rlim_t		pools = (rlim_t) cfg.pool * (cfg.read_db ? 2 : 1);
+	rlim_t		want = (rlim_t) cfg.max_connections + pools + 64;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -765,8 +779,8 @@ raise_nofile(void)
 	}
 	if (rl.rlim_cur < want)
 	{
-		unsigned	cap = rl.rlim_cur > (rlim_t) cfg.pool + 64 + 16
-			? (unsigned) (rl.rlim_cur - (rlim_t) cfg.pool - 64) : 16;
+		unsigned	cap = rl.rlim_cur > pools + 64 + 16
+			? (unsigned) (rl.rlim_cur - pools - 64) : 16;
 
 		log_msg("open file limit is %llu: at most %u connections instead of %u",
 				(unsigned long long) rl.rlim_cur, cap, cfg.max_connections);
@@ -784,6 +798,7 @@ start_handlers(void)
 {
 	ApiConfig	api_conf = {
 		.pool = db_pool,
+		.read_pool = read_pool,
 		.schema = cfg.schema,
 		.anon_role = cfg.anon_role,
 		.jwt_roles = cfg.jwt_roles,
@@ -894,7 +909,14 @@ main(int argc, char **argv)
 		log_msg("no JWT secret in %s: every request runs as %s, tokens are refused",
 				cfg.jwt_secret_env, cfg.anon_role);
 
-	db_pool = pool_create(cfg.db, cfg.pool, cfg.statement_timeout_ms);
+	db_pool = pool_create(cfg.db, cfg.pool, cfg.statement_timeout_ms, "database");
+	if (cfg.read_db)
+	{
+		/* optional at every moment: reads go to the primary while it is down */
+		read_pool = pool_create(cfg.read_db, cfg.pool, cfg.statement_timeout_ms, "read database");
+		if (!pool_warm(read_pool))
+			log_msg("starting without the read database: reads go to the primary until it answers");
+	}
 	if (!pool_warm(db_pool) || !start_handlers())
 	{
 		log_msg("cannot start without the database");
@@ -932,10 +954,10 @@ main(int argc, char **argv)
 		if (f == NULL || fprintf(f, "%ld\n", (long) getpid()) < 0 || fclose(f) != 0)
 			log_msg("cannot write pid file %s: %s", cfg.pid_file, strerror(errno));
 	}
-	log_msg("listening on http://%s%s%s:%d/ (schema %s, %d connections, %d threads%s%s)",
+	log_msg("listening on http://%s%s%s:%d/ (schema %s, %d connections%s, %d threads%s%s)",
 			ss.ss_family == AF_INET6 ? "[" : "", cfg.listen, ss.ss_family == AF_INET6 ? "]" : "",
-			port, cfg.schema, cfg.pool, cfg.threads,
-			cfg.static_dir ? ", static " : "", cfg.static_dir ? cfg.static_dir : "");
+			port, cfg.schema, cfg.pool, cfg.read_db ? " and as many to the read database" : "",
+			cfg.threads, cfg.static_dir ? ", static " : "", cfg.static_dir ? cfg.static_dir : "");
 
 	for (;;)
 	{
@@ -981,6 +1003,7 @@ out_reaper:
 out_pool:
 	api_shutdown();
 	pool_destroy(db_pool);
+	pool_destroy(read_pool);
 	free(cfg.jwt_secret);
 	free((void *) cfg.static_dir);
 	free_roles(cfg.jwt_roles);

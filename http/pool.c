@@ -49,6 +49,7 @@ slot_set_conn(Slot *s, PGconn *conn)
 struct Pool
 {
 	char	   *conninfo;
+	const char *label;			/* "database", "read database": for the log */
 	int			size;
 	int			statement_timeout_ms;
 	Slot	   *slots;
@@ -59,12 +60,13 @@ struct Pool
 };
 
 Pool *
-pool_create(const char *conninfo, int size, int statement_timeout_ms)
+pool_create(const char *conninfo, int size, int statement_timeout_ms, const char *label)
 {
 	Pool	   *p = xcalloc(1, sizeof(Pool));
 	pthread_condattr_t attr;
 
 	p->conninfo = xstrdup(conninfo ? conninfo : "");
+	p->label = label ? label : "database";
 	p->size = size;
 	p->statement_timeout_ms = statement_timeout_ms;
 	p->slots = xcalloc((size_t) size, sizeof(Slot));
@@ -168,9 +170,9 @@ pool_warm(Pool *p)
 			ok++;
 	}
 	if (ok == 0)
-		log_msg("cannot connect to the database: %s", err);
+		log_msg("cannot connect to the %s: %s", p->label, err);
 	else if (ok < p->size)
-		log_msg("only %d of %d database connections opened: %s", ok, p->size, err);
+		log_msg("only %d of %d %s connections opened: %s", ok, p->size, p->label, err);
 	return ok > 0;
 }
 
@@ -239,7 +241,7 @@ pool_checkout(Pool *p, int timeout_ms, bool fresh, PGconn **conn, int *slot)
 			{
 				p->last_error_log = now;
 				pthread_mutex_unlock(&p->mu);
-				log_msg("cannot connect to the database: %s", err);
+				log_msg("cannot connect to the %s: %s", p->label, err);
 			}
 			else
 				pthread_mutex_unlock(&p->mu);

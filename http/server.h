@@ -18,7 +18,9 @@
  */
 typedef struct ApiConfig
 {
-	Pool	   *pool;
+	Pool	   *pool;			/* the primary: writes, and reads without a
+								 * read database */
+	Pool	   *read_pool;		/* the read database (a hot standby), or NULL */
 	const char *schema;			/* the exposed schema */
 	const char *anon_role;		/* the role of requests without a token */
 	char	   *const *jwt_roles;	/* roles a token may claim, NULL-terminated */

@@ -188,6 +188,21 @@ $function$;
 COMMENT ON FUNCTION api.update_listing(bigint, text, bigint, text, text) IS
     'POST /rpc/update_listing (web_editor only): change the given fields of a listing and return it; 404 {"code":"HC404"} when there is no such listing; 400 (22023) for a negative price or an unknown status';
 
+CREATE OR REPLACE FUNCTION api.wal_lsn()
+RETURNS api."application/json"
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $function$
+BEGIN
+    PERFORM pg_catalog.set_config('response.headers',
+        json_build_array(json_build_object('Cache-Control', 'no-store'))::text, true);
+    RETURN json_build_object('lsn', pg_catalog.pg_current_wal_insert_lsn()::text);
+END
+$function$;
+COMMENT ON FUNCTION api.wal_lsn() IS
+    'POST /rpc/wal_lsn (web_editor only): {"lsn": the primary''s WAL insert position}, at or after the commit of every write that returned before it was asked: what a client that wrote sends as X-Min-LSN when its server (PostgREST) answers writes without X-Commit-LSN; 55000 on a standby';
+
 -- Nothing in schema api is PUBLIC's: setup_api_roles() grants to web_anon
 -- and web_editor.
 REVOKE ALL ON FUNCTION api.listings(text, bigint, bigint, int, text, int, int) FROM PUBLIC;
@@ -195,4 +210,5 @@ REVOKE ALL ON FUNCTION api.listing(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION api.city_stats(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION api.cache_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION api.update_listing(bigint, text, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.wal_lsn() FROM PUBLIC;
 REVOKE ALL ON DOMAIN api."application/json" FROM PUBLIC;

@@ -56,7 +56,10 @@ BEGIN
         api.city_stats(text),
         api.cache_stats()
         TO web_anon;
-    GRANT EXECUTE ON FUNCTION api.update_listing(bigint, text, bigint, text, text) TO web_editor;
+    GRANT EXECUTE ON FUNCTION
+        api.update_listing(bigint, text, bigint, text, text),
+        api.wal_lsn()
+        TO web_editor;
     GRANT UPDATE (title, price_cents, status, description, updated_at)
         ON housing.listings TO web_editor;
 END

@@ -17,6 +17,11 @@ HcHttp - PostgreSQL + Redis + hc_http for one test of the http suite
   my $token = $srv->token('web_editor');
   $srv->stop;                                    # SIGTERM, waits; exit status
 
+  # a primary that can stream, and a hot standby of it as the read database
+  my $pair = HcHttp->new(listings => 200, streaming => 1);
+  my $standby = $pair->add_standby('standby');
+  my $rsrv = $pair->start_server('--read-db', $pair->conninfo($standby));
+
 =head1 DESCRIPTION
 
 The node (PostgreSQL::Test::Cluster via HousingCache::Test) has the
@@ -26,6 +31,10 @@ C<authenticator>, listens on 127.0.0.1 on a port it picks itself (C<--port
 0>; the port is read from its log), and logs to the TAP log directory.
 
 Every server started is stopped when the test ends, even when it dies.
+
+Options of C<new>: C<name>, C<listings>, C<conf> (lines for the node's
+postgresql.conf), C<streaming> (WAL for streaming replication, so that
+C<add_standby> can make a hot standby of the node).
 
 Requests go through curl (C<--path-as-is>, so that dot segments reach the
 server as written).
@@ -42,6 +51,7 @@ use File::Temp ();
 use FindBin;
 use JSON::PP;
 use POSIX qw(WNOHANG);
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep time);
 
@@ -60,7 +70,14 @@ sub new
 
 	my $self = bless {}, $class;
 	$self->{redis} = HousingCache::Redis->new;
-	$self->{node} = new_node($opts{name} // 'http', redis => $self->{redis});
+	my $conf = $opts{conf} // '';
+	# what PostgreSQL::Test::Cluster's allows_streaming sets, after its
+	# wal_level = minimal
+	$conf = "wal_level = replica\nmax_wal_senders = 10\nmax_replication_slots = 10\n"
+	  . "hot_standby = on\n$conf"
+	  if $opts{streaming};
+	$self->{node} = new_node($opts{name} // 'http', redis => $self->{redis},
+		length $conf ? (conf => $conf) : ());
 	my $n = $opts{listings} // 500;
 	$self->{node}->safe_psql('postgres', qq{
 		SELECT housing_cache.generate_listings($n);
@@ -71,12 +88,32 @@ sub new
 
 sub node { return $_[0]->{node} }
 
+sub redis { return $_[0]->{redis} }
+
+# The authenticator's connection string for the node (default: the primary).
 sub conninfo
 {
-	my ($self) = @_;
-	my $node = $self->{node};
+	my ($self, $node) = @_;
+	$node //= $self->{node};
 	return 'host=' . $node->host . ' port=' . $node->port
 	  . ' dbname=postgres user=authenticator password=authenticator-pw';
+}
+
+# A streaming hot standby of the node (created with streaming => 1), from a
+# base backup of it: its postgresql.conf comes with the backup, so it
+# preloads housing_cache with the same Redis settings.  Started and caught
+# up; returns the PostgreSQL::Test::Cluster.
+sub add_standby
+{
+	my ($self, $name) = @_;
+	my $primary = $self->{node};
+	$primary->backup("${name}_backup");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "${name}_backup", has_streaming => 1);
+	$standby->append_conf('postgresql.conf', "hot_standby = on\n");
+	$standby->start;
+	$primary->wait_for_catchup($standby);
+	return $standby;
 }
 
 # Start hc_http with extra options; returns an HcHttp::Server.

@@ -96,6 +96,10 @@ is(sql("SELECT has_function_privilege('web_anon', '$update', 'EXECUTE')"), 'f',
 	'web_anon may not call update_listing');
 is(sql("SELECT has_function_privilege('web_editor', '$update', 'EXECUTE')"), 't',
 	'web_editor may call update_listing');
+is(sql("SELECT has_function_privilege('web_anon', 'api.wal_lsn()', 'EXECUTE')"), 'f',
+	'web_anon may not call wal_lsn');
+is(sql("SELECT has_function_privilege('web_editor', 'api.wal_lsn()', 'EXECUTE')"), 't',
+	'web_editor may call wal_lsn');
 is(sql(q{SELECT has_table_privilege('web_anon', 'housing.listings', 'UPDATE')}), 'f',
 	'web_anon may not update listings');
 is(sql(q{SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute

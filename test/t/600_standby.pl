@@ -162,6 +162,43 @@ pass('a read with min_lsn waits while replay is paused, and sees the write once 
 $reader->quit;
 cmp_ok(stat($standby2, 'min_lsn_waits'), '>=', 1, '... counted as a wait');
 
+# The same through PostgREST, replaying its statements: it cannot send
+# X-Commit-LSN, so a client that wrote asks the primary for api.wal_lsn()
+# (POST, on another connection) and sends that as X-Min-LSN.
+$primary->safe_psql('postgres', 'SELECT housing_cache.setup_api_roles()');
+wait_for_replay($primary, $standby2);
+$standby2->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+$primary->safe_psql('postgres', q{
+BEGIN;
+SET LOCAL ROLE web_editor;
+SELECT set_config('request.method', 'POST', true);
+SELECT api.update_listing(12, title => 'Through PostgREST');
+COMMIT;});
+my $wal_lsn = $primary->safe_psql('postgres', q{
+BEGIN; SET LOCAL ROLE web_editor; SELECT (api.wal_lsn()::json) ->> 'lsn'; COMMIT;});
+like($wal_lsn, qr{^[0-9A-F]+/[0-9A-F]+$}, 'api.wal_lsn() on the primary: an LSN');
+my $get12 = sub {
+	my ($wait_ms) = @_;
+	return $standby2->psql('postgres', qq{
+\\set VERBOSITY verbose
+SET housing_cache.min_lsn_wait_ms = $wait_ms;
+BEGIN;
+SET LOCAL ROLE web_anon;
+SELECT set_config('request.method', 'GET', true);
+SELECT set_config('request.headers', json_build_object('x-min-lsn', '$wal_lsn')::text, true);
+SELECT api.listing(12)::json ->> 'title';
+COMMIT;});
+};
+($rc, $out, $err) = $get12->(200);
+like($err, qr/53HC0/, 'standby2 paused: api.listing with X-Min-LSN = api.wal_lsn() after the write is refused (53HC0)');
+$standby2->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+($rc, $out, $err) = $get12->(60000);
+like($out, qr/Through PostgREST/, '... and, replay resumed, it has the write') or diag $err;
+($rc, $out, $err) = $standby2->psql('postgres', q{SET ROLE web_editor; SELECT api.wal_lsn()});
+like($err, qr/recovery is in progress/, 'api.wal_lsn() on a standby: an error, never a position');
+($rc, $out, $err) = $primary->psql('postgres', q{SET ROLE web_anon; SELECT api.wal_lsn()});
+like($err, qr/permission denied/, 'web_anon may not call api.wal_lsn()');
+
 ($rc, $out, $err) = $standby2->psql('postgres', "SET housing_cache.min_lsn = 'not an lsn'");
 like($err, qr/housing_cache.min_lsn must be an LSN/, 'a malformed min_lsn is refused');
 

@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { useEffect, useState } from "react";
 import useSWR from "swr";
-import { api, useApiLog, useKeptCount } from "@/lib/client";
+import { api, useApiLog, useKeptCount, useMinLsn } from "@/lib/client";
 import { CACHE_STATS_PATH } from "@/lib/filters";
 import { describeServerTiming, formatInteger, formatMs, formatRatio, formatTime } from "@/lib/format";
 import type { CacheStats } from "@/lib/types";
@@ -146,6 +146,7 @@ function shortEtag(etag: string | null): string {
 function CallLog() {
   const log = useApiLog();
   const kept = useKeptCount();
+  const minLsn = useMinLsn();
   const rows = [...log].reverse();
   return (
     <div>
@@ -165,6 +166,12 @@ function CallLog() {
           (200 from L1 instead of 304).
         </span>
       </div>
+      {minLsn ? (
+        <p className="muted small" data-testid="min-lsn">
+          Since your last edit, reads carry X-Min-LSN <code>{minLsn}</code>: a read replica answers them only once it has
+          replayed that edit, the primary otherwise.
+        </p>
+      ) : null}
       {rows.length === 0 ? (
         <p className="muted">
           No API call yet. <Link href="/">Search for homes</Link>, open a listing, then come back.
@@ -185,11 +192,18 @@ function CallLog() {
                 <th scope="col" className="num">
                   Round trip
                 </th>
+                <th scope="col">Served by</th>
               </tr>
             </thead>
             <tbody>
               {rows.map((e) => (
-                <tr key={e.id} data-path={e.path} data-status={e.status} data-xcache={e.xCache ?? ""}>
+                <tr
+                  key={e.id}
+                  data-path={e.path}
+                  data-status={e.status}
+                  data-xcache={e.xCache ?? ""}
+                  data-served-by={e.servedBy ?? ""}
+                >
                   <td className="muted">{e.id}</td>
                   <td className="nowrap">{formatTime(e.at)}</td>
                   <td className="request-cell">
@@ -197,6 +211,8 @@ function CallLog() {
                       {e.method} {e.path}
                     </code>
                     {e.conditional ? <span className="muted small"> (If-None-Match)</span> : null}
+                    {e.minLsn ? <span className="muted small"> (X-Min-LSN {e.minLsn})</span> : null}
+                    {e.commitLsn ? <span className="muted small"> (X-Commit-LSN {e.commitLsn})</span> : null}
                     {e.error ? <span className="warn-text small"> {e.error}</span> : null}
                   </td>
                   <td>
@@ -210,6 +226,7 @@ function CallLog() {
                     <code title={e.etag ?? undefined}>{shortEtag(e.etag)}</code>
                   </td>
                   <td className="num nowrap">{formatMs(e.durationMs)}</td>
+                  <td>{e.servedBy ?? "—"}</td>
                 </tr>
               ))}
             </tbody>
@@ -249,6 +266,10 @@ export function CacheView() {
               no body was sent.
             </li>
             <li>Server-Timing: the time the server spent on the cache lookup or the query.</li>
+            <li>
+              Served by: the database that answered (X-Served-By), the primary or its read replica; writes always go to
+              the primary.
+            </li>
           </ul>
         </details>
         <CallLog />

@@ -9,9 +9,20 @@
 //   the cache panel; subscribers hear of every new entry.
 // - Errors as ApiError: the API's JSON body {code, message, details, hint}
 //   when there is one, status 0 when the server could not be reached.
+// - Reading one's own writes when reads go to a hot standby: a write's
+//   answer carries the LSN of its commit (X-Commit-LSN); the client keeps
+//   the greatest one and sends it with every GET (X-Min-LSN), so that the
+//   server answers from a standby only once it has replayed that far, and
+//   from the primary otherwise.  An edit is never undone on screen.  A
+//   server that does not send X-Commit-LSN (PostgREST) is asked for the
+//   primary's WAL position right after the write (POST /rpc/wal_lsn, at or
+//   after the commit), which serves the same way.
 //
-// ETags, kept bodies and the log can live in sessionStorage, so that they
-// survive a reload of the page (which then revalidates with 304s).
+// ETags, kept bodies, the LSN and the log can live in sessionStorage, so
+// that they survive a reload of the page (which then revalidates with 304s
+// and still reads its own writes).
+
+import { maxLsn, normalizeLsn } from "./lsn";
 
 export interface ApiErrorBody {
   code: string | null;
@@ -54,6 +65,10 @@ export interface LogEntry {
   conditional: boolean; // sent If-None-Match
   durationMs: number;
   error: string | null;
+  // Entries logged before these existed lack them (sessionStorage).
+  servedBy?: string | null; // X-Served-By: "primary", "replica"
+  minLsn?: string | null; // the X-Min-LSN sent
+  commitLsn?: string | null; // the X-Commit-LSN of a write
 }
 
 interface Kept {
@@ -86,6 +101,11 @@ export interface RequestOptions {
 
 type Listener = () => void;
 
+export const MIN_LSN_HEADER = "X-Min-LSN";
+export const COMMIT_LSN_HEADER = "X-Commit-LSN";
+// Where a server without X-Commit-LSN tells the primary's WAL position.
+export const WAL_LSN_PATH = "/rpc/wal_lsn";
+
 function parseErrorBody(status: number, statusText: string, text: string): ApiErrorBody {
   try {
     const j = JSON.parse(text) as Record<string, unknown>;
@@ -115,6 +135,8 @@ export class ApiClient {
   private readonly maxKept: number;
   private kept = new Map<string, Kept>(); // insertion order = recency
   private log: LogEntry[] = []; // newest last
+  private lsn: string | null = null; // the greatest X-Commit-LSN of the session
+  private walLsnMissing = false; // WAL_LSN_PATH answered 404: not asked again
   private nextId = 1;
   private listeners = new Set<Listener>();
   private loaded = false;
@@ -140,10 +162,11 @@ export class ApiClient {
     try {
       const raw = this.storage.getItem(this.storageKey);
       if (!raw) return;
-      const saved = JSON.parse(raw) as { kept?: [string, Kept][]; log?: LogEntry[] };
+      const saved = JSON.parse(raw) as { kept?: [string, Kept][]; log?: LogEntry[]; minLsn?: unknown };
       for (const [k, v] of saved.kept ?? []) {
         if (typeof k === "string" && v && typeof v.etag === "string") this.kept.set(k, v);
       }
+      this.lsn = maxLsn(this.lsn, typeof saved.minLsn === "string" ? saved.minLsn : null);
       this.log = Array.isArray(saved.log) ? saved.log.slice(-this.maxLog) : [];
       this.nextId = this.log.reduce((m, e) => Math.max(m, e.id), 0) + 1;
     } catch {
@@ -153,13 +176,13 @@ export class ApiClient {
 
   private save(): void {
     if (!this.storage) return;
-    const data = JSON.stringify({ kept: [...this.kept.entries()], log: this.log });
+    const data = JSON.stringify({ kept: [...this.kept.entries()], log: this.log, minLsn: this.lsn });
     try {
       this.storage.setItem(this.storageKey, data);
     } catch {
-      // quota: keep the log, drop the bodies
+      // quota: keep the log and the LSN, drop the bodies
       try {
-        this.storage.setItem(this.storageKey, JSON.stringify({ kept: [], log: this.log }));
+        this.storage.setItem(this.storageKey, JSON.stringify({ kept: [], log: this.log, minLsn: this.lsn }));
       } catch {
         /* give up persisting */
       }
@@ -203,6 +226,23 @@ export class ApiClient {
     return this.kept.size;
   }
 
+  // The X-Min-LSN every GET carries: the greatest X-Commit-LSN this session
+  // was answered with (null before its first write).
+  get minLsn(): string | null {
+    this.load();
+    return this.lsn;
+  }
+
+  // Take a write's X-Commit-LSN; only a later one than the kept one counts.
+  noteCommitLsn(lsn: string | null): void {
+    this.load();
+    const next = maxLsn(this.lsn, lsn);
+    if (next === this.lsn) return;
+    this.lsn = next;
+    this.save();
+    this.emit();
+  }
+
   private emit(): void {
     for (const l of [...this.listeners]) l();
   }
@@ -212,6 +252,12 @@ export class ApiClient {
     this.log = [...this.log, { ...entry, id: this.nextId++ }].slice(-this.maxLog);
     this.save();
     this.emit();
+  }
+
+  // noteCommitLsn without its own save and emit: the log entry that follows
+  // saves and emits.
+  private noteCommitLsnQuietly(lsn: string): void {
+    this.lsn = maxLsn(this.lsn, lsn);
   }
 
   private keep(path: string, etag: string, body: unknown): void {
@@ -246,6 +292,8 @@ export class ApiClient {
     const kept = method === "GET" && opts.conditional !== false ? this.kept.get(path) : undefined;
     const headers: Record<string, string> = { Accept: "application/json" };
     if (kept) headers["If-None-Match"] = kept.etag;
+    const minLsn = method === "GET" ? this.lsn : null;
+    if (minLsn) headers[MIN_LSN_HEADER] = minLsn;
     if (method === "POST") headers["Content-Type"] = "application/json";
     if (token) headers["Authorization"] = `Bearer ${token}`;
 
@@ -257,6 +305,7 @@ export class ApiClient {
       method,
       path,
       conditional: Boolean(kept),
+      minLsn,
     };
 
     let res: Response;
@@ -282,6 +331,8 @@ export class ApiClient {
           cacheControl: null,
           durationMs: elapsed(),
           error: e instanceof Error ? e.message : String(e),
+          servedBy: null,
+          commitLsn: null,
         });
       }
       throw new ApiError(0, { code: null, message, details: e instanceof Error ? e.message : null, hint: null });
@@ -299,7 +350,11 @@ export class ApiClient {
       cacheControl: h.get("Cache-Control"),
       durationMs: elapsed(),
       error: null as string | null,
+      servedBy: h.get("X-Served-By"),
+      commitLsn: method === "POST" && res.ok ? normalizeLsn(h.get(COMMIT_LSN_HEADER)) : null,
     };
+    // A committed write: later reads must not show anything older.
+    if (entry.commitLsn) this.noteCommitLsnQuietly(entry.commitLsn);
 
     if (res.status === 304) {
       if (doLog) this.record(entry);
@@ -342,6 +397,23 @@ export class ApiClient {
     }
     if (doLog) this.record(entry);
     else this.save();
+    if (method === "POST" && !entry.commitLsn && path !== WAL_LSN_PATH) await this.catchUpWithPrimary(token);
     return data as T;
+  }
+
+  // A write answered without X-Commit-LSN: the primary's WAL position now
+  // is at or after its commit, so reads that wait for it see the write.
+  // Part of the write's latency, so that the next read already carries it.
+  // A server without WAL_LSN_PATH (404), or any failure, leaves reads as
+  // they were: as fresh as the server that answers them.
+  private async catchUpWithPrimary(token: string | undefined): Promise<void> {
+    if (this.walLsnMissing) return;
+    try {
+      const r = await this.request<{ lsn?: unknown } | null>("POST", WAL_LSN_PATH, {}, token, {});
+      const lsn = normalizeLsn(r && typeof r.lsn === "string" ? r.lsn : null);
+      if (lsn) this.noteCommitLsn(lsn);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) this.walLsnMissing = true;
+    }
   }
 }

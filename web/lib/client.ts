@@ -37,3 +37,12 @@ export function useKeptCount(): number {
     () => 0,
   );
 }
+
+// The X-Min-LSN the reads carry (the session's last edit), or null.
+export function useMinLsn(): string | null {
+  return useSyncExternalStore(
+    (cb) => api.subscribe(cb),
+    () => api.minLsn,
+    () => null,
+  );
+}

@@ -12,7 +12,7 @@ interface Seen {
 }
 
 function fakeServer() {
-  const answers = new Map<string, { etag: string | null; body: unknown; xcache: string }>();
+  const answers = new Map<string, { etag: string | null; body: unknown; xcache: string; extra: Record<string, string> }>();
   const seen: Seen[] = [];
   let down = false;
   const fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -27,6 +27,13 @@ function fakeServer() {
         headers: { "Content-Type": "application/json" },
       });
     }
+    if (path.startsWith("/rpc/refused")) {
+      // an error answer that carries an LSN all the same
+      return new Response(JSON.stringify({ code: "42501", message: "permission denied", details: null, hint: null }), {
+        status: 403,
+        headers: { "Content-Type": "application/json", "X-Commit-LSN": "9/9" },
+      });
+    }
     if (path.startsWith("/rpc/proxy")) return new Response("<html>Bad Gateway</html>", { status: 502, statusText: "Bad Gateway" });
     if (path.startsWith("/rpc/garbage")) return new Response("{not json", { status: 200 });
     if (path.startsWith("/rpc/rogue304")) return new Response(null, { status: 304, headers: { ETag: '"r"' } });
@@ -38,6 +45,7 @@ function fakeServer() {
       "X-Cache": a.xcache,
       "Server-Timing": 'cache;desc="l1";dur=0.042',
       "Cache-Control": "public, max-age=5",
+      ...a.extra,
     };
     if (a.etag) h.ETag = a.etag;
     if (a.etag && headers.get("If-None-Match") === a.etag) return new Response(null, { status: 304, headers: { ...h, "X-Cache": "HIT" } });
@@ -46,8 +54,8 @@ function fakeServer() {
   return {
     fetch: fetch as typeof globalThis.fetch,
     seen,
-    set(path: string, body: unknown, etag: string | null, xcache = "MISS") {
-      answers.set(path, { body, etag, xcache });
+    set(path: string, body: unknown, etag: string | null, xcache = "MISS", extra: Record<string, string> = {}) {
+      answers.set(path, { body, etag, xcache, extra });
     },
     setDown(v: boolean) {
       down = v;
@@ -245,5 +253,162 @@ describe("ApiClient", () => {
     const d = new ApiClient({ fetch: server.fetch, storage: full });
     server.set("/rpc/x", 1, '"x"');
     expect(await d.get("/rpc/x")).toBe(1);
+  });
+});
+
+describe("ApiClient: reading one's own writes (X-Commit-LSN -> X-Min-LSN)", () => {
+  let server: ReturnType<typeof fakeServer>;
+  let client: ApiClient;
+  const UPDATE = "/rpc/update_listing";
+  const ITEM = "/rpc/listing?id=1";
+
+  // The write answers with the LSN of its commit, as hc_http does.
+  function writeAnswers(lsn: string | null) {
+    server.set(UPDATE, { id: 1 }, null, "BYPASS", lsn ? { "X-Commit-LSN": lsn, "X-Served-By": "primary" } : {});
+  }
+
+  beforeEach(() => {
+    server = fakeServer();
+    client = new ApiClient({ base: "/api", fetch: server.fetch, now: () => 1000 });
+    server.set(ITEM, { id: 1 }, '"e1"', "L1", { "X-Served-By": "replica" });
+  });
+
+  it("sends no X-Min-LSN before any write", async () => {
+    await client.get(ITEM);
+    expect(server.seen[0].headers.get("X-Min-LSN")).toBeNull();
+    expect(client.minLsn).toBeNull();
+    expect(client.getLog()[0]).toMatchObject({ minLsn: null, servedBy: "replica", commitLsn: null });
+  });
+
+  it("sends a write's X-Commit-LSN as X-Min-LSN on every later GET, and not on writes", async () => {
+    writeAnswers("0/1A2B3C4");
+    await client.post(UPDATE, { id: 1, title: "t" }, "tok");
+    expect(client.minLsn).toBe("0/1A2B3C4");
+    await client.get(ITEM);
+    await client.get("/rpc/listing?id=2").catch(() => undefined); // any GET, even one that fails
+    expect(server.seen[1].headers.get("X-Min-LSN")).toBe("0/1A2B3C4");
+    expect(server.seen[2].headers.get("X-Min-LSN")).toBe("0/1A2B3C4");
+    await client.post(UPDATE, { id: 1, title: "u" }, "tok");
+    expect(server.seen[3].method).toBe("POST");
+    expect(server.seen[3].headers.get("X-Min-LSN")).toBeNull();
+    const log = client.getLog();
+    expect(log[0]).toMatchObject({ method: "POST", commitLsn: "0/1A2B3C4", servedBy: "primary", minLsn: null });
+    expect(log[1]).toMatchObject({ method: "GET", minLsn: "0/1A2B3C4", servedBy: "replica" });
+  });
+
+  it("keeps the greatest LSN: an older one never lowers it", async () => {
+    writeAnswers("1/10");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    writeAnswers("0/FFFFFFFF"); // before 1/10, although longer
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBe("1/10");
+    writeAnswers("1/9");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBe("1/10");
+    writeAnswers("1/A0");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBe("1/A0");
+    await client.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBe("1/A0");
+  });
+
+  it("ignores a write without X-Commit-LSN, a malformed one, and failed writes", async () => {
+    writeAnswers(null);
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBeNull();
+    writeAnswers("not/an-lsn");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBeNull();
+    // a GET answer's X-Commit-LSN is not a write of this session
+    server.set(ITEM, { id: 1 }, '"e1"', "L1", { "X-Commit-LSN": "5/5" });
+    await client.get(ITEM);
+    expect(client.minLsn).toBeNull();
+    // an error answer, even with the header, changed nothing
+    await expect(client.post("/rpc/refused", { id: 1 }, "tok")).rejects.toMatchObject({ status: 403 });
+    expect(client.minLsn).toBeNull();
+    await client.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBeNull();
+  });
+
+  it("normalizes the LSN as PostgreSQL writes it", async () => {
+    writeAnswers("0/00abc");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(client.minLsn).toBe("0/ABC");
+  });
+
+  it("keeps the ETag behaviour: conditional GETs carry both headers, a 304 returns the kept body", async () => {
+    await client.get(ITEM);
+    writeAnswers("0/10");
+    await client.post(UPDATE, { id: 1 }, "tok");
+    expect(await client.get(ITEM)).toEqual({ id: 1 });
+    const last = server.seen.at(-1)!;
+    expect(last.headers.get("If-None-Match")).toBe('"e1"');
+    expect(last.headers.get("X-Min-LSN")).toBe("0/10");
+    expect(client.getLog().map((e) => e.status)).toEqual([200, 200, 304]);
+  });
+
+  it("keeps the LSN across reloads (sessionStorage), and through clearing the log or the ETags", async () => {
+    const store = memoryStore();
+    const first = new ApiClient({ fetch: server.fetch, storage: store });
+    writeAnswers("2/40");
+    await first.post(UPDATE, { id: 1 }, "tok");
+    first.clearLog();
+    first.forgetEtags();
+    expect(first.minLsn).toBe("2/40");
+
+    const second = new ApiClient({ fetch: server.fetch, storage: store });
+    expect(second.minLsn).toBe("2/40");
+    await second.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBe("2/40");
+
+    // a stored value that is not an LSN is dropped
+    store.setItem("hc.api", JSON.stringify({ kept: [], log: [], minLsn: "garbage" }));
+    expect(new ApiClient({ fetch: server.fetch, storage: store }).minLsn).toBeNull();
+  });
+
+  it("tells subscribers when the LSN moves", () => {
+    let calls = 0;
+    client.subscribe(() => calls++);
+    client.noteCommitLsn("0/5");
+    client.noteCommitLsn("0/4"); // older: nothing changes
+    client.noteCommitLsn(null);
+    expect(calls).toBe(1);
+    expect(client.minLsn).toBe("0/5");
+  });
+
+  describe("a server without X-Commit-LSN (PostgREST): POST /rpc/wal_lsn after the write", () => {
+    it("takes the primary's WAL position as the LSN to read at", async () => {
+      writeAnswers(null);
+      server.set("/rpc/wal_lsn", { lsn: "3/10" }, null, "BYPASS");
+      await client.post(UPDATE, { id: 1, title: "t" }, "tok");
+      expect(server.seen.map((r) => `${r.method} ${r.url}`)).toEqual(["POST /api/rpc/update_listing", "POST /api/rpc/wal_lsn"]);
+      expect(server.seen[1].headers.get("Authorization")).toBe("Bearer tok");
+      expect(client.minLsn).toBe("3/10");
+      await client.get(ITEM);
+      expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBe("3/10");
+    });
+
+    it("does not ask when the write carried X-Commit-LSN", async () => {
+      writeAnswers("0/20");
+      server.set("/rpc/wal_lsn", { lsn: "3/10" }, null, "BYPASS");
+      await client.post(UPDATE, { id: 1 }, "tok");
+      expect(server.seen.map((r) => r.url)).toEqual(["/api/rpc/update_listing"]);
+      expect(client.minLsn).toBe("0/20");
+    });
+
+    it("asks a server without it once (404), and a failure never fails the write", async () => {
+      writeAnswers(null);
+      expect(await client.post(UPDATE, { id: 1 }, "tok")).toEqual({ id: 1 });
+      expect(await client.post(UPDATE, { id: 1 }, "tok")).toEqual({ id: 1 });
+      expect(server.seen.filter((r) => r.url === "/api/rpc/wal_lsn")).toHaveLength(1);
+      expect(client.minLsn).toBeNull();
+    });
+
+    it("ignores an answer that is not an LSN", async () => {
+      writeAnswers(null);
+      server.set("/rpc/wal_lsn", { lsn: "recovery" }, null, "BYPASS");
+      await client.post(UPDATE, { id: 1 }, "tok");
+      expect(client.minLsn).toBeNull();
+    });
   });
 });
