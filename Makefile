@@ -19,6 +19,7 @@ OBJS = \
 	extension/key.o \
 	extension/value.o \
 	extension/redis.o \
+	extension/sentinel.o \
 	extension/breaker.o \
 	extension/l1.o \
 	extension/singleflight.o \

@@ -14,6 +14,10 @@
  * The state is two atomics and is read without locks on every Redis call.
  * Nothing here raises an error: it is called from the commit callback too.
  *
+ * Under Redis Sentinel the probe is also the backend that asks the sentinels
+ * again where the master is (sentinel.c): a discovery that finds none is a
+ * failure like any other, so discoveries are spaced by the same backoff.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -68,6 +72,15 @@ HcBreakerAllows(void)
 }
 
 /*
+ * Is this backend's current Redis call the half-open probe?
+ */
+bool
+HcBreakerProbing(void)
+{
+	return probing;
+}
+
+/*
  * Is the breaker closed?  (Does not claim a probe.)
  */
 bool
@@ -92,12 +105,14 @@ HcBreakerSuccess(void)
 	if (pg_atomic_read_u64(&hc_shared->breaker_open_until) != 0 ||
 		pg_atomic_read_u32(&hc_shared->breaker_failures) != 0)
 	{
+		char		target[HC_HOST_MAXLEN + 128];
+
 		pg_atomic_write_u32(&hc_shared->breaker_failures, 0);
 		pg_atomic_write_u64(&hc_shared->breaker_open_until, 0);
 		HcStatInc(HC_STAT_BREAKER_CLOSES);
+		HcRedisDescribe(target, sizeof(target));
 		ereport(LOG,
-				(errmsg("housing_cache: Redis at %s:%d is reachable again",
-						hc_redis_host, hc_redis_port),
+				(errmsg("housing_cache: %s is reachable again", target),
 				 errhidestmt(true)));
 	}
 }
@@ -133,10 +148,13 @@ HcBreakerFailure(const char *what, const char *detail)
 
 	if (failures == 1)
 	{
+		char		target[HC_HOST_MAXLEN + 128];
+
 		HcStatInc(HC_STAT_BREAKER_OPENS);
+		HcRedisDescribe(target, sizeof(target));
 		ereport(LOG,
-				(errmsg("housing_cache: Redis at %s:%d is unavailable (%s: %s); skipping it for %d ms",
-						hc_redis_host, hc_redis_port, what,
+				(errmsg("housing_cache: %s is unavailable (%s: %s); skipping it for %d ms",
+						target, what,
 						detail ? detail : "unknown error",
 						(int) backoff_ms),
 				 errhidestmt(true)));

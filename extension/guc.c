@@ -176,6 +176,83 @@ check_generation_slots(int *newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * Redis Sentinel: "host:port, host:port, [v6]:port" (sentinel.c parses it);
+ * the parsed list is the setting's extra, which the assign hook hands on.
+ * A list needs a master name.
+ */
+static bool
+check_redis_sentinels(char **newval, void **extra, GucSource source)
+{
+	HcSentinelList *list;
+	char		err[256];
+
+	list = malloc(sizeof(HcSentinelList));
+	if (list == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	if (!HcSentinelParse(*newval, list, err, sizeof(err)))
+	{
+		GUC_check_errmsg("%s", err);
+		GUC_check_errhint("For example: '10.0.0.1:26379, 10.0.0.2:26379, 10.0.0.3:26379'; empty: no Sentinel.");
+		free(list);
+		return false;
+	}
+	/* the master's name is defined before this setting (HcDefineGucs) */
+	if (list->count > 0 && hc_redis_sentinel_master != NULL &&
+		hc_redis_sentinel_master[0] == '\0')
+	{
+		GUC_check_errmsg("housing_cache.redis_sentinels is set, but housing_cache.redis_sentinel_master is empty");
+		GUC_check_errhint("Set housing_cache.redis_sentinel_master to the name the sentinels monitor the master by.");
+		free(list);
+		return false;
+	}
+	*extra = list;
+	return true;
+}
+
+static void
+assign_redis_sentinels(const char *newval, void *extra)
+{
+	HcSentinelAssign((const HcSentinelList *) extra);
+	HcRedisConfigChanged();
+}
+
+/*
+ * The name the sentinels know the master by (SENTINEL monitor <name> ...):
+ * no blanks or control characters; empty only without sentinels.
+ */
+static bool
+check_redis_sentinel_master(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		if (HcSentinelEnabled())
+		{
+			GUC_check_errmsg("housing_cache.redis_sentinel_master must not be empty while housing_cache.redis_sentinels is set");
+			return false;
+		}
+		return true;
+	}
+	if (strlen(*newval) > 255)
+	{
+		GUC_check_errmsg("housing_cache.redis_sentinel_master is longer than 255 characters");
+		return false;
+	}
+	for (const char *p = *newval; *p; p++)
+	{
+		if (*p <= ' ' || *p == 0x7f)
+		{
+			GUC_check_errmsg("housing_cache.redis_sentinel_master must not contain blanks or control characters");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* any change to how Redis is reached drops this backend's connection */
 static void
 assign_redis_string(const char *newval, void *extra)
@@ -224,6 +301,36 @@ HcDefineGucs(void)
 							   "PostgreSQL logs the new value of a setting changed in postgresql.conf on reload: "
 							   "a file keeps the password itself out of the log.",
 							   HC_SETTING(hc_redis_password_file),
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
+							   NULL, assign_redis_string, NULL);
+
+	/* the master's name first: the check of redis_sentinels reads it */
+	DefineCustomStringVariable("housing_cache.redis_sentinel_master",
+							   "Name of the Redis master the sentinels monitor (SENTINEL monitor <name> ...).",
+							   NULL,
+							   HC_SETTING(hc_redis_sentinel_master),
+							   PGC_SUSET, 0,
+							   check_redis_sentinel_master, assign_redis_string, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_sentinels",
+							   "Redis Sentinel addresses (host:port, comma-separated) that say where the Redis master is; empty: use redis_host and redis_port.",
+							   "The master is asked of each sentinel in turn, confirmed with ROLE, and found again after a failover.",
+							   HC_SETTING(hc_redis_sentinels),
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   check_redis_sentinels, assign_redis_sentinels, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_sentinel_password",
+							   "Password sent with AUTH to the sentinels; empty sends none.",
+							   "Readable by superusers only.",
+							   HC_SETTING(hc_redis_sentinel_password),
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, assign_redis_string, NULL);
+
+	DefineCustomStringVariable("housing_cache.redis_sentinel_password_file",
+							   "File holding the sentinels' password; takes precedence over redis_sentinel_password.",
+							   "Keeps the password out of the server log, which shows settings changed on reload.",
+							   HC_SETTING(hc_redis_sentinel_password_file),
 							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, assign_redis_string, NULL);
 

@@ -13,6 +13,8 @@
  *	  key.c				the key of a cached answer
  *	  value.c			the format of a stored answer
  *	  redis.c			the Redis client (L2)
+ *	  sentinel.c		Redis Sentinel: where the master is, discovered once
+ *						for every backend
  *	  breaker.c			the Redis circuit breaker
  *	  l1.c				L1, answers in shared memory
  *	  singleflight.c	one fill per key at a time
@@ -57,6 +59,7 @@
  *	  singleflight.c its LWLock, held to claim or release a fill; waits on a
  *					condition variable outside it
  *	  breaker.c		none: atomics
+ *	  sentinel.c	a spinlock, held only to copy the master's address in or out
  *	  standby.c		none: atomics; its redo runs in the startup process
  *					(shared memory only)
  *	  catalog.c		a relcache callback (forget the WAL invalidation
@@ -112,6 +115,10 @@ extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
 extern char *hc_redis_password_file;
+extern char *hc_redis_sentinels;
+extern char *hc_redis_sentinel_master;
+extern char *hc_redis_sentinel_password;
+extern char *hc_redis_sentinel_password_file;
 extern int	hc_wal_rmgr_id;
 extern char *hc_min_lsn;
 extern int	hc_min_lsn_wait_ms;
@@ -272,6 +279,60 @@ extern bool HcRedisSet(const char *key, const uint8 *digest,
 extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
 extern void HcRedisConfigChanged(void);
 extern const char *HcRedisMasterAddress(void);
+extern void HcRedisDescribe(char *buf, size_t size);
+
+/* ---- Redis Sentinel: where the master is (sentinel.c) ---- */
+#define HC_MAX_SENTINELS	16
+#define HC_HOST_MAXLEN		255
+
+/* a Redis or Sentinel address */
+typedef struct HcRedisAddr
+{
+	char		host[HC_HOST_MAXLEN + 1];
+	int			port;
+} HcRedisAddr;
+
+/* housing_cache.redis_sentinels, parsed (the GUC's extra) */
+typedef struct HcSentinelList
+{
+	int			count;
+	HcRedisAddr sentinels[HC_MAX_SENTINELS];
+} HcSentinelList;
+
+/* the master as this backend may use it */
+typedef struct HcMaster
+{
+	HcRedisAddr addr;
+	uint64		generation;		/* of the discovery that found it; never 0 */
+	bool		suspect;		/* a backend found it broken: rediscover */
+} HcMaster;
+
+/* one discovery's walk through the sentinels */
+typedef struct HcSentinelAsk
+{
+	int			start;			/* the sentinel asked first */
+	int			asked;			/* sentinels asked so far */
+	int			answered;		/* the one that named the last candidate */
+	int			ntried;
+	HcRedisAddr tried[HC_MAX_SENTINELS];	/* candidates named so far */
+} HcSentinelAsk;
+
+extern bool HcSentinelParse(const char *value, HcSentinelList *list,
+							char *err, size_t errlen);
+extern void HcSentinelAssign(const HcSentinelList *list);
+extern void HcSentinelConfigChanged(void);
+extern bool HcSentinelEnabled(void);
+extern Size HcSentinelShmemSize(void);
+extern void HcSentinelShmemInit(char *base, bool found);
+extern bool HcSentinelMaster(HcMaster *master);
+extern bool HcSentinelClaim(bool probe);
+extern void HcSentinelSuspect(uint64 generation);
+extern void HcSentinelAskBegin(HcSentinelAsk *ask);
+extern bool HcSentinelAskNext(HcSentinelAsk *ask, HcRedisAddr *master,
+							  char *detail, size_t detail_len);
+extern uint64 HcSentinelFound(const HcSentinelAsk *ask, const HcRedisAddr *master);
+extern void HcSentinelNotFound(void);
+extern void HcSentinelFormatAddr(const HcRedisAddr *addr, char *buf, size_t size);
 
 /* ---- value format (value.c) ---- */
 #define HC_VALUE_HEADER_LEN 64
@@ -284,6 +345,7 @@ extern void HcValueKey(const uint8 **key, int *len);
 
 /* ---- circuit breaker (breaker.c) ---- */
 extern bool HcBreakerAllows(void);
+extern bool HcBreakerProbing(void);
 extern bool HcBreakerClosed(void);
 extern void HcBreakerSuccess(void);
 extern void HcBreakerFailure(const char *what, const char *detail);

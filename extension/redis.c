@@ -9,6 +9,13 @@
  * failure the connection is dropped and the shared circuit breaker opened, so
  * that other backends skip Redis instead of paying the timeout too.
  *
+ * With housing_cache.redis_sentinels set, the address is the master the
+ * sentinels name (sentinel.c), confirmed with ROLE before use; the
+ * connection follows the discovery generation published in shared memory.
+ * A connection error, a timeout or a -READONLY reply (the master was
+ * demoted: a write reached a replica) makes the master suspect, and the next
+ * backend whose turn it is discovers it again.
+ *
  * Nothing here raises an error to the caller for a Redis problem: a failed
  * read is a miss, a failed write is a counted skip.  Every hiredis reply is
  * freed on every path, including when a palloc in between fails.
@@ -25,6 +32,10 @@
 #include "housing_cache.h"
 
 static redisContext *hc_redis = NULL;
+
+/* where hc_redis is connected, and the discovery generation of that address (0: none) */
+static HcRedisAddr conn_addr;
+static uint64 conn_generation = 0;
 
 /* replies to PUBLISH not read yet (see HcRedisPublish) */
 static int	pending_replies = 0;
@@ -47,26 +58,73 @@ hc_redis_drop(void)
 		redisFree(hc_redis);
 		hc_redis = NULL;
 	}
+	conn_generation = 0;
 	pending_replies = 0;
 }
 
 /*
- * The address of the Redis this server uses (host:port).
+ * The address of the Redis this server uses (host:port): under Sentinel the
+ * master discovered last, "" while none is known.
  */
 const char *
 HcRedisMasterAddress(void)
 {
-	return psprintf("%s:%d", hc_redis_host ? hc_redis_host : "", hc_redis_port);
+	HcMaster	master;
+	char		buf[HC_HOST_MAXLEN + 16];
+
+	if (!HcSentinelEnabled())
+	{
+		HcRedisAddr addr;
+
+		strlcpy(addr.host, hc_redis_host ? hc_redis_host : "", sizeof(addr.host));
+		addr.port = hc_redis_port;
+		HcSentinelFormatAddr(&addr, buf, sizeof(buf));
+		return pstrdup(buf);
+	}
+	if (!HcSentinelMaster(&master))
+		return pstrdup("");
+	HcSentinelFormatAddr(&master.addr, buf, sizeof(buf));
+	return pstrdup(buf);
+}
+
+/*
+ * "Redis at host:port", or under Sentinel 'Redis master "name" at
+ * host:port', for log messages.  No palloc: the breaker logs from the
+ * commit path.
+ */
+void
+HcRedisDescribe(char *buf, size_t size)
+{
+	HcMaster	master;
+	char		addr[HC_HOST_MAXLEN + 16];
+
+	if (!HcSentinelEnabled())
+	{
+		HcRedisAddr configured;
+
+		strlcpy(configured.host, hc_redis_host ? hc_redis_host : "", sizeof(configured.host));
+		configured.port = hc_redis_port;
+		HcSentinelFormatAddr(&configured, addr, sizeof(addr));
+		snprintf(buf, size, "Redis at %s", addr);
+	}
+	else if (HcSentinelMaster(&master))
+	{
+		HcSentinelFormatAddr(&master.addr, addr, sizeof(addr));
+		snprintf(buf, size, "Redis master \"%s\" at %s", hc_redis_sentinel_master, addr);
+	}
+	else
+		snprintf(buf, size, "Redis master \"%s\" (not discovered)", hc_redis_sentinel_master);
 }
 
 /*
  * Called by the GUC assign hooks: the next call reconnects with the new
- * settings.
+ * settings (and, under Sentinel, looks at them again).
  */
 void
 HcRedisConfigChanged(void)
 {
 	hc_redis_drop();
+	HcSentinelConfigChanged();
 }
 
 /*
@@ -93,69 +151,220 @@ hc_redis_setup_command(redisContext *c, const char **err,
 }
 
 /*
- * Make sure this backend has a usable connection, if the breaker allows.
+ * Connect to addr and set the connection up (timeouts, AUTH, SELECT).  On
+ * failure returns NULL with *what (the step) and err set.
  */
-static bool
-hc_redis_ready(void)
+static redisContext *
+hc_redis_open(const HcRedisAddr *addr, const char **what, char *err, size_t errlen)
 {
 	redisContext *c;
-	const char *err = NULL;
+	const char *e = NULL;
 	char		dbtext[16];
 	const char *password;
 	char		filepw[1024];
 
-	if (!HcBreakerAllows())
-		return false;
-	if (hc_redis != NULL)
-		return true;
-
-	c = redisConnectWithTimeout(hc_redis_host, hc_redis_port,
+	c = redisConnectWithTimeout(addr->host, addr->port,
 								ms_to_timeval(hc_redis_connect_timeout_ms));
 	if (c == NULL || c->err)
 	{
-		HcBreakerFailure("connect", c ? c->errstr : "out of memory");
+		*what = "connect";
+		strlcpy(err, c ? c->errstr : "out of memory", errlen);
 		if (c)
 			redisFree(c);
-		return false;
+		return NULL;
 	}
 	if (redisSetTimeout(c, ms_to_timeval(hc_redis_command_timeout_ms)) != REDIS_OK)
 	{
-		HcBreakerFailure("connect", "could not set the command timeout");
+		*what = "connect";
+		strlcpy(err, "could not set the command timeout", errlen);
 		redisFree(c);
-		return false;
+		return NULL;
 	}
 	/* the password never appears in a message */
 	password = hc_redis_password;
 	if (hc_redis_password_file && hc_redis_password_file[0] != '\0')
 	{
-		if (!HcReadSecretFile(hc_redis_password_file, filepw, sizeof(filepw), &err))
+		if (!HcReadSecretFile(hc_redis_password_file, filepw, sizeof(filepw), &e))
 		{
-			HcBreakerFailure("housing_cache.redis_password_file", err);
+			*what = "housing_cache.redis_password_file";
+			strlcpy(err, e, errlen);
 			redisFree(c);
-			return false;
+			return NULL;
 		}
 		password = filepw;
 	}
 	if (password && password[0] != '\0' &&
-		!hc_redis_setup_command(c, &err, "AUTH %s", password))
+		!hc_redis_setup_command(c, &e, "AUTH %s", password))
 	{
 		explicit_bzero(filepw, sizeof(filepw));
-		HcBreakerFailure("AUTH", err);
+		*what = "AUTH";
+		strlcpy(err, e, errlen);
 		redisFree(c);
-		return false;
+		return NULL;
 	}
 	explicit_bzero(filepw, sizeof(filepw));
 	if (hc_redis_db != 0)
 	{
 		snprintf(dbtext, sizeof(dbtext), "%d", hc_redis_db);
-		if (!hc_redis_setup_command(c, &err, "SELECT %s", dbtext))
+		if (!hc_redis_setup_command(c, &e, "SELECT %s", dbtext))
 		{
-			HcBreakerFailure("SELECT", err);
+			*what = "SELECT";
+			strlcpy(err, e, errlen);
 			redisFree(c);
-			return false;
+			return NULL;
 		}
 	}
+	return c;
+}
+
+/*
+ * Does the server of c say it is a master (ROLE)?
+ */
+static bool
+hc_redis_is_master(redisContext *c, char *err, size_t errlen)
+{
+	redisReply *reply = redisCommand(c, "ROLE");
+	bool		ok = false;
+
+	if (reply == NULL)
+		strlcpy(err, c->errstr[0] ? c->errstr : "no reply", errlen);
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+			 reply->element[0]->type == REDIS_REPLY_STRING)
+	{
+		ok = (strcmp(reply->element[0]->str, "master") == 0);
+		if (!ok)
+			snprintf(err, errlen, "it is a %.20s, not a master", reply->element[0]->str);
+	}
+	else if (reply->type == REDIS_REPLY_ERROR)
+		snprintf(err, errlen, "%.120s", reply->str);
+	else
+		strlcpy(err, "unexpected reply", errlen);
+	if (reply)
+		freeReplyObject(reply);
+	return ok;
+}
+
+/*
+ * Ask the sentinels where the master is, and connect to it.  This backend
+ * holds the turn to discover (HcSentinelClaim).  On success hc_redis is a
+ * connection to the master, confirmed by ROLE and set up; on failure the
+ * breaker opens (or stays open longer): until a discovery succeeds, Redis
+ * is skipped.
+ */
+static bool
+hc_redis_discover(void)
+{
+	HcSentinelAsk ask;
+	HcRedisAddr master;
+	char		detail[512];
+
+	hc_redis_drop();
+	HcStatInc(HC_STAT_REDIS_DISCOVERIES);
+	strlcpy(detail, "no sentinel answered", sizeof(detail));
+	HcSentinelAskBegin(&ask);
+	while (HcSentinelAskNext(&ask, &master, detail, sizeof(detail)))
+	{
+		char		err[256];
+		char		where[HC_HOST_MAXLEN + 16];
+		const char *what = "ROLE";
+		redisContext *c = hc_redis_open(&master, &what, err, sizeof(err));
+
+		if (c != NULL && hc_redis_is_master(c, err, sizeof(err)))
+		{
+			hc_redis = c;
+			conn_addr = master;
+			conn_generation = HcSentinelFound(&ask, &master);
+			return true;
+		}
+		if (c != NULL)
+			redisFree(c);
+		HcSentinelFormatAddr(&master, where, sizeof(where));
+		snprintf(detail, sizeof(detail), "the master the sentinels name, %s: %s: %s",
+				 where, what, err);
+	}
+	HcSentinelNotFound();
+	HcBreakerFailure("Sentinel", detail);
+	return false;
+}
+
+/*
+ * Make sure this backend has a usable connection to the master the
+ * sentinels name.  A discovery is made when no master is known or the known
+ * one is suspect, and it is this backend's turn; from the commit path
+ * (publishing) only when none is known at all, so that a writer does not
+ * pay for a rediscovery.
+ */
+static bool
+hc_redis_ready_sentinel(bool publishing)
+{
+	HcMaster	master;
+	bool		known = HcSentinelMaster(&master);
+	redisContext *c;
+	const char *what = "connect";
+	char		err[256];
+
+	if ((!known || (master.suspect && !publishing)) &&
+		HcSentinelClaim(HcBreakerProbing()))
+		return hc_redis_discover();
+	if (!known)
+	{
+		/* another backend is discovering, or it failed a moment ago */
+		hc_redis_drop();
+		return false;
+	}
+	if (hc_redis != NULL && conn_generation != master.generation)
+	{
+		/* a newer discovery: reconnect, unless it found the same address */
+		if (strcmp(conn_addr.host, master.addr.host) != 0 || conn_addr.port != master.addr.port)
+			hc_redis_drop();
+		else
+			conn_generation = master.generation;
+	}
+	if (hc_redis != NULL)
+		return true;
+
+	c = hc_redis_open(&master.addr, &what, err, sizeof(err));
+	if (c == NULL)
+	{
+		HcSentinelSuspect(master.generation);
+		HcBreakerFailure(what, err);
+		return false;
+	}
 	hc_redis = c;
+	conn_addr = master.addr;
+	conn_generation = master.generation;
+	return true;
+}
+
+/*
+ * Make sure this backend has a usable connection, if the breaker allows.
+ */
+static bool
+hc_redis_ready(bool publishing)
+{
+	HcRedisAddr addr;
+	redisContext *c;
+	const char *what = "connect";
+	char		err[256];
+
+	if (!HcBreakerAllows())
+		return false;
+	if (HcSentinelEnabled())
+		return hc_redis_ready_sentinel(publishing);
+	if (hc_redis != NULL)
+		return true;
+
+	strlcpy(addr.host, hc_redis_host ? hc_redis_host : "", sizeof(addr.host));
+	addr.port = hc_redis_port;
+	c = hc_redis_open(&addr, &what, err, sizeof(err));
+	if (c == NULL)
+	{
+		HcBreakerFailure(what, err);
+		return false;
+	}
+	hc_redis = c;
+	conn_addr = addr;
+	conn_generation = 0;
 	return true;
 }
 
@@ -165,8 +374,22 @@ hc_redis_ready(void)
 static void
 hc_redis_failed(const char *what)
 {
+	HcSentinelSuspect(conn_generation);
 	HcBreakerFailure(what, hc_redis && hc_redis->errstr[0] ? hc_redis->errstr : "no reply");
 	hc_redis_drop();
+}
+
+/*
+ * An error reply.  -READONLY means the master was demoted and this is now a
+ * replica: the sentinels are asked again (by whichever backend's turn it
+ * is), and the connection follows the new master once it is found.
+ */
+static void
+hc_redis_error_reply(const redisReply *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+		strncmp(reply->str, "READONLY", 8) == 0)
+		HcSentinelSuspect(conn_generation);
 }
 
 /* did the last call fail because the server closed the connection? */
@@ -201,7 +424,10 @@ hc_redis_drain(void)
 			return false;
 		}
 		if (((redisReply *) reply)->type != REDIS_REPLY_INTEGER)
+		{
 			HcStatInc(HC_STAT_PUBLISH_FAILURES);
+			hc_redis_error_reply(reply);
+		}
 		freeReplyObject(reply);
 		pending_replies--;
 	}
@@ -223,7 +449,7 @@ hc_redis_command(const char *what, const char *fmt, ...)
 		redisReply *reply;
 		bool		closed;
 
-		if (!hc_redis_ready())
+		if (!hc_redis_ready(false))
 			return NULL;
 		if (!hc_redis_drain())
 			continue;			/* the connection was dropped: reconnect once */
@@ -284,6 +510,7 @@ HcRedisGet(const char *key, const uint8 *digest, HcValue *value)
 		{
 			/* e.g. NOAUTH or LOADING: answered, but unusable for now */
 			HcStatInc(HC_STAT_REDIS_ERRORS);
+			hc_redis_error_reply(reply);
 			result = HC_REDIS_UNAVAILABLE;
 		}
 		else if (reply->type != REDIS_REPLY_NIL)
@@ -322,12 +549,16 @@ HcRedisSet(const char *key, const uint8 *digest, const HcValue *value)
 
 	/*
 	 * An error reply (full with noeviction, read-only replica) means Redis is
-	 * up but refuses writes: count it, keep reading from it.
+	 * up but refuses writes: count it, keep reading from it.  Under Sentinel
+	 * a -READONLY also has the master discovered again.
 	 */
 	ok = (reply->type == REDIS_REPLY_STATUS);
-	freeReplyObject(reply);
 	if (!ok)
+	{
 		HcStatInc(HC_STAT_REDIS_ERRORS);
+		hc_redis_error_reply(reply);
+	}
+	freeReplyObject(reply);
 	HcBreakerSuccess();
 	return ok;
 }
@@ -350,9 +581,9 @@ HcRedisPublish(const char *channel, const char *msg, size_t len)
 	 */
 	if (!HcBreakerClosed())
 		return false;
-	if (!hc_redis_ready())
+	if (!hc_redis_ready(true))
 		return false;
-	if (!hc_redis_drain() && (!hc_redis_ready() || !hc_redis_drain()))
+	if (!hc_redis_drain() && (!hc_redis_ready(true) || !hc_redis_drain()))
 		return false;
 	if (redisAppendCommand(hc_redis, "PUBLISH %b %b",
 						   channel, strlen(channel), msg, len) != REDIS_OK)

@@ -30,6 +30,10 @@
 	X(INT,    int,    hc_redis_port,               6379) \
 	X(STRING, char *, hc_redis_password,           "") \
 	X(STRING, char *, hc_redis_password_file,      "") \
+	X(STRING, char *, hc_redis_sentinels,          "") \
+	X(STRING, char *, hc_redis_sentinel_master,    "mymaster") \
+	X(STRING, char *, hc_redis_sentinel_password,  "") \
+	X(STRING, char *, hc_redis_sentinel_password_file, "") \
 	X(INT,    int,    hc_redis_db,                 0) \
 	X(INT,    int,    hc_redis_connect_timeout_ms, 200) \
 	X(INT,    int,    hc_redis_command_timeout_ms, 100) \

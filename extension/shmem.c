@@ -46,6 +46,7 @@ HcShmemSize(void)
 
 	size = add_size(size, MAXALIGN(HcFlightShmemSize()));
 	size = add_size(size, HcStandbyShmemSize());
+	size = add_size(size, HcSentinelShmemSize());
 	size = add_size(size, HcL1ShmemSize());
 	return size;
 }
@@ -67,8 +68,10 @@ HcShmemStartup(void)
 	hc_shared = ShmemInitStruct("housing_cache", HcShmemSize(), &found);
 	HcFlightShmemInit((char *) hc_shared + state_size(), found);
 	HcStandbyShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()), found);
+	HcSentinelShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
+						HcStandbyShmemSize(), found);
 	HcL1ShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
-				  HcStandbyShmemSize(),
+				  HcStandbyShmemSize() + HcSentinelShmemSize(),
 				  found,
 				  HcL1LockCount() > 0 ? GetNamedLWLockTranche("housing_cache") : NULL);
 	if (!found)

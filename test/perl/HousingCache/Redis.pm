@@ -20,6 +20,7 @@ HousingCache::Redis - a private redis-server for one TAP test
   $redis->start;                  # start again on the same port
   $redis->stop;                   # graceful stop
   $redis->is_running;
+  $redis->args(['--replicaof', '127.0.0.1', $port]);   # for the next start
 
 =head1 DESCRIPTION
 
@@ -31,6 +32,9 @@ failed run keeps it.
 
 Every server is stopped when its object goes away, at the end of the test
 (even when the test dies), and on SIGINT/SIGTERM.
+
+HousingCache::Sentinel is a subclass that runs C<redis-sentinel> instead,
+with the same life cycle.
 
 Only core Perl modules are used; C<redis-server> and C<redis-cli> must be in
 PATH.
@@ -98,6 +102,7 @@ sub new
         paused => 0,
         owner => $$,    # only the process that started it may stop it
     }, $class;
+    $self->_configure(%opts);
 
     # A temporary directory for the working dir and pidfile; under the TAP
     # tmp_check when there is one, so the test driver can find stray servers.
@@ -138,6 +143,53 @@ sub password { return $_[0]->{password} }
 
 =pod
 
+=item $redis->args([ ... ])
+
+The extra command-line arguments of the next C<start> (e.g. to start a
+crashed master again as a replica); without an argument, the current ones.
+
+=cut
+
+sub args
+{
+    my ($self, $args) = @_;
+    $self->{args} = [@$args] if defined $args;
+    return [ @{ $self->{args} } ];
+}
+
+=pod
+
+=item $redis->pid
+
+The server's process id while it runs, else undef.
+
+=cut
+
+sub pid { return $_[0]->is_running ? $_[0]->{pid} : undef }
+
+# Subclasses keep their own options here (called by new before the first
+# start) and say how the server is started (_command).
+sub _configure { return }
+
+sub _command
+{
+    my ($self) = @_;
+    return (
+        'redis-server',
+        '--port' => $self->{port},
+        '--bind' => '127.0.0.1',
+        '--save' => '',
+        '--appendonly' => 'no',
+        '--daemonize' => 'no',
+        '--dir' => $self->{dir},
+        '--pidfile' => "$self->{dir}/redis.pid",
+        '--logfile' => $self->logfile,
+        (defined $self->{password} ? ('--requirepass' => $self->{password}) : ()),
+        @{ $self->{args} });
+}
+
+=pod
+
 =item $redis->logfile
 
 Path of the server's log file.
@@ -170,18 +222,7 @@ sub start
     my ($self) = @_;
     return if $self->is_running;
 
-    my @cmd = (
-        'redis-server',
-        '--port' => $self->{port},
-        '--bind' => '127.0.0.1',
-        '--save' => '',
-        '--appendonly' => 'no',
-        '--daemonize' => 'no',
-        '--dir' => $self->{dir},
-        '--pidfile' => "$self->{dir}/redis.pid",
-        '--logfile' => $self->logfile,
-        (defined $self->{password} ? ('--requirepass' => $self->{password}) : ()),
-        @{ $self->{args} });
+    my @cmd = $self->_command;
 
     my $pid = fork;
     croak "fork: $!" unless defined $pid;
@@ -205,14 +246,14 @@ sub start
     {
         if (!$self->is_running)
         {
-            croak "redis-server exited at start (port $self->{port}); see "
+            croak "$cmd[0] exited at start (port $self->{port}); see "
               . $self->logfile . ":\n" . _tail($self->logfile);
         }
         return if $self->cli('PING') eq 'PONG';
         usleep(50_000);
     }
     $self->kill9;
-    croak "redis-server did not answer PING within $timeout s (port $self->{port})";
+    croak "$cmd[0] did not answer PING within $timeout s (port $self->{port})";
 }
 
 =pod
