@@ -290,6 +290,8 @@ housing_cache_catalog_unwatch(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not update housing_cache.watched_tables: %s", SPI_result_code_string(ret));
 	found = SPI_processed > 0;
 	SPI_finish();
+	if (found)
+		HcInvalidateEverything();
 	PG_RETURN_BOOL(found);
 }
 

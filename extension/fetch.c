@@ -48,6 +48,7 @@
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/pg_locale.h"
 #include "utils/rls.h"
 
@@ -78,7 +79,16 @@ typedef struct HcCall
 	int			nslots;
 	uint8		digest[HC_DIGEST_LEN];
 	char		key[HC_KEY_MAXLEN];
+	StringInfoData tags;		/* what the answer depends on, for the edge:
+								 * each tag followed by a NUL */
+	bool		has_stamp;		/* stamp is set (a primary's answer) */
+	uint64		stamp;			/* message_seq before the generations */
 } HcCall;
+
+/* last_lookup()'s tags: a copy of the last call's, in TopMemoryContext */
+static char *lookup_tags = NULL;
+static int	lookup_tags_len = 0;
+static int	lookup_tags_cap = 0;
 
 /*
  * Session settings that change the text of an answer (how timestamps,
@@ -227,13 +237,46 @@ hc_bypass_reason(HcQueryDef *def, Oid runner)
 }
 
 /*
+ * Add a tag to an answer's list (len -1: the reset tag "T/<star>" of table
+ * tag T), once.
+ */
+static void
+add_tag(StringInfo tags, const char *tag, int len)
+{
+	int			start = tags->len;
+
+	if (len < 0)
+	{
+		appendStringInfo(tags, "%s/*", tag);
+		len = tags->len - start;
+	}
+	else
+		appendBinaryStringInfo(tags, tag, len);
+	for (int off = 0; off < start; off += strlen(tags->data + off) + 1)
+	{
+		if ((int) strlen(tags->data + off) == len &&
+			memcmp(tags->data + off, tags->data + start, len) == 0)
+		{
+			tags->len = start;	/* listed already */
+			tags->data[start] = '\0';
+			return;
+		}
+	}
+	appendStringInfoChar(tags, '\0');
+}
+
+/*
  * The generation slots an answer depends on, deduplicated.  A template with
  * a parameter depends on the tag spelled with the parameter's canonical text
  * (and the table's reset tag), or, when the parameter is NULL, on the table.
+ *
+ * The tags themselves go to *tags, for the edge (edge.c): each one the
+ * answer depends on, and the reset tag of every table, which a consumer
+ * purges when a message cannot name everything (truncated).
  */
 static int
 hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
-				uint32 *slots)
+				uint32 *slots, StringInfo tags)
 {
 	int			n = 0;
 	char		local[256];
@@ -245,7 +288,10 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 		int			ns = 0;
 
 		if (tt->prefix == NULL || (tt->param > 0 && nulls[tt->param - 1]))
+		{
 			s[ns++] = tt->table_slot;
+			add_tag(tags, tt->table_tag, strlen(tt->table_tag));
+		}
 		else
 		{
 			if (tt->param > 0 && tt->speller.how == HC_SPELL_TEXT)
@@ -258,6 +304,7 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 				memcpy(tag, tt->prefix, plen);
 				memcpy(tag + plen, canon[tt->param - 1], vlen);
 				s[ns++] = HcTagSlot(tag, (int) (plen + vlen));
+				add_tag(tags, tag, (int) (plen + vlen));
 				if (tag != local)
 					pfree(tag);
 			}
@@ -269,12 +316,17 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 				appendStringInfoString(&tag, tt->prefix);
 				HcTagAppendValue(&tag, &tt->speller, values[tt->param - 1]);
 				s[ns++] = HcTagSlot(tag.data, tag.len);
+				add_tag(tags, tag.data, tag.len);
 				pfree(tag.data);
 			}
 			else
+			{
 				s[ns++] = tt->literal_slot;
+				add_tag(tags, tt->literal, strlen(tt->literal));
+			}
 			s[ns++] = tt->reset_slot;
 		}
+		add_tag(tags, tt->table_tag, -1);	/* "T/<star>" */
 		for (int j = 0; j < ns; j++)
 		{
 			bool		dup = false;
@@ -384,15 +436,44 @@ hc_elapsed_us(instr_time start)
 }
 
 static void
-hc_record(HcTier tier, const char *key, const char *bypass_reason, instr_time start,
-		  int32 ttl_remaining_s)
+hc_record(const HcCall *call, HcTier tier, const char *bypass_reason, int32 ttl_remaining_s)
 {
+	bool		cached = (tier != HC_TIER_BYPASS);
+
 	hc_last_lookup.tier = tier;
-	strlcpy(hc_last_lookup.key, key ? key : "", sizeof(hc_last_lookup.key));
+	strlcpy(hc_last_lookup.key, cached ? call->key : "", sizeof(hc_last_lookup.key));
 	strlcpy(hc_last_lookup.bypass_reason, bypass_reason ? bypass_reason : "",
 			sizeof(hc_last_lookup.bypass_reason));
-	hc_last_lookup.elapsed_us = hc_elapsed_us(start);
+	hc_last_lookup.elapsed_us = hc_elapsed_us(call->start);
 	hc_last_lookup.ttl_remaining_s = ttl_remaining_s;
+	hc_last_lookup.has_stamp = cached && call->has_stamp;
+	hc_last_lookup.stamp_seq = call->stamp;
+
+	lookup_tags_len = 0;
+	if (!cached || call->tags.data == NULL)
+		return;
+	if (lookup_tags_cap < call->tags.len)
+	{
+		char	   *grown = MemoryContextAlloc(TopMemoryContext, call->tags.len);
+
+		if (lookup_tags)
+			pfree(lookup_tags);
+		lookup_tags = grown;
+		lookup_tags_cap = call->tags.len;
+	}
+	memcpy(lookup_tags, call->tags.data, call->tags.len);
+	lookup_tags_len = call->tags.len;
+}
+
+/*
+ * The tags of the last cached call's answer (each followed by a NUL), for
+ * last_lookup(); *len 0 when it went around the cache.
+ */
+const char *
+HcLastLookupTags(int *len)
+{
+	*len = lookup_tags_len;
+	return lookup_tags;
 }
 
 /* seconds left of an answer's TTL, at least 0 */
@@ -467,6 +548,9 @@ static void
 fetch_begin(HcCall *call, const char *name, int nargs, Datum *values, bool *nulls)
 {
 	INSTR_TIME_SET_CURRENT(call->start);
+	initStringInfo(&call->tags);
+	call->has_stamp = false;
+	call->stamp = 0;
 	HcStandbyWaitForLsn();
 	call->def = HcGetQuery(name);
 	if (nargs != call->def->nparams)
@@ -499,7 +583,21 @@ fetch_generations(HcCall *call)
 		call->canon[i] = call->nulls[i] ? NULL
 			: def->param_is_oid[i] ? psprintf("%u", DatumGetObjectId(call->values[i]))
 			: OidOutputFunctionCall(def->typoutput[i], call->values[i]);
-	call->nslots = hc_answer_slots(def, call->values, call->nulls, call->canon, call->slots);
+	call->nslots = hc_answer_slots(def, call->values, call->nulls, call->canon, call->slots,
+								   &call->tags);
+
+	/*
+	 * The answer's stamp for the edge (edge.c): every message numbered up to
+	 * it was numbered after its generations were bumped, so the generations
+	 * read below include those commits.  A standby's count is not the
+	 * primary's: no stamp there.
+	 */
+	if (!RecoveryInProgress())
+	{
+		call->stamp = pg_atomic_read_u64(&hc_shared->message_seq);
+		call->has_stamp = true;
+		pg_read_barrier();
+	}
 	call->gens[call->nslots] = HcStandbyGlobalGeneration();
 	if (!HcReadGenerations(call->slots, call->nslots, call->gens))
 	{
@@ -522,7 +620,7 @@ fetch_bypass(HcCall *call, const char *reason, bool *isnull)
 
 	HcStatInc(HC_STAT_BYPASSES);
 	result = hc_run_query(call->def, call->runner, call->values, call->nulls, isnull, &len);
-	hc_record(HC_TIER_BYPASS, NULL, reason, call->start, -1);
+	hc_record(call, HC_TIER_BYPASS, reason, -1);
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
 
@@ -564,7 +662,7 @@ fetch_not_modified(HcCall *call, bool *isnull)
 		ttl = hc_ttl_remaining(&value, GetCurrentTimestamp());
 	else
 		ttl -= ttl * hc_ttl_jitter_pct / 100;
-	hc_record(HC_TIER_NOT_MODIFIED, call->key, NULL, call->start, ttl);
+	hc_record(call, HC_TIER_NOT_MODIFIED, NULL, ttl);
 	*isnull = true;
 	return (Datum) 0;
 }
@@ -610,7 +708,7 @@ fetch_lookup(HcCall *call, HcValue *value, int *flight)
 				HcStatInc(tier == HC_TIER_L1 ? HC_STAT_L1_HITS : HC_STAT_L2_HITS);
 				if (expired)
 					HcStatInc(HC_STAT_STALE_SERVED);
-				hc_record(tier, call->key, NULL, call->start, hc_ttl_remaining(value, now));
+				hc_record(call, tier, NULL, hc_ttl_remaining(value, now));
 				return tier;
 			}
 			HcStatInc(HC_STAT_EARLY_REFRESHES);
@@ -628,7 +726,7 @@ fetch_lookup(HcCall *call, HcValue *value, int *flight)
 					HcFlightEnd(*flight, HC_FILL_STORED);
 					*flight = -1;
 					HcStatInc(HC_STAT_L1_HITS);
-					hc_record(HC_TIER_L1, call->key, NULL, call->start, hc_ttl_remaining(value, now));
+					hc_record(call, HC_TIER_L1, NULL, hc_ttl_remaining(value, now));
 					return HC_TIER_L1;
 				}
 				return HC_TIER_NONE;
@@ -712,7 +810,7 @@ fetch_fill(HcCall *call, int flight, bool *isnull)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	hc_record(HC_TIER_MISS, call->key, NULL, call->start, hc_ttl_remaining(&value, now));
+	hc_record(call, HC_TIER_MISS, NULL, hc_ttl_remaining(&value, now));
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
 

@@ -388,9 +388,15 @@ HcDefineGucs(void)
 							 HC_SETTING(hc_publish),
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("housing_cache.heartbeat_ms",
+							"How often the heartbeat worker publishes the last invalidation message number.",
+							"On the invalidation channel, through the Redis of the server's configuration, so that consumers (an HTTP edge's purger) learn of a message they missed.  0: no heartbeat.",
+							HC_SETTING(hc_heartbeat_ms), 0, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("housing_cache.publish_max_tags",
 							"Most tags listed in one invalidation message.",
-							"Past it the message says \"truncated\": true and lists only table tags.",
+							"Past it the message says \"truncated\": true and lists only table-wide tags, \"T/*\" for every table T.",
 							HC_SETTING(hc_publish_max_tags), 1, 100000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
@@ -467,6 +473,12 @@ HcDefineGucs(void)
 							"max-age of the Cache-Control header the HTTP API sends.",
 							"Browsers and proxies may reuse an answer this long without asking; after that they revalidate with If-None-Match.",
 							HC_SETTING(hc_http_max_age), 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("housing_cache.http_shared_max_age",
+							"s-maxage of the Cache-Control header the HTTP API sends with answers an edge may keep.",
+							"A shared cache purged by tag (edge/README.md) keeps an answer this long at most, and never longer than its remaining TTL.",
+							HC_SETTING(hc_http_shared_max_age), 0, 31536000,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("housing_cache.wal_rmgr_id",

@@ -20,6 +20,8 @@
  *	  singleflight.c	one fill per key at a time
  *	  message.c			the invalidation message published after commit
  *	  invalidate.c		row triggers, invalidate(), the commit callback
+ *	  edge.c			the HTTP edge: edge keys, purge_edge(), the
+ *						heartbeat worker
  *	  standby.c			hot standbys: invalidation in WAL order (a custom
  *						resource manager), pending transactions, min_lsn
  *	  catalog.c			watched_tables and queries: reads, writes, privileges
@@ -111,6 +113,8 @@ extern bool hc_single_flight;
 extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
+extern int	hc_http_shared_max_age;
+extern int	hc_heartbeat_ms;
 extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
@@ -166,6 +170,7 @@ typedef enum HcStat
 	HC_STAT_MIN_LSN_TIMEOUTS,
 	HC_STAT_REDIS_DISCOVERIES,
 	HC_STAT_REDIS_FAILOVERS,
+	HC_STAT_HEARTBEATS,
 	HC_STAT_COUNT
 } HcStat;
 
@@ -180,6 +185,9 @@ typedef struct HcSharedState
 	/* Redis circuit breaker, shared by every backend */
 	pg_atomic_uint32 breaker_failures;	/* consecutive failures */
 	pg_atomic_uint64 breaker_open_until;	/* TimestampTz; 0 = closed */
+
+	/* the number of the last invalidation message given (message.c) */
+	pg_atomic_uint64 message_seq;
 
 	pg_atomic_uint64 slots[FLEXIBLE_ARRAY_MEMBER];
 } HcSharedState;
@@ -393,9 +401,11 @@ typedef enum HcFillOutcome
 extern void HcFlightEnd(int slot, HcFillOutcome outcome);
 
 /* ---- the invalidation message (message.c) ---- */
+extern char *HcTextAsUtf8(const char *text, int len);
 extern void HcMessageAddTag(const char *tag, int len);
 extern void HcMessagePrepare(void);
 extern bool HcMessagePrepared(void);
+extern void HcMessageNumber(void);
 extern void HcMessagePublish(void);
 extern void HcMessageForgetTags(void);
 extern void HcMessageForget(void);
@@ -405,6 +415,14 @@ extern void HcInvalidationInit(void);
 extern bool HcXactMayHaveWritten(const Oid *relids, int nrelids);
 extern void HcRememberTag(const char *tag, int len);
 extern void HcInvalidateTable(const char *table_tag);
+extern void HcInvalidateEverything(void);
+
+/* ---- the HTTP edge (edge.c) ---- */
+/* "k" and 32 hex digits */
+#define HC_EDGE_KEY_LEN 33
+extern void HcEdgeKey(const char *dbname, const char *tag, int len, char *out);
+extern void HcHeartbeatRegister(void);
+extern PGDLLEXPORT void housing_cache_heartbeat_main(Datum arg);
 
 /* ---- the catalog (catalog.c) ---- */
 typedef struct HcQueryRow
@@ -527,9 +545,12 @@ typedef struct HcLastLookup
 	int64		elapsed_us;
 	char		bypass_reason[64];	/* why the cache was bypassed, '' otherwise */
 	int32		ttl_remaining_s;	/* of the answer served; -1 unknown */
+	bool		has_stamp;		/* stamp_seq is set: see edge.c */
+	uint64		stamp_seq;		/* message_seq before the generations were read */
 } HcLastLookup;
 
 extern HcLastLookup hc_last_lookup;
+extern const char *HcLastLookupTags(int *len);
 
 extern Datum HcFetch(const char *name, int nargs, Datum *values,
 					 bool *nulls, const char *if_none_match, bool *isnull);

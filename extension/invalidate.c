@@ -14,7 +14,8 @@
  * argument why no read is stale after a commit is written down):
  *
  *	 PRE_COMMIT	  mark every touched slot in flight; finish the message;
- *	 COMMIT		  bump every touched slot (generation + 1, in flight - 1);
+ *	 COMMIT		  bump every touched slot (generation + 1, in flight - 1),
+ *				  then number the message;
  *	 ABORT		  unmark the slots PRE_COMMIT marked;
  *	 after COMMIT, once the locks are released: publish the message.
  *
@@ -71,6 +72,9 @@ static uint32 touched_list[TOUCHED_LIST_SIZE];
 
 /* PRE_COMMIT marked the touched slots in flight */
 static bool marked = false;
+
+/* this transaction invalidates everything of the database at the edge */
+static bool everything = false;
 
 /* COMMIT bumped generations; the message goes out once locks are released */
 static bool publish_pending = false;
@@ -189,6 +193,22 @@ HcInvalidateTable(const char *table_tag)
 	appendStringInfo(&buf, "%s/*", table_tag);
 	HcRememberTag(buf.data, buf.len);
 	pfree(buf.data);
+}
+
+/*
+ * Everything of this database, for consumers of the invalidation message
+ * (the tag "*"): answers whose definitions or tags change (a query
+ * registered, replaced or removed, a table watched or unwatched), and
+ * purge_edge().  No generation slot: the cache itself needs nothing, its
+ * keys follow the definitions.
+ */
+void
+HcInvalidateEverything(void)
+{
+	if (hc_shared == NULL || !hc_publish)
+		return;
+	HcMessageAddTag("*", 1);
+	everything = true;
 }
 
 /*
@@ -456,6 +476,7 @@ reset_tags(void)
 	}
 	touched_count = 0;
 	marked = false;
+	everything = false;
 	table_rows = NULL;
 	ntable_rows = 0;
 	table_rows_cap = 0;
@@ -549,7 +570,7 @@ hc_xact_callback(XactEvent event, void *arg)
 {
 	if (publish_pending)
 		reset_message();		/* a message that never went out: drop it */
-	if (touched_count == 0 || hc_shared == NULL)
+	if ((touched_count == 0 && !everything) || hc_shared == NULL)
 		return;
 
 	switch (event)
@@ -557,7 +578,8 @@ hc_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			if (hc_publish)
 				HcMessagePrepare();
-			log_slots();
+			if (touched_count > 0)
+				log_slots();
 			touch_slots(HcSlotMark);
 			marked = true;
 			break;
@@ -579,6 +601,8 @@ hc_xact_callback(XactEvent event, void *arg)
 					touch_slots(HcSlotMark);
 				}
 				n = touch_slots(HcSlotBump);
+				/* numbered after the bumps: see HcMessageNumber */
+				HcMessageNumber();
 				HcStatAdd(HC_STAT_INVALIDATIONS, n);
 				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
 				reset_tags();

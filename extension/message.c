@@ -9,15 +9,21 @@
  * correctness mechanism (generation.c): a failed publish is counted, never
  * raised.
  *
- *	 {"v":1,"cluster":"...","database":"...","epoch":"...","xid":N,
- *	  "tags":[...],"truncated":false,"lsn":"X/Y"}
+ *	 {"v":1,"type":"invalidation","cluster":"...","database":"...",
+ *	  "epoch":"...","xid":N,"tags":[...],"truncated":false,"seq":N,
+ *	  "lsn":"X/Y"}
  *
  * The lists of tags are built as tags are remembered (each tag once:
  * table-wide tags always, the others up to housing_cache.publish_max_tags,
- * after which "truncated" says some were left out), and the message is
- * finished at PRE_COMMIT, where errors are still allowed: at COMMIT only the
- * commit LSN is written into room reserved for it.  Tags are in the
- * database encoding; the message is always valid UTF-8 JSON.
+ * after which "truncated" says some were left out and "T/<star>" is listed
+ * for every table T), and the message is finished at PRE_COMMIT, where
+ * errors are still allowed.  At COMMIT, once the generations are bumped, the
+ * message gets its number ("seq": the cluster's messages, counted in shared
+ * memory since the epoch began) and the commit LSN, written into room
+ * reserved for them.  A consumer that misses a number knows it missed a
+ * message (edge/README.md).  The tag "*" stands for everything of the
+ * database (HcInvalidateEverything).  Tags are in the database encoding; the
+ * message is always valid UTF-8 JSON.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +44,8 @@ static MemoryContext list_cxt = NULL;	/* the lists, per transaction */
 static MemoryContext message_cxt = NULL;	/* the finished message */
 static StringInfo table_tags = NULL;	/* JSON list items, table-wide tags */
 static StringInfo other_tags = NULL;	/* JSON list items, the rest */
+static StringInfo table_raw = NULL; /* table-wide tags as they are, each
+									 * followed by a NUL */
 static int	other_count = 0;
 static bool publish_truncated = false;
 static uint64 *seen_hashes = NULL;		/* open addressing, tags listed */
@@ -46,8 +54,10 @@ static int	seen_count = 0;
 static char *message = NULL;			/* prepared at PRE_COMMIT */
 static int	message_len = 0;
 static int	message_cap = 0;
+static bool message_has_xid = false;	/* the transaction wrote a commit record */
 
-#define LSN_ROOM 40
+/* room for "seq":N,"lsn":"X/Y"} */
+#define NUMBER_ROOM 64
 
 static void
 ensure_lists(void)
@@ -67,6 +77,7 @@ ensure_lists(void)
 
 		table_tags = makeStringInfo();
 		other_tags = makeStringInfo();
+		table_raw = makeStringInfo();
 		seen_size = 64;
 		seen_count = 0;
 		seen_hashes = palloc0(sizeof(uint64) * seen_size);
@@ -115,18 +126,26 @@ seen_before(uint64 h)
 }
 
 /*
- * A tag as UTF-8 text for the JSON message.  Tags are in the database
- * encoding; in SQL_ASCII (no encoding at all) or UTF-8, any byte sequence
- * that is not valid UTF-8 becomes U+FFFD, so the message is always valid.
+ * Text in the database encoding (a tag, the database's name) as UTF-8, for
+ * the JSON message and edge keys (edge.c).  In SQL_ASCII (no encoding at
+ * all) or UTF-8, any byte sequence that is not valid UTF-8 becomes U+FFFD,
+ * so the message is always valid.  Always a new palloc'd string.
  */
-static char *
-tag_as_utf8(const char *tag, int len)
+char *
+HcTextAsUtf8(const char *tag, int len)
 {
 	int			enc = GetDatabaseEncoding();
 	StringInfoData out;
 
 	if (enc != PG_UTF8 && enc != PG_SQL_ASCII)
-		return pg_server_to_any(pnstrdup(tag, len), len, PG_UTF8);
+	{
+		char	   *copy = pnstrdup(tag, len);
+		char	   *conv = pg_server_to_any(copy, len, PG_UTF8);
+
+		if (conv != copy)
+			pfree(copy);
+		return conv;
+	}
 
 	initStringInfo(&out);
 	while (len > 0)
@@ -176,65 +195,131 @@ HcMessageAddTag(const char *tag, int len)
 
 	old = MemoryContextSwitchTo(list_cxt);
 	dst = table_wide ? table_tags : other_tags;
+	if (table_wide)
+	{
+		appendBinaryStringInfo(table_raw, tag, len);
+		appendStringInfoChar(table_raw, '\0');
+	}
 	if (dst->len > 0)
 		appendStringInfoChar(dst, ',');
-	copy = tag_as_utf8(tag, len);
+	copy = HcTextAsUtf8(tag, len);
 	escape_json(dst, copy);
 	pfree(copy);
 	MemoryContextSwitchTo(old);
 }
 
 /*
+ * A truncated message lists "T/<star>" for every table T written, so that a
+ * consumer purging by tag drops everything of T that a finer tag left out
+ * could have named.
+ */
+static void
+add_reset_tags(void)
+{
+	int			len = table_raw->len;
+	char	   *copy = palloc(len + 1);	/* NUL-separated: not pnstrdup */
+	StringInfoData reset;
+
+	memcpy(copy, table_raw->data, len);
+	copy[len] = '\0';
+	initStringInfo(&reset);
+	for (int off = 0; off < len; off += strlen(copy + off) + 1)
+	{
+		const char *t = copy + off;
+		size_t		n = strlen(t);
+
+		if (n == 0 || strcmp(t, "*") == 0 || (n >= 2 && strcmp(t + n - 2, "/*") == 0))
+			continue;
+		resetStringInfo(&reset);
+		appendStringInfo(&reset, "%s/*", t);
+		HcMessageAddTag(reset.data, reset.len);
+	}
+	pfree(reset.data);
+	pfree(copy);
+}
+
+/*
  * Build the message at PRE_COMMIT, where errors are still allowed:
- *	 {"v":1,"cluster":"...","database":"...","epoch":"...","xid":N,
- *	  "tags":[...],"truncated":false,"lsn":"X/Y"}
- * The LSN is only known at COMMIT; room for it is reserved.
+ *	 {"v":1,"type":"invalidation","cluster":"...","database":"...",
+ *	  "epoch":"...","xid":N,"tags":[...],"truncated":false,"seq":N,
+ *	  "lsn":"X/Y"}
+ * The number and the LSN are only known at COMMIT; room for them is
+ * reserved.
  */
 void
 HcMessagePrepare(void)
 {
 	StringInfoData buf;
 	char	   *dbname = get_database_name(MyDatabaseId);
+	char	   *dbname8;
 	MemoryContext old;
 
 	ensure_lists();
+	if (publish_truncated)
+		add_reset_tags();
 	old = MemoryContextSwitchTo(message_cxt);
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"v\":1,\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
+	appendStringInfo(&buf, "{\"v\":1,\"type\":\"invalidation\",\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
 					 GetSystemIdentifier());
-	escape_json(&buf, dbname ? dbname : "");
+	dbname8 = HcTextAsUtf8(dbname ? dbname : "", dbname ? strlen(dbname) : 0);
+	escape_json(&buf, dbname8);
+	pfree(dbname8);
 	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":", hc_shared->epoch);
-	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+	message_has_xid = FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+	if (message_has_xid)
 		appendStringInfo(&buf, "%u", XidFromFullTransactionId(GetTopFullTransactionIdIfAny()));
 	else
 		appendStringInfoString(&buf, "null");
-	appendStringInfo(&buf, ",\"tags\":[%s%s%s],\"truncated\":%s,\"lsn\":",
+	appendStringInfo(&buf, ",\"tags\":[%s%s%s],\"truncated\":%s,",
 					 table_tags->data,
 					 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
 					 other_tags->data,
 					 publish_truncated ? "true" : "false");
-	enlargeStringInfo(&buf, LSN_ROOM);
+	enlargeStringInfo(&buf, NUMBER_ROOM);
 	message = buf.data;
 	message_len = buf.len;
 	message_cap = buf.maxlen;
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * At COMMIT, after the generations were bumped: the message's number and
+ * the commit LSN.  A reader that saw this number (edge.c, the stamp of an
+ * answer) therefore sees the bumped generations.  Allocation-free; never
+ * raises.
+ */
 void
-HcMessagePublish(void)
+HcMessageNumber(void)
 {
+	uint64		seq;
 	int			n;
 
 	if (message == NULL)
 		return;
-	if (XactLastCommitEnd == InvalidXLogRecPtr)
-		n = snprintf(message + message_len, message_cap - message_len, "null}");
+	seq = pg_atomic_add_fetch_u64(&hc_shared->message_seq, 1);
+	/* XactLastCommitEnd may be an earlier transaction's */
+	if (!message_has_xid || XactLastCommitEnd == InvalidXLogRecPtr)
+		n = snprintf(message + message_len, message_cap - message_len,
+					 "\"seq\":" UINT64_FORMAT ",\"lsn\":null}", seq);
 	else
 		n = snprintf(message + message_len, message_cap - message_len,
-					 "\"%X/%X\"}", LSN_FORMAT_ARGS(XactLastCommitEnd));
+					 "\"seq\":" UINT64_FORMAT ",\"lsn\":\"%X/%X\"}", seq,
+					 LSN_FORMAT_ARGS(XactLastCommitEnd));
 	if (n < 0 || n >= message_cap - message_len)
+	{
+		/* cannot happen (the room is reserved); a lost number says so */
+		message = NULL;
 		return;
-	if (HcRedisPublish(hc_channel, message, message_len + n))
+	}
+	message_len += n;
+}
+
+void
+HcMessagePublish(void)
+{
+	if (message == NULL)
+		return;
+	if (HcRedisPublish(hc_channel, message, message_len))
 		HcStatInc(HC_STAT_PUBLISHES);
 	else
 		HcStatInc(HC_STAT_PUBLISH_FAILURES);
@@ -260,6 +345,7 @@ HcMessageForgetTags(void)
 	publish_truncated = false;
 	table_tags = NULL;
 	other_tags = NULL;
+	table_raw = NULL;
 	seen_hashes = NULL;
 	seen_count = 0;
 	if (list_cxt != NULL)

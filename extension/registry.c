@@ -812,6 +812,8 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 						PG_NARGS() < 7 || PG_ARGISNULL(6) || PG_GETARG_BOOL(6));
 	HcUnpinSearchPath(nestlevel);
 	SPI_finish();
+	/* answers held outside (the HTTP edge) are named by the old definition */
+	HcInvalidateEverything();
 	PG_RETURN_VOID();
 }
 
@@ -837,5 +839,7 @@ housing_cache_unregister_query(PG_FUNCTION_ARGS)
 	found = HcCatalogDeleteQuery(name);
 	HcUnpinSearchPath(nestlevel);
 	SPI_finish();
+	if (found)
+		HcInvalidateEverything();
 	PG_RETURN_BOOL(found);
 }

@@ -56,6 +56,8 @@
 	X(STRING, char *, hc_value_secret,             "") \
 	X(STRING, char *, hc_value_secret_file,        "") \
 	X(INT,    int,    hc_http_max_age,             5) \
+	X(INT,    int,    hc_http_shared_max_age,      3600) \
+	X(INT,    int,    hc_heartbeat_ms,             1000) \
 	X(INT,    int,    hc_wal_rmgr_id,              128) \
 	X(STRING, char *, hc_min_lsn,                  "") \
 	X(INT,    int,    hc_min_lsn_wait_ms,          1000)

@@ -91,6 +91,7 @@ HcShmemStartup(void)
 		pg_atomic_init_u64(&hc_shared->stats_reset_at, 0);
 		pg_atomic_init_u32(&hc_shared->breaker_failures, 0);
 		pg_atomic_init_u64(&hc_shared->breaker_open_until, 0);
+		pg_atomic_init_u64(&hc_shared->message_seq, 0);
 		for (uint32 i = 0; i < hc_shared->nslots; i++)
 			pg_atomic_init_u64(&hc_shared->slots[i], 0);
 	}

@@ -19,6 +19,10 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -62,6 +66,7 @@ static const char *const stat_names[HC_STAT_COUNT] = {
 	"min_lsn_timeouts",
 	"redis_discoveries",
 	"redis_failovers",
+	"heartbeats",
 };
 
 static TupleDesc
@@ -131,6 +136,43 @@ housing_cache_reset_stats(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* the last answer's tags, as text[] */
+static Datum
+lookup_tags_array(const char *tags, int len)
+{
+	ArrayBuildState *astate = NULL;
+
+	for (int off = 0; off < len; off += strlen(tags + off) + 1)
+		astate = accumArrayResult(astate, CStringGetTextDatum(tags + off), false,
+								  TEXTOID, CurrentMemoryContext);
+	return makeArrayResult(astate, CurrentMemoryContext);
+}
+
+/*
+ * The edge keys of the last answer (edge.c), separated by spaces as xkey
+ * and Surrogate-Key headers have them: one per tag, and the key of "*",
+ * everything of the database.
+ */
+static Datum
+lookup_edge_keys(const char *tags, int len)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+	StringInfoData out;
+	char		key[HC_EDGE_KEY_LEN + 1];
+
+	if (dbname == NULL)
+		dbname = "";
+	initStringInfo(&out);
+	for (int off = 0; off < len; off += strlen(tags + off) + 1)
+	{
+		HcEdgeKey(dbname, tags + off, strlen(tags + off), key);
+		appendStringInfo(&out, "%s ", key);
+	}
+	HcEdgeKey(dbname, "*", 1, key);
+	appendStringInfoString(&out, key);
+	return CStringGetTextDatum(out.data);
+}
+
 /*
  * housing_cache.last_lookup(): how this session's last cached call was
  * served (tier), its key, the time it took, why it bypassed the cache, its
@@ -144,6 +186,8 @@ housing_cache_last_lookup(PG_FUNCTION_ARGS)
 	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
 	const HcLastLookup *lk = &hc_last_lookup;
+	int			tags_len;
+	const char *tags = HcLastLookupTags(&tags_len);
 
 	for (int c = 0; c < tupdesc->natts; c++)
 	{
@@ -171,6 +215,13 @@ housing_cache_last_lookup(PG_FUNCTION_ARGS)
 		}
 		else if (strcmp(col, "ttl_remaining_s") == 0 && lk->ttl_remaining_s >= 0)
 			values[c] = Int32GetDatum(lk->ttl_remaining_s);
+		else if (strcmp(col, "tags") == 0 && tags_len > 0)
+			values[c] = lookup_tags_array(tags, tags_len);
+		else if (strcmp(col, "edge_keys") == 0 && tags_len > 0)
+			values[c] = lookup_edge_keys(tags, tags_len);
+		else if (strcmp(col, "stamp") == 0 && lk->has_stamp)
+			values[c] = CStringGetTextDatum(psprintf(UINT64_FORMAT "/" UINT64_FORMAT,
+													 hc_shared->epoch, lk->stamp_seq));
 		else
 			nulls[c] = true;
 	}

@@ -23,13 +23,15 @@
  *	 - PREPARE TRANSACTION after a write is refused (0A000), then aborts
  *	   cleanly;
  *	 - the published message is valid UTF-8 and valid JSON (PostgreSQL's
- *	   own parser, libpgcommon's jsonapi) with the fields v, cluster,
- *	   database, epoch, xid, tags, truncated, lsn in that order; its tags,
- *	   de-escaped, are the distinct table-wide tags, then the distinct
+ *	   own parser, libpgcommon's jsonapi) with the fields v, type, cluster,
+ *	   database, epoch, xid, tags, truncated, seq, lsn in that order; its
+ *	   tags, de-escaped, are the distinct table-wide tags, then the distinct
  *	   others up to publish_max_tags, in the order they were first touched,
  *	   each with U+FFFD for every byte that does not start well-formed
  *	   UTF-8 (an independent decoder), and "truncated" says whether a tag
- *	   was left out;
+ *	   was left out, in which case "T/<star>" follows the table-wide tags for
+ *	   every table-wide tag T; "seq" is one more than the last message's,
+ *	   and "lsn" null without an xid;
  *	 - the commit path leaves no state behind for the next transaction.
  *
  *-------------------------------------------------------------------------
@@ -90,6 +92,21 @@ FullTransactionId
 GetTopFullTransactionIdIfAny(void)
 {
 	return has_xid ? FullTransactionIdFromEpochAndXid(0, 4242) : InvalidFullTransactionId;
+}
+
+/*
+ * Hot standbys (standby.c) hear of the touched slots in WAL, before the
+ * commit record: the harness counts the slots it is given.
+ */
+static int	wal_logged_slots = -1;
+
+void
+HcStandbyLogInvalidation(const uint32 *slots, int count)
+{
+	SHIM_CHECK(count > 0, "an invalidation record without slots");
+	for (int i = 0; i < count; i++)
+		SHIM_CHECK(slots[i] < MESSAGE_NSLOTS, "slot %u out of range", slots[i]);
+	wal_logged_slots = count;
 }
 
 /* the message "published": a copy, checked after the commit */
@@ -181,6 +198,27 @@ expect_listing(Expect *e, int max_tags)
 			others++;
 		}
 	}
+	/* truncated: the reset tag of every table-wide tag, once */
+	if (e->truncated)
+	{
+		int			n = nwide;
+
+		for (int i = 0; i < n; i++)
+		{
+			char	   *t = wide[i];
+			size_t		len = strlen(t);
+			char	   *reset;
+			bool		dup = false;
+
+			if (len == 0 || strcmp(t, "*") == 0 || (len >= 2 && strcmp(t + len - 2, "/*") == 0))
+				continue;
+			reset = psprintf("%s/*", t);
+			for (int j = 0; j < nwide && !dup; j++)
+				dup = strcmp(wide[j], reset) == 0;
+			if (!dup)
+				wide[nwide++] = reset;
+		}
+	}
 	e->nlisted = 0;
 	for (int i = 0; i < nwide; i++)
 		e->listed[e->nlisted++] = wide[i];
@@ -269,6 +307,8 @@ typedef struct Parsed
 	char	   *truncated;
 	char	   *lsn;
 	char	   *xid;
+	char	   *seq;
+	char	   *type;
 } Parsed;
 
 static void
@@ -317,13 +357,20 @@ p_scalar(void *state, char *token, JsonTokenType type)
 		p->lsn = type == JSON_TOKEN_NULL ? "null" : token;
 	else if (strcmp(p->current, "xid") == 0)
 		p->xid = type == JSON_TOKEN_NULL ? "null" : token;
+	else if (strcmp(p->current, "seq") == 0)
+		p->seq = token;
+	else if (strcmp(p->current, "type") == 0)
+		p->type = token;
 }
+
+/* the number of the last message checked */
+static uint64 last_seq = 0;
 
 static void
 check_message(const Expect *e)
 {
 	static const char *const fields[] = {
-		"v", "cluster", "database", "epoch", "xid", "tags", "truncated", "lsn"
+		"v", "type", "cluster", "database", "epoch", "xid", "tags", "truncated", "seq", "lsn"
 	};
 	Parsed		p;
 	JsonSemAction sem;
@@ -355,7 +402,11 @@ check_message(const Expect *e)
 	if (utf8_valid(database_name, strlen(database_name)))
 		SHIM_CHECK(p.database && strcmp(p.database, database_name) == 0, "database name garbled");
 	SHIM_CHECK(strcmp(p.xid, has_xid ? "4242" : "null") == 0, "xid %s", p.xid);
-	if (XactLastCommitEnd == InvalidXLogRecPtr)
+	SHIM_CHECK(p.type && strcmp(p.type, "invalidation") == 0, "type %s", p.type ? p.type : "missing");
+	SHIM_CHECK(p.seq && strtoull(p.seq, NULL, 10) == last_seq + 1,
+			   "seq %s after %llu", p.seq ? p.seq : "missing", (unsigned long long) last_seq);
+	last_seq = strtoull(p.seq, NULL, 10);
+	if (!has_xid || XactLastCommitEnd == InvalidXLogRecPtr)
 		SHIM_CHECK(strcmp(p.lsn, "null") == 0, "lsn %s", p.lsn);
 	else
 		SHIM_CHECK(strcmp(p.lsn, "16/B374D848") == 0, "lsn %s", p.lsn);
@@ -511,8 +562,8 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 						   "slot %d not marked in flight exactly once at PRE_COMMIT", s);
 			}
 			if (hc_publish)
-				SHIM_CHECK(message != NULL && message_cap - message_len >= LSN_ROOM,
-						   "no room for the LSN in the prepared message");
+				SHIM_CHECK(message != NULL && message_cap - message_len >= NUMBER_ROOM,
+						   "no room for the number and the LSN in the prepared message");
 		}
 		/*
 		 * Late tags go in flight at once when PRE_COMMIT marked the others

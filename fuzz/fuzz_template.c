@@ -160,6 +160,11 @@ check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 	int			nwant = 0;
 	int			n;
 	char	   *column;
+	StringInfoData tags;
+	char	   *want_tags[2];
+	int			nwant_tags = 0;
+	int			off = 0;
+	char	   *table_reset = psprintf("%s/*", tt->table_tag);
 
 	memset(&def, 0, sizeof(def));
 	def.ntemplates = 1;
@@ -174,11 +179,15 @@ check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 		nulls[i] = (value == NULL);
 		canon[i] = (char *) value;
 	}
-	n = hc_answer_slots(&def, values, nulls, canon, slots);
+	initStringInfo(&tags);
+	n = hc_answer_slots(&def, values, nulls, canon, slots, &tags);
 
 	/* what a writer bumps (invalidate.c: remember_column_tag, remember_table_reset) */
 	if (tt->prefix == NULL || (tt->param > 0 && value == NULL))
+	{
 		want[nwant++] = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+		want_tags[nwant_tags++] = tt->table_tag;
+	}
 	else
 	{
 		char	   *writer;
@@ -189,12 +198,25 @@ check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 		writer = psprintf("%s/%s=%s", tt->table_tag, column,
 						  tt->param > 0 ? value : tt->literal + strlen(tt->prefix));
 		want[nwant++] = HcTagSlot(writer, strlen(writer));
+		want_tags[nwant_tags++] = writer;
 		if (HcTagSlot(reset, strlen(reset)) != want[0])
 			want[nwant++] = HcTagSlot(reset, strlen(reset));
 	}
 	SHIM_CHECK(n == nwant, "the answer depends on %d slot(s), a writer bumps %d", n, nwant);
 	for (int i = 0; i < n; i++)
 		SHIM_CHECK(slots[i] == want[i], "slot %d: %u, a writer bumps %u", i, slots[i], want[i]);
+
+	/* the tags the edge hears of: what a writer names, then the table's reset tag */
+	if (strcmp(want_tags[0], table_reset) != 0)
+		want_tags[nwant_tags++] = table_reset;
+	for (int i = 0; i < nwant_tags; i++)
+	{
+		SHIM_CHECK(off < tags.len, "tag %d (%s) missing from the answer's tags", i, want_tags[i]);
+		SHIM_CHECK(strcmp(tags.data + off, want_tags[i]) == 0, "tag %d is [%s], a writer names [%s]",
+				   i, tags.data + off, want_tags[i]);
+		off += strlen(tags.data + off) + 1;
+	}
+	SHIM_CHECK(off == tags.len, "the answer lists more tags than a writer names");
 }
 
 int

@@ -41,8 +41,26 @@ $function$;
 COMMENT ON FUNCTION housing_cache.http_request_header(text) IS
     'The value of a request header (lower-case name) in request.headers as PostgREST sets it; NULL when absent or unreadable';
 
+-- The HTTP edge (edge/README.md): the key a shared cache knows a tag by, and
+-- a purge of everything of this database at commit.
+CREATE OR REPLACE FUNCTION housing_cache.edge_key(tag text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'housing_cache_edge_key'
+LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION housing_cache.edge_key(text) IS
+    'The edge key of a tag in this database: "k" and the first 16 bytes of SHA-256(database, NUL, tag) in hex, as xkey headers and purgers spell it';
+
+CREATE OR REPLACE FUNCTION housing_cache.purge_edge()
+RETURNS void
+AS 'MODULE_PATHNAME', 'housing_cache_purge_edge'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION housing_cache.purge_edge() IS
+    'When this transaction commits, its invalidation message names "*": purgers drop every answer of this database from the edge (after a change tags cannot express, such as a revoked privilege)';
+REVOKE ALL ON FUNCTION housing_cache.purge_edge() FROM PUBLIC;
+
 -- After a cached call: set response.headers (ETag, Cache-Control, X-Cache,
--- Server-Timing) from housing_cache.last_lookup(), and response.status 304
+-- Server-Timing, and for the HTTP edge xkey and X-HC-Stamp) from
+-- housing_cache.last_lookup(), and response.status 304
 -- when the call matched If-None-Match.  has_entity = false (a listing that does
 -- not exist) sends no entity tag.  Returns the tier.
 CREATE OR REPLACE FUNCTION housing_cache.http_cache_headers(has_entity boolean DEFAULT true)
@@ -54,6 +72,7 @@ AS $function$
 DECLARE
     lk         record;
     max_age    int;
+    shared     text := '';
     headers    json[];
 BEGIN
     SELECT * INTO lk FROM housing_cache.last_lookup();
@@ -66,19 +85,29 @@ BEGIN
         max_age := least(max_age, lk.ttl_remaining_s);
     END IF;
 
+    -- A shared cache purged by tag (edge/README.md) may keep a stamped
+    -- answer up to http_shared_max_age, never past its TTL.
+    IF lk.stamp IS NOT NULL THEN
+        shared := format(', s-maxage=%s', least(
+            coalesce(extract(epoch FROM
+                current_setting('housing_cache.http_shared_max_age', true)::interval)::int, 0),
+            coalesce(lk.ttl_remaining_s, 0)));
+    END IF;
+
     IF lk.tier IS NULL OR lk.tier = 'bypass' OR lk.etag IS NULL THEN
         -- computed without the cache: nothing to revalidate against
         headers := ARRAY[json_build_object('Cache-Control', 'no-cache')];
     ELSIF NOT has_entity THEN
         headers := ARRAY[json_build_object('Cache-Control',
-                        format('public, max-age=%s', max_age))];
+                        format('public, max-age=%s%s', max_age, shared))];
     ELSE
         headers := ARRAY[
             json_build_object('ETag', lk.etag),
             json_build_object('Cache-Control',
-                format('public, max-age=%s, stale-while-revalidate=%s',
-                       max_age, coalesce(lk.ttl_remaining_s, 0)))];
+                format('public, max-age=%s%s, stale-while-revalidate=%s',
+                       max_age, shared, coalesce(lk.ttl_remaining_s, 0)))];
     END IF;
+
     headers := headers || ARRAY[
         json_build_object('X-Cache',
             CASE lk.tier WHEN 'l1' THEN 'L1'
@@ -89,6 +118,13 @@ BEGIN
         json_build_object('Server-Timing',
             format('cache;desc="%s";dur=%s', coalesce(lk.tier, 'none'),
                    to_char(coalesce(lk.elapsed_us, 0) / 1000.0, 'FM9999999990.000')))];
+    -- for the HTTP edge: the answer's keys, and its stamp (edge/README.md)
+    IF lk.tier IS DISTINCT FROM 'bypass' AND lk.edge_keys IS NOT NULL THEN
+        headers := headers || ARRAY[json_build_object('xkey', lk.edge_keys)];
+        IF lk.stamp IS NOT NULL THEN
+            headers := headers || ARRAY[json_build_object('X-HC-Stamp', lk.stamp)];
+        END IF;
+    END IF;
 
     PERFORM pg_catalog.set_config('response.headers', array_to_json(headers)::text, true);
     IF lk.tier = 'not_modified' THEN
@@ -98,7 +134,7 @@ BEGIN
 END
 $function$;
 COMMENT ON FUNCTION housing_cache.http_cache_headers(boolean) IS
-    'Set response.headers (ETag, Cache-Control, X-Cache, Server-Timing) and, for a matched If-None-Match, response.status 304, from last_lookup(); returns the tier';
+    'Set response.headers (ETag, Cache-Control, X-Cache, Server-Timing, xkey, X-HC-Stamp) and, for a matched If-None-Match, response.status 304, from last_lookup(); returns the tier';
 
 -- An error answered as PostgREST answers errors, with an HTTP status of our
 -- choosing (404 for a listing that does not exist).

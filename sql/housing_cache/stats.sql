@@ -37,6 +37,7 @@ CREATE OR REPLACE FUNCTION housing_cache.get_stats(
     OUT min_lsn_timeouts bigint,
     OUT redis_discoveries bigint,
     OUT redis_failovers bigint,
+    OUT heartbeats bigint,
     OUT breaker_state text,
     OUT redis_master text,
     OUT preloaded boolean,
@@ -60,9 +61,12 @@ CREATE OR REPLACE FUNCTION housing_cache.last_lookup(
     OUT elapsed_us bigint,
     OUT bypass_reason text,
     OUT etag text,
-    OUT ttl_remaining_s int)
+    OUT ttl_remaining_s int,
+    OUT tags text[],
+    OUT edge_keys text,
+    OUT stamp text)
 RETURNS record
 AS 'MODULE_PATHNAME', 'housing_cache_last_lookup'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION housing_cache.last_lookup() IS
-    'How this session''s last cached call was served: tier l1, l2, miss, bypass or not_modified, its key, the time it took, its entity tag and remaining TTL';
+    'How this session''s last cached call was served: tier l1, l2, miss, bypass or not_modified, its key, the time it took, its entity tag and remaining TTL; for the HTTP edge, the tags its answer depends on, their edge keys and its stamp';

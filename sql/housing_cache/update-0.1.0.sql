@@ -63,7 +63,8 @@ SELECT pg_catalog.pg_extension_config_dump('housing_cache.queries', '');
 DROP VIEW housing_cache.stats;
 DROP FUNCTION housing_cache.get_stats();
 
--- Functions whose arguments changed.
+-- Functions whose arguments or columns changed.
+DROP FUNCTION housing_cache.last_lookup();
 DROP FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean);
 DROP FUNCTION housing_cache.watch_table(regclass, text);
 DROP FUNCTION housing_cache.attach_triggers(regclass, text, name, name, boolean);

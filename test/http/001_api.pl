@@ -51,9 +51,11 @@ is($r->{status}, 200, 'search: 200');
 is($r->{headers}{'content-type'}, 'application/json; charset=utf-8', 'search: Content-Type');
 like($r->{headers}{etag} // '', qr/^"[0-9a-f]{32,}"$/, 'search: strong ETag');
 like($r->{headers}{'cache-control'} // '',
-	qr/^public, max-age=\d+, stale-while-revalidate=\d+$/, 'search: Cache-Control');
+	qr/^public, max-age=\d+, s-maxage=\d+, stale-while-revalidate=\d+$/, 'search: Cache-Control, with s-maxage for the edge');
 is($r->{headers}{'x-cache'}, 'MISS', 'search: first call computed');
 like($r->{headers}{'server-timing'} // '', qr/^cache;desc="miss";dur=[\d.]+$/, 'search: Server-Timing');
+like($r->{headers}{xkey} // '', qr/^k[0-9a-f]{32}( k[0-9a-f]{32})+$/, 'search: xkey, the edge keys of its tags');
+like($r->{headers}{'x-hc-stamp'} // '', qr{^\d+/\d+$}, 'search: X-HC-Stamp');
 is(ref $r->{json}, 'HASH', 'search: JSON body');
 is(scalar @{ $r->{json}{items} }, 5, 'search: 5 items');
 is($r->{json}{items}[0]{city}, 'Boston', 'search: Boston');

@@ -52,13 +52,22 @@ sub wait_for_output
 }
 
 # The next message on the channel, decoded; undef if none came in time.
+# Heartbeats are kept aside in @heartbeats unless asked for.
+my @heartbeats;
+
 sub next_message
 {
-	my ($secs) = @_;
+	my ($secs, $with_heartbeats) = @_;
 	my $re = qr/message\n\Q$channel\E\n([^\n]*)\n/;
-	return undef unless wait_for_output($re, $secs // 30);
-	$sub_out =~ s/^.*?$re//s or return undef;
-	return decode_json($1);
+	my $deadline = time + ($secs // 30);
+	while (1)
+	{
+		return undef unless wait_for_output($re, $deadline - time);
+		$sub_out =~ s/^.*?$re//s or return undef;
+		my $m = decode_json($1);
+		return $m if $with_heartbeats || ($m->{type} // '') ne 'heartbeat';
+		push @heartbeats, $m;
+	}
 }
 
 ok(wait_for_output(qr/^subscribe\n\Q$channel\E\n1\n/, 30), 'the subscriber is subscribed')
@@ -83,6 +92,8 @@ my $m = next_message();
 ok(defined $m, 'a message arrived after the commit');
 is($m->{xid}, $xid, 'the first message is the committed transaction\'s: the rollback published nothing');
 is($m->{v}, 1, 'message format version 1');
+is($m->{type}, 'invalidation', 'of type invalidation');
+like($m->{seq}, qr/^\d+$/, 'numbered');
 is($m->{cluster}, $sysid, 'the cluster is the system identifier');
 is($m->{database}, 'postgres', 'the database is named');
 like($m->{epoch}, qr/^\d+$/, 'the epoch is a number, as a string');
@@ -97,6 +108,7 @@ is($node->safe_psql('postgres',
 	't', 'the LSN is the commit\'s: after the transaction began, not past the WAL written');
 is(stat($node, 'publishes'), $publishes0 + 1, 'one publish counted');
 my $epoch = $m->{epoch};
+my $seq = $m->{seq};
 
 # --- a listing moved between cities --------------------------------------------
 $node->safe_psql('postgres', "UPDATE housing.listings SET city = 'Denver' WHERE id = 2");
@@ -109,6 +121,8 @@ is_deeply(sorted($m->{tags}),
 	],
 	'the move lists both cities and the row');
 is($m->{epoch}, $epoch, 'the epoch is the same until the server restarts');
+is($m->{seq}, $seq + 1, 'the next message has the next number');
+$seq = $m->{seq};
 
 # --- several rows in one transaction: one message -----------------------------
 $node->safe_psql('postgres', q{
@@ -129,6 +143,55 @@ is_deeply(sorted($m->{tags}),
 	],
 	'one message lists every tag of the transaction, once');
 
+# --- numbers, heartbeats, "*" and truncated messages (edge/README.md) -----------
+$seq = $m->{seq};
+my @seqs;
+for my $id (1 .. 3)
+{
+	$node->safe_psql('postgres', "UPDATE housing.listings SET price_cents = $id WHERE true");
+	push @seqs, next_message()->{seq};
+}
+is_deeply(\@seqs, [ $seq + 1 .. $seq + 3 ], 'commits are numbered one after the other');
+$seq = $seqs[-1];
+
+# A heartbeat says the last number given; none comes from a rolled-back write.
+$node->safe_psql('postgres', 'BEGIN; UPDATE housing.listings SET price_cents = 0; ROLLBACK;');
+@heartbeats = ();
+my $hb = next_message(5, 1);
+$hb = next_message(5, 1) while $hb && ($hb->{type} // '') ne 'heartbeat';
+ok($hb, 'a heartbeat within 5 s') or diag("messages so far: $sub_out");
+is_deeply([ @{$hb}{qw(v type cluster epoch seq)} ], [ 1, 'heartbeat', $sysid, $epoch, $seq ],
+	'it names the cluster, the epoch and the last number given');
+my $t0 = time;
+my $hb2 = next_message(5, 1);
+cmp_ok(time - $t0, '<', 3, '... and comes again about every second (housing_cache.heartbeat_ms)');
+
+# purge_edge(), a query registered: "*", numbered, without an LSN when
+# nothing was written
+$node->safe_psql('postgres', 'SELECT housing_cache.purge_edge()');
+$m = next_message();
+is_deeply([ $m->{tags}, $m->{seq}, $m->{xid}, $m->{lsn} ], [ ['*'], $seq + 1, undef, undef ],
+	'purge_edge(): "*", the next number, no xid and no LSN');
+$node->safe_psql('postgres',
+	q{SELECT housing_cache.register_query('pub_probe', 'SELECT 1::text::json', '{}', '{housing.listings}')});
+$m = next_message();
+is_deeply($m->{tags}, ['*'], 'registering a query: "*"');
+$node->safe_psql('postgres', q{SELECT housing_cache.unregister_query('pub_probe')});
+$m = next_message();
+is_deeply($m->{tags}, ['*'], 'removing it: "*"');
+$seq = $m->{seq};
+
+# A message with more tags than publish_max_tags names T/* for its tables.
+$node->safe_psql('postgres', q{
+SET housing_cache.publish_max_tags = 2;
+UPDATE housing.listings SET price_cents = price_cents + 1;});
+$m = next_message();
+ok($m->{truncated}, 'past publish_max_tags the message is truncated');
+ok((grep { $_ eq 'housing.listings/*' } @{ $m->{tags} }) && (grep { $_ eq 'housing.listings' } @{ $m->{tags} }),
+	'... and lists the table and its reset tag, which every answer of it carries')
+  or diag(explain($m->{tags}));
+is($m->{seq}, $seq + 1, '... numbered like any other');
+
 # --- TRUNCATE, and an explicit invalidate() ----------------------------------------
 $node->safe_psql('postgres', 'TRUNCATE housing.listings');
 $m = next_message();
@@ -141,7 +204,7 @@ is_deeply($m->{tags}, ['housing.listings/city=Boston'], 'invalidate() lists its 
 
 # Nothing else was published.
 $node->safe_psql('postgres', 'SELECT housing_cache.search_listings()');
-ok(!defined next_message(0.5), 'reads publish nothing');
+ok(!defined next_message(1.5), 'reads publish nothing');
 
 $sub->kill_kill;
 undef $sub;

@@ -225,11 +225,15 @@ sub check_cache_headers
 	my ($r, $tier, $name) = @_;
 	my $h = $r->{headers};
 	is_deeply([ map { keys %$_ } @{ $r->{header_list} } ],
-		[ 'ETag', 'Cache-Control', 'X-Cache', 'Server-Timing' ],
+		[ 'ETag', 'Cache-Control', 'X-Cache', 'Server-Timing', 'xkey', 'X-HC-Stamp' ],
 		"$name: response.headers is an array of one-key objects in order");
 	like($h->{ETag}, qr/^"[0-9a-f]{32}"$/, "$name: ETag is a quoted digest");
-	like($h->{'Cache-Control'}, qr/^public, max-age=[0-5], stale-while-revalidate=\d+$/,
-		"$name: Cache-Control public, max-age at most http_max_age (5)");
+	like($h->{'Cache-Control'}, qr/^public, max-age=[0-5], s-maxage=\d+, stale-while-revalidate=(\d+)$/,
+		"$name: Cache-Control public, max-age at most http_max_age (5), s-maxage for the edge");
+	my ($smax, $swr) = $h->{'Cache-Control'} =~ /s-maxage=(\d+), stale-while-revalidate=(\d+)/;
+	cmp_ok($smax // 1e9, '<=', $swr // -1, "$name: s-maxage at most the remaining TTL");
+	like($h->{xkey}, qr/^k[0-9a-f]{32}( k[0-9a-f]{32})+$/, "$name: xkey: the edge keys of its tags");
+	like($h->{'X-HC-Stamp'}, qr{^\d+/\d+$}, "$name: X-HC-Stamp: epoch/seq");
 	is($h->{'X-Cache'}, $tier, "$name: X-Cache $tier");
 	like($h->{'Server-Timing'}, qr/^cache;desc="(l1|l2|miss|not_modified)";dur=\d+\.\d{3}$/,
 		"$name: Server-Timing");

@@ -175,7 +175,7 @@ SELECT string_agg(proname || ':' || t.typname, ',' ORDER BY proname)
  WHERE p.pronamespace = 'api'::regnamespace AND NOT p.proretset AND p.prokind = 'f'
    AND t.typbasetype <> 0 AND t.typname ~* '^[A-Za-z0-9.-]+/[A-Za-z0-9.\+-]+$'}),
 	'cache_stats:application/json,city_stats:application/json,listing:application/json,'
-	  . 'listings:application/json,update_listing:application/json',
+	  . 'listings:application/json,update_listing:application/json,wal_lsn:application/json',
 	'every api function is the application/json handler of its route');
 is(sql(q{SELECT count(*) FROM pg_proc p, unnest(p.proargnames) a
         WHERE p.pronamespace = 'api'::regnamespace
@@ -183,7 +183,7 @@ is(sql(q{SELECT count(*) FROM pg_proc p, unnest(p.proargnames) a
 	'0', 'no api argument shadows a PostgREST query parameter');
 is(sql(q{SELECT string_agg(proname || ':' || provolatile::text, ',' ORDER BY proname)
          FROM pg_proc WHERE pronamespace = 'api'::regnamespace}),
-	'cache_stats:v,city_stats:v,listing:v,listings:v,update_listing:v',
+	'cache_stats:v,city_stats:v,listing:v,listings:v,update_listing:v,wal_lsn:v',
 	'volatile: POST /rpc/update_listing runs in a read-write transaction');
 is(sql(q{SELECT count(*) FROM pg_proc p
         WHERE pronamespace = 'api'::regnamespace

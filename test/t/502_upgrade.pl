@@ -83,7 +83,7 @@ sql('CREATE EXTENSION housing_portal');
 is(sql(q{SELECT count(*) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
           WHERE e.extname = 'housing_portal' AND d.deptype = 'e'
             AND d.classid = 'pg_proc'::regclass}),
-	'10', 'CREATE EXTENSION housing_portal takes over its ten functions');
+	'11', 'CREATE EXTENSION housing_portal takes over its ten functions and adds api.wal_lsn()');
 is(sql(q{SELECT has_function_privilege('web_anon', 'api.listing(bigint)', 'EXECUTE')
             AND has_function_privilege('web_editor', 'api.update_listing(bigint, text, bigint, text, text)', 'EXECUTE')}),
 	't', 'the API roles keep their grants');

@@ -127,6 +127,17 @@ cmp_ok(stat($standby1, 'wal_overflows'), '>', $overflows, 'standby1: a transacti
 like(title($standby1, 150), qr/!$/, '... and its writes are in the next cached read');
 is(twice($standby1, 'housing_cache.get_listing(150)')->{tier}, 'l1', '... which is cached again');
 
+# The HTTP edge caches only a primary's answers (edge/README.md): a standby
+# stamps none and sends no heartbeat, which would announce an epoch of its own.
+cmp_ok(stat($primary, 'heartbeats'), '>', 0, 'the primary\'s worker publishes heartbeats');
+is(stat($standby1, 'heartbeats'), 0, 'a standby\'s does not');
+is($standby1->safe_psql('postgres',
+		q{SELECT housing_cache.get_listing(150) IS NOT NULL; SELECT tier, stamp IS NULL, tags IS NOT NULL FROM housing_cache.last_lookup()}),
+	"t\nl1|t|t", 'a standby\'s cached answer has its tags but no stamp');
+like($primary->safe_psql('postgres',
+		q{SELECT housing_cache.get_listing(150) IS NOT NULL; SELECT stamp FROM housing_cache.last_lookup()}),
+	qr{^t\n\d+/\d+$}, 'the primary\'s has a stamp');
+
 cmp_ok(stat($standby1, 'wal_records_replayed'), '>', 0, 'standby1 counts the records it replayed');
 cmp_ok(stat($standby1, 'wal_slots_resolved'), '>', 0, '... and the slots it resolved');
 cmp_ok(stat($primary, 'wal_records_logged'), '>', 0, 'the primary counts the records it logged');
@@ -234,6 +245,11 @@ is(title($standby2, 9), 'Before the promotion', 'standby2 promoted: its cache ha
 $standby2->safe_psql('postgres', q{UPDATE housing.listings SET title = 'On the new primary' WHERE id = 9});
 is(title($standby2, 9), 'On the new primary', '... and its own writes invalidate it');
 is(twice($standby2, 'housing_cache.get_listing(9)')->{tier}, 'l1', '... and it caches');
+ok($standby2->poll_query_until('postgres', q{SELECT heartbeats > 0 FROM housing_cache.stats}),
+	'... and publishes heartbeats');
+like($standby2->safe_psql('postgres',
+		q{SELECT housing_cache.get_listing(9) IS NOT NULL; SELECT stamp FROM housing_cache.last_lookup()}),
+	qr{^t\n\d+/\d+$}, '... and stamps its answers');
 
 $standby1->stop;
 $standby2->stop;
