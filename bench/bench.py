@@ -19,11 +19,11 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from hcbench import (checks, config, diagnose, hot, http_wl, mixed, outage,  # noqa: E402
-                     procs, report, scaling, setup, stampede, targets, writes)
+                     procs, report, scaling, setup, stampede, standby, targets, writes)
 from hcbench.procs import log  # noqa: E402
 
 WORKLOADS = {"hot": hot, "stampede": stampede, "writes": writes, "mixed": mixed,
-             "scaling": scaling, "http": http_wl, "outage": outage}
+             "scaling": scaling, "http": http_wl, "outage": outage, "standby": standby}
 OUTPUTS = ("REPORT.md", "results.json")
 
 
@@ -72,6 +72,7 @@ def save_logs(ctx, results_dir):
     os.makedirs(d, exist_ok=True)
     for src, name in ((ctx.pg_a and ctx.pg_a.logfile, "postgres-A.log"),
                       (ctx.pg_b and ctx.pg_b.logfile, "postgres-B.log"),
+                      (ctx.pg_s and ctx.pg_s.logfile, "postgres-standby.log"),
                       (ctx.redis and ctx.redis.logfile, "redis.log"),
                       (ctx.pgpool and ctx.pgpool.logfile, "pgpool.log"),
                       (os.path.join(ctx.scratch, "hc_http.log"), "hc_http.log")):

@@ -45,6 +45,14 @@ def missing_numbers(cfg, results):
                        "fill_us", cfg.slow_reps, "scaling (table size)", problems)
         elif w == "http":
             _runs_have(r["runs"], "rps", cfg.reps, "http", problems)
+        elif w == "standby":
+            for c, runs in r["hits"]["runs"].items():
+                _runs_have(runs, "tps", cfg.reps, "standby hits, %s client(s):" % c, problems)
+                _runs_have(runs, "p99_us", cfg.reps, "standby hits, %s client(s):" % c, problems)
+            _runs_have(r["writes"]["runs"], "tps", cfg.reps, "standby WAL record cost", problems)
+            _runs_have(r["writes"]["runs"], "wal_bytes_per_update", cfg.reps,
+                       "standby WAL record cost", problems)
+            _runs_have(r["fills"]["runs"], "fills", cfg.reps, "standby fills", problems)
         elif w == "outage":
             for server, runs in r["runs"].items():
                 if len(runs) < cfg.slow_reps:

@@ -9,7 +9,9 @@ def env_int(name, default):
     return int(v) if v not in (None, "") else default
 
 
-ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "scaling", "http", "outage"]
+# standby last: it switches WAL invalidation on in A for its own duration and
+# runs a third server, which would otherwise weigh on the other workloads
+ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "scaling", "http", "outage", "standby"]
 
 
 class Config:
@@ -89,6 +91,9 @@ class Config:
         self.stampede_clients = [8, 32, 64]
         self.write_clients = [1, 2]
         self.mixed_clients = env_int("BENCH_MIXED_CLIENTS", 4)
+        # standby workload: clients per server reading a freshly invalidated
+        # answer at once (primary and standby together)
+        self.fleet_clients = env_int("BENCH_FLEET_CLIENTS", 8)
         self.table_sizes = sorted(set([n for n in (10000, 100000, 1000000) if n < self.rows]
                                       + [self.rows]))
         self.http_bin = os.environ.get("BENCH_HTTP_BIN")

@@ -248,6 +248,61 @@ def diagnose(ctx, results, targets):
                          % (n, max(r["executions_max"] for r in runs),
                             fmt_num(sum(r["executions"] for r in runs) / len(runs)),
                             fmt_num(sum(r["fill_waits"] for r in runs) / len(runs))))
+        elif t.id == "standby_floor":
+            h = results["standby"]["hits"]
+            label, num, den, c = t.worst
+            tn, td = hot_median(h, c, num), hot_median(h, c, den)
+            t.why.append("At %d client(s), each client of the L1 hit on the standby completes a "
+                         "call every %s µs and of the floor on the standby every %s µs: the "
+                         "cached path costs %s per call there, round trip included." % (
+                             c, fmt_num(us(tn, c)), fmt_num(us(td, c)),
+                             more_or_less((us(tn, c) or 0) - (us(td, c) or 0))))
+            on_a = hot_ratio(h, c, "primary/l1", "primary/floor")
+            if on_a:
+                t.why.append("On the primary, in the same run, the same ratio is %s× (%s–%s×): "
+                             "if it is as low, what the standby adds (its replay, the check of "
+                             "its pending transactions) is not the cause; see the L1 target "
+                             "and its profile." % (fmt_num(on_a["median"]),
+                                                   fmt_num(on_a["min"]), fmt_num(on_a["max"])))
+            t.why.append("No profile: the standby is stopped at the end of its workload.")
+        elif t.id == "wal_record_cost":
+            from .agg import summary
+            wr = results["standby"]["writes"]
+            c = t.worst
+
+            def med(m, field="tps"):
+                s = summary([r[field] for r in wr["runs"]["%d/off/%s" % (c, m)]
+                             if r.get(field) is not None])
+                return s["median"] if s else None
+            on, off = med("on"), med("off")
+            t.why.append("At %d client(s), synchronous_commit = off (medians): %s updates/s "
+                         "with WAL invalidation off, %s with it on: %s per update, for %s more "
+                         "bytes of WAL per update (%s against %s) and one XLogInsert before "
+                         "the commit record (the lock on `housing_cache.replication` and the "
+                         "read of the switch are taken in both configurations)." % (
+                             c, fmt_num(off), fmt_num(on),
+                             more_or_less((us(on, c) or 0) - (us(off, c) or 0)),
+                             fmt_num((med("on", "wal_bytes_per_update") or 0)
+                                     - (med("off", "wal_bytes_per_update") or 0)),
+                             fmt_num(med("on", "wal_bytes_per_update")),
+                             fmt_num(med("off", "wal_bytes_per_update"))))
+            t.why.append("The figure includes what the extra record costs the rest of the "
+                         "machine: the WAL sender ships it and the standby's startup process "
+                         "replays it on the same 2 cores.  The spread of the loss over the "
+                         "repetitions (see *every case*) shows how much of it is noise: runs "
+                         "of 2 s on a shared 2-core machine can differ by several percent.  The profiles "
+                         "below run after the standby has stopped: the backend's own CPU per "
+                         "update with the record and without.")
+            from .standby import set_wal
+            script = os.path.join(ctx.work, "standby-writes.sql")
+            try:
+                set_wal(ctx.pg_a, True)
+                p1 = prof(ctx.pg_a, script)
+            finally:
+                set_wal(ctx.pg_a, False)
+            p0 = prof(ctx.pg_a, script)
+            t.profile = (fmt_profile("update, WAL invalidation on", p1)
+                         + fmt_profile("update, WAL invalidation off", p0))
         elif t.id == "outage_errors":
             ou = results["outage"]
             for server, runs in ou["runs"].items():

@@ -35,6 +35,7 @@ class Runner:
         self.workdir = workdir
         self.length = length
         self.count = 0
+        self.count_lock = threading.Lock()   # runs may be started from two threads
         self.current = []   # running Popen objects, for cleanup
 
     def script(self, name, text):
@@ -64,8 +65,9 @@ class Runner:
         raw = [(end_epoch_us, latency_us, script_no)] for timelines.
         on_stderr(line): called with each stderr line as it arrives.
         """
-        self.count += 1
-        prefix = os.path.join(self.workdir, "log%05d" % self.count)
+        with self.count_lock:
+            self.count += 1
+            prefix = os.path.join(self.workdir, "log%05d" % self.count)
         threads = min(clients, 2)
         length = length or self.length
         args = self._args(scripts, clients, threads, prepared, length,

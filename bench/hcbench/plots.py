@@ -268,3 +268,26 @@ set logscale y
 set ylabel 'requests/s'
 plot 'http.dat' using 2:3:4:xtic(1) notitle
 """, w=800, h=450)
+
+
+def standby_plot(p, cfg, h):
+    rows = []
+    for v in h["variants"]:
+        row = [v["key"]]
+        for c in cfg.hot_clients:
+            row += list(med(h["runs"][str(c)][v["key"]], "tps"))
+        rows.append(row)
+    p.dat("standby_hits.dat", rows)
+    series = ", ".join("'standby_hits.dat' using %d:%d:%d%s title '%d client%s'" % (
+        2 + 3 * i, 3 + 3 * i, 4 + 3 * i, ":xtic(1)" if i == 0 else "", c, "s" if c > 1 else "")
+        for i, c in enumerate(cfg.hot_clients))
+    return p.plot("standby_hits", """
+set title 'Hot standby: the search (L1 hit) and its floor on the standby and on the primary (median, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.85 border -1
+set ylabel 'transactions/s'
+set yrange [0:*]
+set key outside bottom center horizontal
+plot %s
+""" % series, w=1000, h=500)

@@ -238,6 +238,15 @@ class Postgres:
         if os.path.exists(pid):
             os.unlink(pid)
 
+    def base_backup_from(self, primary):
+        """A streaming standby of a running primary: pg_basebackup -R (standby.signal
+        and primary_conninfo), WAL streamed during the copy, no replication slot
+        (nothing is retained on the primary once this server stops)."""
+        self.procs.run_as_server([
+            os.path.join(PGBIN, "pg_basebackup"), "-D", self.data, "-R", "-X", "stream",
+            "-c", "fast", "--no-sync", "-h", "127.0.0.1", "-p", str(primary.port),
+            "-U", "postgres"])
+
     def write_conf(self):
         lines = ["# written by bench/run at each start",
                  "listen_addresses = '127.0.0.1'",
@@ -305,13 +314,20 @@ class Postgres:
         return env
 
     def psql(self, sql, db="housing", check=True, timeout=3600):
-        """Run SQL (one or more statements); returns the output (unaligned, tuples only)."""
+        """Run SQL (one or more statements); returns the output (unaligned, tuples only).
+
+        sql may be a list: its items run one after the other in one session,
+        each in its own transaction (one -c each)."""
+        cmds = []
+        for one in ([sql] if isinstance(sql, str) else sql):
+            cmds += ["-c", one]
         r = subprocess.run([os.path.join(PGBIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                            "-At", "-F", "\t", "-c", "SET client_min_messages = warning", "-c", sql],
+                            "-At", "-F", "\t", "-c", "SET client_min_messages = warning"] + cmds,
                            env=self.conninfo_env(db), capture_output=True, text=True,
                            timeout=timeout)
         if check and r.returncode != 0:
-            raise BenchError("psql on %s failed: %s\n%s" % (self.name, sql[:500], r.stderr))
+            raise BenchError("psql on %s failed: %s\n%s" % (
+                self.name, (sql if isinstance(sql, str) else "; ".join(sql))[:500], r.stderr))
         return r.stdout.strip()
 
     def psql_file(self, path, db="housing"):
@@ -325,7 +341,9 @@ class Postgres:
     STAT_COLS = ("l1_hits", "l2_hits", "misses", "db_executions", "bypasses", "l1_stores",
                  "l2_stores", "oversize", "redis_errors", "breaker_skips", "breaker_opens",
                  "breaker_closes", "fill_waits", "fill_timeouts", "early_refreshes",
-                 "stale_served", "invalidations", "publishes", "publish_failures")
+                 "stale_served", "invalidations", "publishes", "publish_failures",
+                 "wal_records_logged", "wal_records_replayed", "wal_slots_resolved",
+                 "wal_overflows", "standby_catching_up")
 
     def stats(self, db="housing"):
         out = self.psql("SELECT %s, breaker_state FROM housing_cache.stats" %

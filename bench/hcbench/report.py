@@ -4,7 +4,7 @@ import os
 
 from . import plots
 from .agg import fmt_num, fmt_ratio, fmt_sum, ratios, summary
-from .targets import hot_ratio
+from .targets import hot_ratio, wal_record_loss
 
 
 def S(runs, field, scale=1.0):
@@ -99,7 +99,13 @@ class Report:
                "- PostgreSQL settings: `shared_buffers = %s`, `work_mem = 32MB`, "
                "`synchronous_commit = off` (writes measure the commit's CPU path, not fsync), "
                "`jit = off`; housing_cache settings are the defaults" % cfg.shared_buffers,
-               "- raw numbers: `results.json`; plot data and gnuplot scripts: `data/`", "")
+               "- raw numbers: `results.json`; plot data and gnuplot scripts: `data/`")
+        if "standby" in self.results:
+            self.w("- for the standby workload only: **S**, a streaming hot standby of A "
+                   "(`pg_basebackup -R`, A's settings, `hot_standby = on`), with "
+                   "`housing_cache.set_wal_invalidation(true)` in A's bench databases while "
+                   "it runs")
+        self.w("")
         self.targets_section()
         self.hot_section()
         self.stampede_section()
@@ -108,6 +114,7 @@ class Report:
         self.outage_section()
         self.http_section()
         self.scaling_section()
+        self.standby_section()
         self.timing_section()
         if self.p.failed:
             self.w("## Plots not drawn", "")
@@ -136,7 +143,8 @@ class Report:
             rows = []
             for label, val, ok in t.cases:
                 if isinstance(val, dict):
-                    v = fmt_ratio(val) if t.id != "trigger_overhead" else (
+                    v = fmt_ratio(val) if t.id not in ("trigger_overhead",
+                                                       "wal_record_cost") else (
                         "%.1f%% (%.1f–%.1f%%)" % (100 * val["median"], 100 * val["min"],
                                                    100 * val["max"]))
                 else:
@@ -424,6 +432,156 @@ class Report:
                "script, which pgbench -r reports as a mean); on 1M listings a run holds only "
                "a few dozen of those calls.", "")
         self.img(self.plot_or_none(1), "scaling by table size")
+
+    def goal_line(self, tid):
+        for t in self.targets:
+            if t.id == tid:
+                verdict = {True: "**met**", False: "**not met**", None: "not measured"}[t.passed]
+                return "Goal: %s %s — %s: %s." % (t.name, t.goal, verdict, t.measured)
+        return ""
+
+    def standby_section(self):
+        self.w("## 8. Hot standby", "")
+        sb = self.section_state("standby")
+        if sb is None:
+            return
+        cfg = self.cfg
+        su = sb["setup"]
+        st = su.get("standby_stats") or {}
+        self.w("**S**: a streaming hot standby of A, made for this workload with "
+               "`pg_basebackup -R -X stream` (%s s) after `housing_cache.set_wal_invalidation(true)` "
+               "in A's databases (%s); A's settings (housing_cache preloaded, its own L1, L2 in the "
+               "same Redis under its own keys), `hot_standby = on`, port %s; stopped, and WAL "
+               "invalidation switched off again, at the end of the workload.  S's counters "
+               "over the workload: `wal_records_replayed` %s, `wal_slots_resolved` %s (slots its "
+               "readers bumped or unmarked), `wal_overflows` %s (records of transactions its "
+               "table of pending transactions had no room for: during the write runs nobody "
+               "reads on S, and pending transactions are resolved by readers), "
+               "`standby_catching_up` %s (reads that bypassed the cache until the transactions "
+               "it could not attribute to slots had ended)." % (
+                   fmt_num(su.get("base_backup_s"), 2), ", ".join(su.get("databases", [])),
+                   su.get("port", "?"), fmt_num(st.get("wal_records_replayed")),
+                   fmt_num(st.get("wal_slots_resolved")), fmt_num(st.get("wal_overflows")),
+                   fmt_num(st.get("standby_catching_up"))),
+               "")
+
+        h = sb.get("hits") or {}
+        self.w("### a. Hits on the standby", "")
+        if h.get("runs"):
+            self.w("The hot search (`%s`, %d bytes; served from %s on S and %s on A after "
+                   "warming) against the floor `SELECT repeat('x', %d)` on the same server; the "
+                   "four variants alternate run by run.  *× floor* is the median of "
+                   "per-repetition ratios to the floor of the same server." % (
+                       "search_listings(city => 'Boston', min_bedrooms => 2, sort => "
+                       "'price_asc')", h["size"], h["tiers"]["standby"], h["tiers"]["primary"],
+                       h["size"]), "")
+            rows = []
+            for c in cfg.hot_clients:
+                runs = h["runs"][str(c)]
+                for v in h["variants"]:
+                    k = v["key"]
+                    den = k.split("/")[0] + "/floor"
+                    rel = "1×" if k == den else fmt_ratio(hot_ratio(h, c, k, den))
+                    rows.append([c, v["label"], fmt_sum(S(runs[k], "tps")), rel,
+                                 fmt_sum(S(runs[k], "p50_us")), fmt_sum(S(runs[k], "p99_us")),
+                                 served_text(runs[k])])
+            self.table(["clients", "variant", "tps", "× floor (same server)", "p50 µs",
+                        "p99 µs", "served by"], rows)
+            self.w(self.goal_line("standby_floor") + "  For comparison, the same ratio on A "
+                   "in the same run: %s." % ", ".join(
+                       "%s at %d client%s" % (fmt_ratio(hot_ratio(h, c, "primary/l1",
+                                                                  "primary/floor")),
+                                              c, "s" if c > 1 else "")
+                       for c in cfg.hot_clients), "")
+            self.img(plots.standby_plot(self.p, cfg, h), "standby hits")
+
+        wr = sb.get("writes") or {}
+        self.w("### b. Cost of the WAL record on the primary's writes", "")
+        if wr.get("runs"):
+            self.w("The single-row update of the writes workload "
+                   "(`UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = :id`, "
+                   "random id) on A, with `housing_cache.set_wal_invalidation(true)` and "
+                   "`(false)` alternating (one statement between runs, its state checked in "
+                   "`housing_cache.replication`; the order of each pair flips every repetition, "
+                   "after an unmeasured warm-up run), while S streams.  `synchronous_commit = off` as the bench configures it (the commit's "
+                   "CPU path), and `on` for the pgbench sessions (`PGOPTIONS`: each commit waits "
+                   "for its WAL flush).  *× off*: per-repetition ratio to the run with WAL "
+                   "invalidation off; *records*: `wal_records_logged` per update; *WAL bytes*: "
+                   "`pg_current_wal_insert_lsn()` over the run per update.", "")
+            rows = []
+            for sync in wr["sync_modes"]:
+                for c in cfg.write_clients:
+                    off = [r["tps"] for r in wr["runs"]["%d/%s/off" % (c, sync)]]
+                    for m, label in wr["modes"].items():
+                        runs = wr["runs"]["%d/%s/%s" % (c, sync, m)]
+                        rel = summary(ratios([r["tps"] for r in runs], off))
+                        rows.append([sync, c, label, fmt_sum(S(runs, "tps")),
+                                     "1×" if m == "off" else fmt_ratio(rel),
+                                     fmt_sum(S(runs, "p50_us")), fmt_sum(S(runs, "p99_us")),
+                                     fmt_sum(S(runs, "records_per_update")),
+                                     fmt_sum(S(runs, "wal_bytes_per_update"))])
+            self.table(["synchronous_commit", "clients", "configuration", "updates/s", "× off",
+                        "p50 µs", "p99 µs", "records per update", "WAL bytes per update"], rows)
+            losses = []
+            for sync in wr["sync_modes"]:
+                for c in cfg.write_clients:
+                    l = wal_record_loss(wr, c, sync)
+                    if l:
+                        losses.append("synchronous_commit = %s, %d client%s: %s" % (
+                            sync, c, "s" if c > 1 else "",
+                            "%.1f%% (%.1f–%.1f%%)" % (100 * l["median"], 100 * l["min"],
+                                                      100 * l["max"])
+                            if l["n"] > 1 else "%.1f%%" % (100 * l["median"])))
+            self.w(self.goal_line("wal_record_cost") + "  Throughput lost, 1 − tps(on) ÷ "
+                   "tps(off), median of per-repetition values (min–max): " + "; ".join(losses)
+                   + ".  With `synchronous_commit = on` the goal is not checked: a commit then "
+                   "waits for an fsync on a shared disk, whose noise is larger than the record.",
+                   "")
+
+        fi = sb.get("fills") or {}
+        self.w("### c. Fills per fleet", "")
+        if fi.get("runs"):
+            self.w("A round: the search cached on A and on S; one Boston listing updated on A "
+                   "(`synchronous_commit = on`; its commit invalidates the search); once S has "
+                   "replayed that commit (`pg_last_wal_replay_lsn()` ≥ the commit's "
+                   "`housing_cache.last_commit_lsn()`), %d clients on A and %d on S, connected "
+                   "beforehand, each ask for the search once, both servers at the same time; "
+                   "%d round%s per run.  *fills*: `db_executions` on that server over a round "
+                   "(mean over the run's rounds), the query run to fill the invalidated answer; "
+                   "L2 is not shared between servers, so each server fills its own answer "
+                   "(single-flight works within one server)." % (
+                       fi["clients"], fi["clients"], fi["rounds"],
+                       "s" if fi["rounds"] > 1 else ""), "")
+            rows = []
+            for name in ("primary", "standby"):
+                runs = fi["runs"][name]
+                rows.append([{"primary": "A (primary)", "standby": "S (standby)"}[name],
+                             fmt_sum(S(runs, "fills")),
+                             max(r["fills_max"] for r in runs) if runs else "–",
+                             fmt_sum(S(runs, "misses")), fmt_sum(S(runs, "bypasses")),
+                             fmt_sum(S(runs, "fill_waits")),
+                             fmt_sum(S(runs, "l2_hits")),
+                             fmt_sum(S(runs, "p50_us", 1e-3)), fmt_sum(S(runs, "p99_us", 1e-3)),
+                             sum(r["errors"] for r in runs)])
+            fl = fi["runs"]["fleet"]
+            rows.append(["fleet (A + S)", fmt_sum(S(fl, "fills")),
+                         max(r["fills_max"] for r in fl) if fl else "–",
+                         "", "", "", "", "", "", ""])
+            self.table(["server", "fills per invalidated answer", "most in one round",
+                        "misses per round", "bypasses per round", "fill waits per round",
+                        "L2 hits per round", "p50 ms", "p99 ms", "errors"], rows)
+            self.w("Fills per server per invalidated answer: %s on A, %s on S: a fleet of a "
+                   "primary and k standbys runs the query about k + 1 times per invalidated "
+                   "answer.  Replay lag of the invalidating commit (from its commit on A to "
+                   "S's replay, as the bench polls it): %s ms (median per run)." % (
+                       fmt_sum(S(fi["runs"]["primary"], "fills")),
+                       fmt_sum(S(fi["runs"]["standby"], "fills")),
+                       fmt_sum(S(fl, "replay_ms"))), "")
+            if any(r.get("bypasses") for r in fi["runs"]["standby"]):
+                self.w("An execution beyond the first on S comes with a bypass: a reader that "
+                       "finds the answer's slot still in flight while another reader is "
+                       "resolving the replayed transaction (bumping its slots) computes the "
+                       "answer without the cache (`bypass_reason = 'write in flight'`).", "")
 
     def plot_or_none(self, i):
         if not hasattr(self, "_scaling_pngs"):

@@ -5,6 +5,9 @@
   pg_b    a copy of pg_a's cluster with housing_cache.l1_size_mb = 0 (L2 only),
           running at the same time, so L2-only runs alternate with the others
   pgpool  pgpool-II in front of pg_a, memory_cache_enabled = on, shmem
+  pg_s    a streaming hot standby of pg_a (pg_basebackup -R), with pg_a's
+          settings; started by the standby workload for its own duration
+          (standby.py), stopped like the others on failure or interrupt
 """
 
 import os
@@ -93,6 +96,8 @@ class Context:
         self.pg_a = None
         self.pg_b = None
         self.pgpool = None
+        self.pg_s = None
+        self.settings = None
         self.setup_s = {}
         self.facts = {}
 
@@ -107,7 +112,7 @@ class Context:
         self.redis.start()
         log("Redis on 127.0.0.1:%d" % self.redis.port)
 
-        settings = pg_settings(cfg, self.redis.port)
+        settings = self.settings = pg_settings(cfg, self.redis.port)
         self.pg_a = Postgres(self.procs, "pg_a", settings)
         self.pg_a.initdb()
         self.pg_a.start()

@@ -16,6 +16,13 @@ def hot_ratio(hot, c, num, den, field="tps"):
     return summary(ratios(series(runs, num, field), series(runs, den, field)))
 
 
+def wal_record_loss(wr, c, sync):
+    """1 - tps(WAL invalidation on) / tps(off), per repetition: summary."""
+    on = series(wr["runs"], "%d/%s/on" % (c, sync), "tps")
+    off = series(wr["runs"], "%d/%s/off" % (c, sync), "tps")
+    return summary([1 - r if r is not None else None for r in ratios(on, off)])
+
+
 class Target:
     def __init__(self, tid, name, goal):
         self.id, self.name, self.goal = tid, name, goal
@@ -115,6 +122,34 @@ def evaluate(cfg, results):
             t.passed = all(ok for _, _, ok in t.cases)
             t.worst = worst[0]
             t.measured = "worst %.1f%% (%d client%s; runs %.0f–%.0f%%)" % (
+                100 * worst[1]["median"], worst[0], "s" if worst[0] > 1 else "",
+                100 * worst[1]["min"], 100 * worst[1]["max"])
+    ts.append(t)
+
+    sb = results.get("standby")
+    t = Target("standby_floor", "L1 hit throughput on a hot standby vs the floor on that standby",
+               "≥ 0.8×")
+    if _ok(sb) and (sb.get("hits") or {}).get("runs"):
+        ratio_target(t, sb["hits"], cfg.hot_clients,
+                     [("search on the standby", "standby/l1", "standby/floor")], 0.8)
+    ts.append(t)
+
+    t = Target("wal_record_cost", "write throughput lost to the WAL invalidation record "
+               "(synchronous_commit = off)", "≤ 3%")
+    if _ok(sb) and (sb.get("writes") or {}).get("runs"):
+        worst = None
+        for c in cfg.write_clients:
+            loss = wal_record_loss(sb["writes"], c, "off")
+            if loss is None:
+                continue
+            ok = loss["median"] <= 0.03
+            t.cases.append(("%d client%s" % (c, "s" if c > 1 else ""), loss, ok))
+            if worst is None or loss["median"] > worst[1]["median"]:
+                worst = (c, loss)
+        if worst:
+            t.passed = all(ok for _, _, ok in t.cases)
+            t.worst = worst[0]
+            t.measured = "worst %.1f%% (%d client%s; runs %.1f–%.1f%%)" % (
                 100 * worst[1]["median"], worst[0], "s" if worst[0] > 1 else "",
                 100 * worst[1]["min"], 100 * worst[1]["max"])
     ts.append(t)
