@@ -126,6 +126,12 @@ extension/guc.o: extension/settings.h
 http:
 	$(MAKE) -C http
 
+# The HTTP edge's purger, purger/hc_purger (see purger/README.md and
+# edge/README.md); `make demo` builds and starts it, with Varnish.
+.PHONY: purger
+purger:
+	$(MAKE) -C purger
+
 # The benchmark suite (see bench/README.md): `make bench` on 1M listings
 # writes bench/results/REPORT.md; `make bench-smoke` runs the same code on
 # tiny data (part of `make test`).
