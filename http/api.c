@@ -18,7 +18,8 @@
  * cache (pg_proc), never from the request.
  *
  * With a read database (--read-db, a hot standby), GET and HEAD run there
- * and everything else on the primary; a read the standby cannot answer (it
+ * (but for the HTTP edge's own fetches, X-HC-Edge-Fetch: 1) and everything
+ * else on the primary; a read the standby cannot answer (it
  * is unreachable, it has not replayed the client's X-Min-LSN yet: SQLSTATE
  * 53HC0, or a recovery conflict canceled the query) is run again,
  * once, on the primary.  After a write, the same pipeline asks the primary
@@ -976,6 +977,8 @@ typedef struct ApiRequest
 	const char *method;
 	char	   *fn;				/* decoded */
 	bool		readonly;		/* GET and HEAD: a READ ONLY transaction */
+	bool		edge_fetch;		/* X-HC-Edge-Fetch: 1, the edge's fetch:
+								 * the primary answers */
 	Args		args;
 	Buf			headers;		/* request.headers, a JSON object */
 	Buf			cookies;		/* request.cookies, a JSON object */
@@ -1098,6 +1101,11 @@ parse_request(struct MHD_Connection *c, const char *method, const char *path,
 	}
 	if (!parse_arguments(query, body, form, req, fail))
 		return false;
+	{
+		const char *ef = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HC-Edge-Fetch");
+
+		req->edge_fetch = ef != NULL && strcmp(ef, "1") == 0;
+	}
 
 	buf_putc(&req->headers, '{');
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hc);
@@ -1169,6 +1177,27 @@ authenticate(struct MHD_Connection *c, ApiRequest *req, Reply *fail)
 		MHD_add_response_header(fail->resp, "WWW-Authenticate", www);
 	}
 	return false;
+}
+
+/*
+ * The role of a request that is not a call (the event stream), checked as
+ * a call's is: the same tokens, the same 401s.
+ */
+bool
+api_authenticate(struct MHD_Connection *c, char **role, Reply *fail)
+{
+	ApiRequest	req;
+
+	api_request_init(&req);
+	if (!authenticate(c, &req, fail))
+	{
+		api_request_free(&req);
+		return false;
+	}
+	*role = req.role;
+	req.role = NULL;
+	api_request_free(&req);
+	return true;
 }
 
 /*
@@ -1344,13 +1373,18 @@ replica_cannot_answer(const ExecOut *o)
  * once more on the primary if it cannot answer; a write on the primary,
  * with the commit's LSN when housing_cache.last_commit_lsn() exists.  A
  * busy read pool (POOL_TIMEOUT) is not a reason to load the primary.
+ *
+ * A read the HTTP edge fetches for its cache (X-HC-Edge-Fetch: 1) goes to
+ * the primary: the edge keeps only answers stamped with the engine's
+ * message numbers (X-HC-Stamp), which a standby's answers do not carry,
+ * so that the standby would only make the edge's misses uncacheable.
  */
 static PoolStatus
 execute_call(const ApiRequest *req, ExecOut *o)
 {
 	PoolStatus	ps;
 
-	if (req->readonly && replica_usable())
+	if (req->readonly && !req->edge_fetch && replica_usable())
 	{
 		ps = execute_on(settings.read_pool, req, false, o);
 		if (ps == POOL_UNAVAILABLE)

@@ -208,4 +208,110 @@ bool		schema_has(const Schema *s, const char *name);
 const Func *schema_find(const Schema *s, const char *name, const char *const *argnames,
 						int nnames, bool *ambiguous);
 
+/* ------------------------------------------------------------------------
+ * Edge keys (edgekey.c): "k" + 32 hex digits, the name of a tag at the
+ * HTTP edge and in the event stream (edge/README.md).
+ * ------------------------------------------------------------------------ */
+#define EDGE_KEY_LEN 33
+
+void		edge_key(const char *database, const char *tag, size_t tag_len,
+					 char out[EDGE_KEY_LEN + 1]);
+
+/* ------------------------------------------------------------------------
+ * The order of invalidation messages (sequence.c): epochs, numbers,
+ * heartbeats and the reorder window; whether messages may have been missed.
+ * ------------------------------------------------------------------------ */
+#define SEQ_WINDOW 65536		/* numbers tracked ahead of the last in order */
+
+typedef struct Sequence
+{
+	char		epoch[40];
+	bool		known;			/* counting: an epoch and a number seen */
+	uint64_t	done;			/* every number up to it seen or given up */
+	uint64_t	promised;		/* the greatest number known to exist */
+	double		gap_since;		/* since when a number is missing, or 0 */
+	uint64_t   *seen;			/* numbers seen above done, a bitmap */
+} Sequence;
+
+typedef enum
+{
+	SEQ_IN_ORDER,				/* nothing missed so far */
+	SEQ_FIRST,					/* the first number: counting starts */
+	SEQ_NEW_EPOCH,				/* the server restarted: reset */
+	SEQ_TOO_FAR					/* a jump past the window: reset */
+} SeqVerdict;
+
+void		seq_init(Sequence *s);
+void		seq_free(Sequence *s);
+/* Start over at the next number (after a reconnection). */
+void		seq_forget(Sequence *s);
+SeqVerdict	seq_message(Sequence *s, const char *epoch, uint64_t n, double now);
+SeqVerdict	seq_heartbeat(Sequence *s, const char *epoch, uint64_t n, double now);
+/* A number missing for window_s seconds: true (reset), and it is given up. */
+bool		seq_expired(Sequence *s, double now, double window_s);
+/* When the current gap expires (mono_now() time), or 0 without a gap. */
+double		seq_deadline(const Sequence *s, double window_s);
+
+/* ------------------------------------------------------------------------
+ * Who may read the table a tag names (readers.c).
+ * ------------------------------------------------------------------------ */
+typedef struct Readers Readers;
+
+typedef struct ReaderInfo
+{
+	const char *table_tag;		/* the watched table's tag */
+	size_t		table_tag_len;
+	bool		rls;			/* row-level security: only the key of the
+								 * wildcard tag, T + "/" + "*", is sent */
+	uint64_t	roles;			/* bit i: roles[i] may SELECT it */
+} ReaderInfo;
+
+/* The watched tables of conn's database and which of the roles (at most
+ * 64) may read each; NULL on error (logged). */
+Readers    *readers_load(PGconn *conn, char *const *roles, int nroles);
+void		readers_free(Readers *r);
+const char *readers_database(const Readers *r);
+int			readers_count(const Readers *r);
+bool		readers_lookup(const Readers *r, const char *tag, size_t len, ReaderInfo *out);
+
+/* ------------------------------------------------------------------------
+ * The invalidation feed (feed.c): one thread subscribed to the engine's
+ * Redis channel, which turns messages into edge keys per role and tells
+ * when messages may have been missed.
+ * ------------------------------------------------------------------------ */
+typedef struct FeedKey
+{
+	char		key[EDGE_KEY_LEN + 1];
+	uint64_t	roles;			/* bit i: sent to subscribers of roles[i] */
+} FeedKey;
+
+typedef struct FeedConfig
+{
+	const char *redis_host;
+	int			redis_port;
+	const char *redis_password; /* NULL or empty: no AUTH */
+	int			redis_db;
+	const char *channel;
+	int			connect_timeout_ms;
+	int			reorder_ms;		/* how long a missing number may take */
+	Pool	   *pool;			/* for the readers (never an HTTP thread) */
+	int			pool_timeout_ms;
+	char	   *const *roles;
+	int			nroles;
+	/*
+	 * Called on the feed thread.  id: "<epoch>/<seq>", or NULL; lsn: the
+	 * commit's WAL position ("0/1A2B3C4"), or NULL.
+	 */
+	void		(*deliver) (void *arg, const char *id, const char *lsn,
+							const FeedKey *keys, int nkeys);
+	void		(*reset) (void *arg, const char *why);
+	void	   *arg;
+} FeedConfig;
+
+/* Copies conf (its strings must outlive feed_stop) and starts the thread. */
+bool		feed_start(const FeedConfig *conf);
+/* Reload the readers soon (SIGHUP). */
+void		feed_reload(void);
+void		feed_stop(void);
+
 #endif							/* HC_HTTP_H */

@@ -1,6 +1,7 @@
 /*
  * hc_http: command line, the libmicrohttpd daemon, request limits and the
- * connection reaper, signals and graceful shutdown.
+ * connection reaper, routing (/api/events, /api/rpc, static files),
+ * signals and graceful shutdown.
  */
 #include "server.h"
 
@@ -50,6 +51,17 @@ typedef struct Config
 	unsigned	shutdown_timeout_s;
 	const char *pid_file;
 	bool		quiet;
+	/* the event stream (events.c); redis_host NULL: off */
+	const char *redis_host;
+	int			redis_port;
+	char	   *redis_password;
+	int			redis_db;
+	const char *redis_channel;
+	int			events_backlog;
+	int			events_keepalive_s;
+	int			events_reorder_ms;
+	char	  **event_roles;	/* the anonymous role and the token roles */
+	int			nevent_roles;
 } Config;
 
 static Config cfg;
@@ -334,6 +346,26 @@ media_type_is(const char *ct, const char *type)
 }
 
 static bool
+is_events_path(const char *path, size_t len)
+{
+	return len == 11 && memcmp(path, "/api/events", 11) == 0;
+}
+
+/* /api/events: the subscriber's role as for an API call, then the stream. */
+static enum MHD_Result
+handle_events(struct MHD_Connection *c, Request *r, const char *method, const char *query)
+{
+	char	   *role = NULL;
+	Reply		rep;
+
+	if (!api_authenticate(c, &role, &rep))
+		return send_reply(c, r, method, rep);
+	rep = events_handle(c, method, role, query);
+	free(role);
+	return send_reply(c, r, method, rep);
+}
+
+static bool
 is_api_path(const char *path, size_t len)
 {
 	return (len == 4 && memcmp(path, "/api", 4) == 0) ||
@@ -439,6 +471,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	q = strchr(r->uri, '?');
 	path_len = q ? (size_t) (q - r->uri) : strlen(r->uri);
+	if (is_events_path(r->uri, path_len))
+		return handle_events(c, r, method, q ? q + 1 : "");
 	if (is_api_path(r->uri, path_len))
 		return send_reply(c, r, method, api_handle(c, method, r->uri, path_len, q ? q + 1 : "",
 													&r->body, r->form_body));
@@ -506,13 +540,27 @@ usage(FILE *out)
 			"  --max-connections N      concurrent connections [4096]\n"
 			"  --shutdown-timeout S     on SIGTERM/SIGINT, wait this long for requests\n"
 			"                           in flight [10]\n"
+			"  --redis-host HOST        Redis of the engine's invalidation channel: serve\n"
+			"                           GET /api/events [HC_HTTP_REDIS_HOST; none: off]\n"
+			"  --redis-port N           [HC_HTTP_REDIS_PORT, 6379]\n"
+			"  --redis-password PW      [HC_HTTP_REDIS_PASSWORD]\n"
+			"  --redis-password-file F  the password in a file (its first line)\n"
+			"                           [HC_HTTP_REDIS_PASSWORD_FILE]\n"
+			"  --redis-db N             [HC_HTTP_REDIS_DB, 0]\n"
+			"  --redis-channel NAME     housing_cache.channel of the database\n"
+			"                           [HC_HTTP_REDIS_CHANNEL, housing_cache:invalidations]\n"
+			"  --events-backlog N       events kept for Last-Event-ID [1024]\n"
+			"  --events-keepalive S     a comment on idle streams this often [15]\n"
+			"  --events-reorder-ms MS   how long a missing message number may take\n"
+			"                           before subscribers get a reset [1000]\n"
 			"  --pid-file PATH          write the process id there\n"
 			"  --quiet                  no per-request log lines\n"
 			"  --mint-token ROLE        print a token for ROLE signed with the secret, exit\n"
 			"  --token-ttl S            lifetime of a minted token [86400]\n"
 			"  --help, --version\n"
 			"\n"
-			"SIGHUP reloads the schema cache.  Logs go to stderr.\n",
+			"SIGHUP reloads the schema cache and the event stream's privileges.\n"
+			"Logs go to stderr.\n",
 			HC_HTTP_VERSION);
 }
 
@@ -573,8 +621,56 @@ enum
 	OPT_LISTEN = 256, OPT_PORT, OPT_DB, OPT_READ_DB, OPT_STATIC, OPT_SCHEMA, OPT_POOL, OPT_THREADS,
 	OPT_JWT_ENV, OPT_ANON, OPT_ROLES, OPT_STMT, OPT_POOLTO, OPT_BODY, OPT_URL, OPT_HEADER,
 	OPT_IDLE, OPT_REQTO, OPT_MAXCONN, OPT_SHUTDOWN, OPT_PID, OPT_QUIET, OPT_MINT, OPT_TTL,
+	OPT_REDIS_HOST, OPT_REDIS_PORT, OPT_REDIS_PW, OPT_REDIS_PW_FILE, OPT_REDIS_DB,
+	OPT_REDIS_CHANNEL, OPT_EV_BACKLOG, OPT_EV_KEEPALIVE, OPT_EV_REORDER,
 	OPT_HELP, OPT_VERSION
 };
+
+/* The first line of a file, without its line end (a password file). */
+static char *
+read_first_line(const char *opt, const char *path)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[1024];
+
+	if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+	{
+		fprintf(stderr, "hc_http: %s %s: %s\n", opt, path, f ? "empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		exit(2);
+	}
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	return xstrdup(line);
+}
+
+/* The roles a subscriber of the event stream may have: the anonymous one
+ * first, then the token roles. */
+static void
+event_roles(void)
+{
+	int			n = 0;
+
+	for (int i = 0; cfg.jwt_roles[i]; i++)
+		n++;
+	cfg.event_roles = xcalloc((size_t) n + 2, sizeof(char *));
+	cfg.event_roles[cfg.nevent_roles++] = xstrdup(cfg.anon_role);
+	for (int i = 0; cfg.jwt_roles[i]; i++)
+	{
+		bool		dup = false;
+
+		for (int j = 0; j < cfg.nevent_roles; j++)
+			dup |= strcmp(cfg.event_roles[j], cfg.jwt_roles[i]) == 0;
+		if (!dup)
+			cfg.event_roles[cfg.nevent_roles++] = xstrdup(cfg.jwt_roles[i]);
+	}
+	if (cfg.nevent_roles > 64 && cfg.redis_host)
+	{
+		fprintf(stderr, "hc_http: the event stream serves at most 64 roles (--anon-role and --jwt-roles)\n");
+		exit(2);
+	}
+}
 
 static const char *mint_role;
 static long token_ttl = 86400;
@@ -607,12 +703,23 @@ parse_args(int argc, char **argv)
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"mint-token", required_argument, NULL, OPT_MINT},
 		{"token-ttl", required_argument, NULL, OPT_TTL},
+		{"redis-host", required_argument, NULL, OPT_REDIS_HOST},
+		{"redis-port", required_argument, NULL, OPT_REDIS_PORT},
+		{"redis-password", required_argument, NULL, OPT_REDIS_PW},
+		{"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
+		{"redis-db", required_argument, NULL, OPT_REDIS_DB},
+		{"redis-channel", required_argument, NULL, OPT_REDIS_CHANNEL},
+		{"events-backlog", required_argument, NULL, OPT_EV_BACKLOG},
+		{"events-keepalive", required_argument, NULL, OPT_EV_KEEPALIVE},
+		{"events-reorder-ms", required_argument, NULL, OPT_EV_REORDER},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0}
 	};
 	const char *roles = "web_anon,web_editor";
 	const char *static_dir = env_or("HC_HTTP_STATIC", NULL);
+	const char *redis_password = env_or("HC_HTTP_REDIS_PASSWORD", NULL);
+	const char *redis_password_file = env_or("HC_HTTP_REDIS_PASSWORD_FILE", NULL);
 	int			o;
 
 	cfg.listen = env_or("HC_HTTP_LISTEN", "127.0.0.1");
@@ -633,6 +740,13 @@ parse_args(int argc, char **argv)
 	cfg.request_timeout_s = 30;
 	cfg.max_connections = 4096;
 	cfg.shutdown_timeout_s = 10;
+	cfg.redis_host = env_or("HC_HTTP_REDIS_HOST", NULL);
+	cfg.redis_port = (int) parse_long("HC_HTTP_REDIS_PORT", env_or("HC_HTTP_REDIS_PORT", "6379"), 1, 65535);
+	cfg.redis_db = (int) parse_long("HC_HTTP_REDIS_DB", env_or("HC_HTTP_REDIS_DB", "0"), 0, 1000000);
+	cfg.redis_channel = env_or("HC_HTTP_REDIS_CHANNEL", "housing_cache:invalidations");
+	cfg.events_backlog = 1024;
+	cfg.events_keepalive_s = 15;
+	cfg.events_reorder_ms = 1000;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1)
 	{
@@ -710,6 +824,33 @@ parse_args(int argc, char **argv)
 			case OPT_TTL:
 				token_ttl = parse_long("--token-ttl", optarg, 1, 10L * 365 * 86400);
 				break;
+			case OPT_REDIS_HOST:
+				cfg.redis_host = optarg;
+				break;
+			case OPT_REDIS_PORT:
+				cfg.redis_port = (int) parse_long("--redis-port", optarg, 1, 65535);
+				break;
+			case OPT_REDIS_PW:
+				redis_password = optarg;
+				break;
+			case OPT_REDIS_PW_FILE:
+				redis_password_file = optarg;
+				break;
+			case OPT_REDIS_DB:
+				cfg.redis_db = (int) parse_long("--redis-db", optarg, 0, 1000000);
+				break;
+			case OPT_REDIS_CHANNEL:
+				cfg.redis_channel = optarg;
+				break;
+			case OPT_EV_BACKLOG:
+				cfg.events_backlog = (int) parse_long("--events-backlog", optarg, 1, 1000000);
+				break;
+			case OPT_EV_KEEPALIVE:
+				cfg.events_keepalive_s = (int) parse_long("--events-keepalive", optarg, 1, 3600);
+				break;
+			case OPT_EV_REORDER:
+				cfg.events_reorder_ms = (int) parse_long("--events-reorder-ms", optarg, 10, 600000);
+				break;
 			case OPT_HELP:
 			case 'h':
 				usage(stdout);
@@ -732,7 +873,14 @@ parse_args(int argc, char **argv)
 		cfg.threads = cfg.pool;
 	if (cfg.read_db && *cfg.read_db == '\0')
 		cfg.read_db = NULL;
+	if (cfg.redis_host && *cfg.redis_host == '\0')
+		cfg.redis_host = NULL;
+	if (redis_password_file && *redis_password_file)
+		cfg.redis_password = read_first_line("--redis-password-file", redis_password_file);
+	else if (redis_password)
+		cfg.redis_password = xstrdup(redis_password);
 	cfg.jwt_roles = split_roles(roles);
+	event_roles();
 	if (static_dir && *static_dir)
 	{
 		char	   *real = realpath(static_dir, NULL);
@@ -807,8 +955,23 @@ start_handlers(void)
 		.pool_timeout_ms = cfg.pool_timeout_ms,
 	};
 
+	EventsConfig events_conf = {
+		.redis_host = cfg.redis_host,
+		.redis_port = cfg.redis_port,
+		.redis_password = cfg.redis_password,
+		.redis_db = cfg.redis_db,
+		.channel = cfg.redis_channel,
+		.roles = cfg.event_roles,
+		.nroles = cfg.nevent_roles,
+		.pool = db_pool,
+		.pool_timeout_ms = cfg.pool_timeout_ms,
+		.backlog = cfg.events_backlog,
+		.keepalive_s = cfg.events_keepalive_s,
+		.reorder_ms = cfg.events_reorder_ms,
+	};
+
 	static_init(cfg.static_dir);
-	return api_init(&api_conf);
+	return api_init(&api_conf) && events_init(&events_conf);
 }
 
 /* ------------------------------------------------------------------------
@@ -820,7 +983,8 @@ main(int argc, char **argv)
 {
 	struct MHD_Daemon *d;
 	struct sockaddr_storage ss;
-	unsigned	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+	/* suspend/resume: an idle event stream leaves the event loop */
+	unsigned	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	sigset_t	sigs;
 	struct sigaction sa;
 	const union MHD_DaemonInfo *di;
@@ -846,8 +1010,10 @@ main(int argc, char **argv)
 		printf("%s\n", tok);
 		free(tok);
 		free(cfg.jwt_secret);
+		free(cfg.redis_password);
 		free((void *) cfg.static_dir);
 		free_roles(cfg.jwt_roles);
+		free_roles(cfg.event_roles);
 		return 0;
 	}
 
@@ -966,6 +1132,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP)
 		{
 			api_reload_schema("SIGHUP");
+			events_reload();
 			continue;
 		}
 		break;
@@ -975,6 +1142,7 @@ main(int argc, char **argv)
 	log_msg("%s: shutting down (waiting up to %u s for %d request(s) in flight)",
 			strsignal(sig), cfg.shutdown_timeout_s, atomic_load(&active_requests));
 	atomic_store(&draining, true);
+	events_close_all();			/* event streams end now, not at the timeout */
 	{
 		MHD_socket lsock = MHD_quiesce_daemon(d);
 		double		deadline = mono_now() + cfg.shutdown_timeout_s;
@@ -1001,12 +1169,15 @@ out_reaper:
 		pthread_join(reaper_thread, NULL);
 	}
 out_pool:
+	events_shutdown();
 	api_shutdown();
 	pool_destroy(db_pool);
 	pool_destroy(read_pool);
 	free(cfg.jwt_secret);
+	free(cfg.redis_password);
 	free((void *) cfg.static_dir);
 	free_roles(cfg.jwt_roles);
+	free_roles(cfg.event_roles);
 	log_msg("stopped");
 	return rc;
 }

@@ -37,6 +37,41 @@ void		api_shutdown(void);
 Reply		api_handle(struct MHD_Connection *c, const char *method, const char *path,
 					   size_t path_len, const char *query, const Buf *body, bool form);
 
+/*
+ * api.c: the role of a request (the anonymous role, or a bearer token's),
+ * checked as for API calls; false with *fail set (401) otherwise.  *role is
+ * malloc'd.
+ */
+bool		api_authenticate(struct MHD_Connection *c, char **role, Reply *fail);
+
+/*
+ * What events.c needs of the settings; the strings and roles must outlive
+ * events_shutdown().  redis_host NULL: the stream is off (404).
+ */
+typedef struct EventsConfig
+{
+	const char *redis_host;
+	int			redis_port;
+	const char *redis_password;
+	int			redis_db;
+	const char *channel;
+	char	   *const *roles;	/* a subscriber's possible roles, at most 64 */
+	int			nroles;
+	Pool	   *pool;			/* for the privileges, read by the feed thread */
+	int			pool_timeout_ms;
+	int			backlog;		/* events kept for Last-Event-ID */
+	int			keepalive_s;
+	int			reorder_ms;
+} EventsConfig;
+
+/* events.c: GET /api/events, the stream of invalidated edge keys */
+bool		events_init(const EventsConfig *conf);
+Reply		events_handle(struct MHD_Connection *c, const char *method, const char *role,
+						  const char *query);
+void		events_reload(void);	/* SIGHUP: the privileges, and a summary */
+void		events_close_all(void); /* SIGTERM: end every stream now */
+void		events_shutdown(void);	/* after the daemon stopped */
+
 /* static.c: root is a realpath (or NULL: every path is a 404) and must
  * outlive the daemon. */
 void		static_init(const char *root);

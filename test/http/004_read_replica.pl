@@ -5,7 +5,8 @@
 # cannot answer -- it is down, or it has not replayed the client's
 # X-Min-LSN yet (53HC0) -- is answered by the primary, so that
 # an editor who sends back the LSN of its write never reads an older
-# answer; lag that reaches the client is a 503 with Retry-After.
+# answer; lag that reaches the client is a 503 with Retry-After.  The HTTP
+# edge's fetches (X-HC-Edge-Fetch: 1) are answered by the primary.
 #
 # The part that needs housing_cache's hot-standby SQL (last_commit_lsn(),
 # min_lsn) fails, saying so, when the installed extension lacks it.  The
@@ -82,6 +83,16 @@ $r = $srv->request('HEAD', $item);
 is(served($r), 'replica', 'HEAD: served by the replica');
 $r = $srv->request('GET', $probe);
 is($r->{json}{in_recovery}, JSON::PP::true, 'GET: ran on the standby');
+
+# the HTTP edge's own fetches (Varnish, X-HC-Edge-Fetch: 1) go to the
+# primary: only its answers carry a stamp the edge accepts
+$r = $srv->request('GET', $item, headers => ['X-HC-Edge-Fetch: 1']);
+is($r->{status}, 200, 'edge fetch: 200');
+is(served($r), 'primary', 'edge fetch (X-HC-Edge-Fetch: 1): served by the primary');
+$r = $srv->request('GET', $probe, headers => ['X-HC-Edge-Fetch: 1']);
+is($r->{json}{in_recovery}, JSON::PP::false, 'edge fetch: ran on the primary');
+$r = $srv->request('GET', $item, headers => ['X-HC-Edge-Fetch: 0']);
+is(served($r), 'replica', 'X-HC-Edge-Fetch other than 1: the replica as usual');
 
 $r = $srv->request('GET', $probe, headers => ['X-Min-LSN: 0/1']);
 is($r->{json}{min_lsn}, '0/1', 'X-Min-LSN reaches request.headers as x-min-lsn');

@@ -17,6 +17,13 @@ HcHttp - PostgreSQL + Redis + hc_http for one test of the http suite
   my $token = $srv->token('web_editor');
   $srv->stop;                                    # SIGTERM, waits; exit status
 
+  # the event stream: hc_http subscribed to the node's Redis
+  my $esrv = $stack->start_server($stack->events_args);
+  my $es = $esrv->events;                        # GET /api/events
+  my $ev = $es->next_event(5);                   # { event, data, id, comment }
+  $stack->publish('housing_cache:invalidations', { type => 'invalidation', ... });
+  $esrv->threads; $esrv->rss_kb;                 # from /proc
+
   # a primary that can stream, and a hot standby of it as the read database
   my $pair = HcHttp->new(listings => 200, streaming => 1);
   my $standby = $pair->add_standby('standby');
@@ -37,7 +44,8 @@ postgresql.conf), C<streaming> (WAL for streaming replication, so that
 C<add_standby> can make a hot standby of the node).
 
 Requests go through curl (C<--path-as-is>, so that dot segments reach the
-server as written).
+server as written).  Event streams (C<HcHttp::Events>) through a socket of
+their own, which decodes the chunked encoding and splits the events.
 
 =cut
 
@@ -49,6 +57,7 @@ use warnings;
 use Carp;
 use File::Temp ();
 use FindBin;
+use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use PostgreSQL::Test::Cluster;
@@ -114,6 +123,47 @@ sub add_standby
 	$standby->start;
 	$primary->wait_for_catchup($standby);
 	return $standby;
+}
+
+# The options that subscribe hc_http to the node's Redis, on the engine's
+# channel or another.
+sub events_args
+{
+	my ($self, $channel) = @_;
+	return ('--redis-host', '127.0.0.1', '--redis-port', $self->{redis}->port,
+		defined $channel ? ('--redis-channel', $channel) : ());
+}
+
+# PUBLISH each payload (a string, or a reference to encode as JSON) on the
+# channel, in order, over one connection (RESP); returns the receivers'
+# counts.
+sub publish
+{
+	my ($self, $channel, @payloads) = @_;
+	my $json = JSON::PP->new->utf8->canonical;
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{redis}->port,
+		Proto => 'tcp', Timeout => 10)
+	  or croak "cannot connect to Redis: $!";
+	my $out = '';
+	for my $p (@payloads)
+	{
+		my $msg = ref $p ? $json->encode($p) : $p;
+		utf8::encode($msg) if utf8::is_utf8($msg);
+		$out .= "*3\r\n\$7\r\nPUBLISH\r\n"
+		  . '$' . length($channel) . "\r\n$channel\r\n"
+		  . '$' . length($msg) . "\r\n$msg\r\n";
+	}
+	print {$sock} $out;
+	my @counts;
+	for (@payloads)
+	{
+		my $line = <$sock>;
+		croak 'Redis closed the connection' unless defined $line;
+		croak "PUBLISH: $line" unless $line =~ /^:(\d+)/;
+		push @counts, $1;
+	}
+	close $sock;
+	return @counts;
 }
 
 # Start hc_http with extra options; returns an HcHttp::Server.
@@ -345,6 +395,28 @@ sub request
 	};
 }
 
+# Threads and resident memory of the running server (/proc).
+sub _proc_status
+{
+	my ($self, $field) = @_;
+	open my $fh, '<', "/proc/$self->{pid}/status" or croak "no /proc/$self->{pid}: $!";
+	while (<$fh>)
+	{
+		return $1 if /^\Q$field\E:\s+(\d+)/;
+	}
+	croak "no $field in /proc/$self->{pid}/status";
+}
+
+sub threads { return $_[0]->_proc_status('Threads') }
+sub rss_kb { return $_[0]->_proc_status('VmRSS') }
+
+# GET /api/events; see HcHttp::Events.
+sub events
+{
+	my ($self, %opts) = @_;
+	return HcHttp::Events->new($self->{port}, %opts);
+}
+
 sub DESTROY
 {
 	my ($self) = @_;
@@ -353,6 +425,245 @@ sub DESTROY
 	eval { $self->stop(10) };
 	return;
 }
+
+package HcHttp::Events;
+
+=pod
+
+=head2 HcHttp::Events
+
+A client of C<GET /api/events> on a socket of its own.
+
+  my $es = HcHttp::Events->new($port, token => $jwt, last_event_id => $id,
+      query => 'lastEventId=...', headers => [ ... ], read => 0, rcvbuf => 4096);
+  $es->status; $es->headers->{'content-type'};
+  my $ev = $es->next_event($timeout);    # undef at the timeout or the end
+  # { event => 'invalidate', data => '{"keys":[...]}', id => '...',
+  #   comment => 'keepalive' (comment lines), retry => ... }
+  my $ev = $es->wait_for(sub { $_[0]{event} eq 'reset' }, $timeout);
+  my @evs = $es->drain($seconds);        # every event within that time
+  $es->nibble($bytes);                   # read a little, if there is any
+  $es->ended;                            # the server ended the stream
+  $es->finish;
+
+With C<read =E<gt> 0> only the request is sent: a client that never reads.
+C<rcvbuf> sets the socket's receive buffer (before it connects), so that a
+client that pauses falls behind soon.
+
+=cut
+
+use strict;
+use warnings;
+
+use Carp;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use Socket ();
+use Time::HiRes qw(time);
+
+sub new
+{
+	my ($class, $port, %opts) = @_;
+	my $sock;
+	if ($opts{rcvbuf})
+	{
+		# a small receive buffer, set before connecting so that it holds
+		$sock = IO::Socket::INET->new(Proto => 'tcp') or croak "socket: $!";
+		setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $opts{rcvbuf}) or croak $!;
+		$sock->connect(Socket::pack_sockaddr_in($port, Socket::inet_aton('127.0.0.1')))
+		  or croak "cannot connect to hc_http: $!";
+	}
+	else
+	{
+		$sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+			Proto => 'tcp', Timeout => 10)
+		  or croak "cannot connect to hc_http: $!";
+	}
+	my $path = '/api/events' . (defined $opts{query} ? "?$opts{query}" : '');
+	my $req = "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nAccept: text/event-stream\r\n";
+	$req .= "Authorization: Bearer $opts{token}\r\n" if defined $opts{token};
+	$req .= "Last-Event-ID: $opts{last_event_id}\r\n" if defined $opts{last_event_id};
+	$req .= "$_\r\n" for @{ $opts{headers} || [] };
+	print {$sock} "$req\r\n";
+	my $self = bless { sock => $sock, raw => '', body => '', headers => {}, status => 0,
+		ended => 0, queue => [] }, $class;
+	return $self if defined $opts{read} && !$opts{read};
+	$self->_read_head($opts{timeout} // 10);
+	return $self;
+}
+
+sub status { return $_[0]->{status} }
+sub headers { return $_[0]->{headers} }
+sub ended { return $_[0]->{ended} }
+sub sock { return $_[0]->{sock} }
+
+sub finish
+{
+	my ($self) = @_;
+	close $self->{sock} if $self->{sock};
+	$self->{sock} = undef;
+	return;
+}
+
+# Read what is there within $timeout seconds; false at the end or timeout.
+sub _read_some
+{
+	my ($self, $timeout) = @_;
+	return 0 if $self->{ended} || !$self->{sock};
+	my $sel = IO::Select->new($self->{sock});
+	return 0 unless $sel->can_read($timeout < 0 ? 0 : $timeout);
+	my $n = sysread($self->{sock}, my $buf, 65536);
+	if (!$n)
+	{
+		$self->{ended} = 1;
+		return 0;
+	}
+	$self->{raw} .= $buf;
+	$self->_dechunk if $self->{head_done};
+	return 1;
+}
+
+# Read at most $max bytes if there are any (a client that reads slowly).
+sub nibble
+{
+	my ($self, $max) = @_;
+	return 0 if $self->{ended} || !$self->{sock};
+	return 0 unless IO::Select->new($self->{sock})->can_read(0);
+	my $n = sysread($self->{sock}, my $buf, $max);
+	if (!$n)
+	{
+		$self->{ended} = 1;
+		return 0;
+	}
+	$self->{raw} .= $buf;
+	$self->_dechunk;
+	return $n;
+}
+
+sub _read_head
+{
+	my ($self, $timeout) = @_;
+	my $deadline = time + $timeout;
+	while ($self->{raw} !~ /\r\n\r\n/)
+	{
+		croak 'no response head from hc_http' unless $self->_read_some($deadline - time);
+	}
+	my ($head, $rest) = split /\r\n\r\n/, $self->{raw}, 2;
+	my ($status_line, @lines) = split /\r\n/, $head;
+	($self->{status}) = $status_line =~ m{^HTTP/1\.\d (\d{3})};
+	for (@lines)
+	{
+		$self->{headers}{ lc $1 } = $2 if /^([^:]+):\s*(.*?)\s*$/;
+	}
+	$self->{chunked} = ($self->{headers}{'transfer-encoding'} // '') =~ /chunked/i;
+	$self->{head_done} = 1;
+	$self->{raw} = $rest // '';
+	$self->_dechunk;
+	return;
+}
+
+# Move the whole chunks of raw into body; rpos: how much of raw is done.
+# Positions instead of cutting the front off, which would copy megabytes
+# per event when a client catches up.
+sub _dechunk
+{
+	my ($self) = @_;
+	if (!$self->{chunked})
+	{
+		$self->{body} .= $self->{raw};
+		$self->{raw} = '';
+		return;
+	}
+	my $pos = 0;
+	my $raw = \$self->{raw};
+	for (;;)
+	{
+		my $eol = index($$raw, "\r\n", $pos);
+		last if $eol < 0;
+		my $size = hex substr($$raw, $pos, $eol - $pos);
+		if ($size == 0)
+		{
+			$self->{ended} = 1;
+			$pos = length $$raw;
+			last;
+		}
+		last if length($$raw) < $eol + 2 + $size + 2;
+		$self->{body} .= substr($$raw, $eol + 2, $size);
+		$pos = $eol + 2 + $size + 2;
+	}
+	substr($$raw, 0, $pos, '');
+	return;
+}
+
+# The next complete event (a block ending with a blank line), or undef.
+sub _take
+{
+	my ($self) = @_;
+	my $bpos = $self->{bpos} // 0;
+	my $end = index($self->{body}, "\n\n", $bpos);
+	if ($end < 0)
+	{
+		substr($self->{body}, 0, $bpos, '');
+		$self->{bpos} = 0;
+		return undef;
+	}
+	my $block = substr($self->{body}, $bpos, $end - $bpos);
+	$self->{bpos} = $end + 2;
+	my %ev;
+	for my $line (split /\n/, $block)
+	{
+		if ($line =~ /^:\s?(.*)$/)
+		{
+			$ev{comment} = defined $ev{comment} ? "$ev{comment}\n$1" : $1;
+		}
+		elsif ($line =~ /^(\w+):\s?(.*)$/)
+		{
+			$ev{$1} = $1 eq 'data' && defined $ev{data} ? "$ev{data}\n$2" : $2;
+		}
+	}
+	return \%ev;
+}
+
+sub next_event
+{
+	my ($self, $timeout) = @_;
+	my $deadline = time + ($timeout // 10);
+	for (;;)
+	{
+		my $ev = $self->_take;
+		return $ev if $ev;
+		return undef unless $self->_read_some($deadline - time);
+	}
+}
+
+# The first event for which $pred is true (others are skipped), or undef.
+sub wait_for
+{
+	my ($self, $pred, $timeout) = @_;
+	my $deadline = time + ($timeout // 10);
+	while (time < $deadline)
+	{
+		my $ev = $self->next_event($deadline - time) // return undef;
+		return $ev if $pred->($ev);
+	}
+	return undef;
+}
+
+# Every event (keepalive comments left out) arriving within $seconds.
+sub drain
+{
+	my ($self, $seconds) = @_;
+	my $deadline = time + $seconds;
+	my @evs;
+	while (my $ev = $self->next_event($deadline - time))
+	{
+		push @evs, $ev if defined $ev->{event} || defined $ev->{id};
+	}
+	return @evs;
+}
+
+package HcHttp::Server;
 
 END
 {

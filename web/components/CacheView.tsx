@@ -3,7 +3,8 @@
 import Link from "next/link";
 import { useEffect, useState } from "react";
 import useSWR from "swr";
-import { api, useApiLog, useKeptCount, useMinLsn } from "@/lib/client";
+import { api, useApiLog, useKeptCount, useLiveStatus, useMinLsn } from "@/lib/client";
+import type { LiveStatus } from "@/lib/events";
 import { CACHE_STATS_PATH } from "@/lib/filters";
 import { describeServerTiming, formatInteger, formatMs, formatRatio, formatTime } from "@/lib/format";
 import type { CacheStats } from "@/lib/types";
@@ -137,6 +138,45 @@ function StatsPanel() {
   );
 }
 
+function liveLabel(s: LiveStatus, now: number): string {
+  switch (s.state) {
+    case "live":
+      return "live: answers on this page refresh when the server says they changed";
+    case "connecting":
+      return "connecting…";
+    case "reconnecting": {
+      const secs = s.retryAt ? Math.max(0, Math.ceil((s.retryAt - now) / 1000)) : 0;
+      return secs > 0 ? `disconnected, trying again in ${secs} s` : "reconnecting…";
+    }
+    case "off":
+      return "off: this server has no event stream";
+    default:
+      return "not connected";
+  }
+}
+
+// The event stream's state (lib/events.ts), and what it has said so far.
+function LiveIndicator() {
+  const s = useLiveStatus();
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (s.state !== "reconnecting" || !s.retryAt) return;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [s.state, s.retryAt]);
+  return (
+    <p className={`live-indicator live-${s.state}`} data-testid="live-state" data-state={s.state}>
+      <span className="live-dot" aria-hidden="true" />
+      <strong>Live updates</strong>
+      <span>{liveLabel(s, now)}</span>
+      <span className="muted small">
+        · {formatInteger(s.invalidations)} change{s.invalidations === 1 ? "" : "s"}, {formatInteger(s.resets)} reset
+        {s.resets === 1 ? "" : "s"} received{s.lastEventAt ? `, the last at ${formatTime(s.lastEventAt)}` : ""}
+      </span>
+    </p>
+  );
+}
+
 function shortEtag(etag: string | null): string {
   if (!etag) return "—";
   const bare = etag.replace(/^W\//, "").replace(/"/g, "");
@@ -172,6 +212,10 @@ function CallLog() {
           replayed that edit, the primary otherwise.
         </p>
       ) : null}
+      <p className="muted small">
+        Reads marked “live” were made because the event stream said the answer changed; they carry that change&apos;s LSN
+        as X-Min-LSN, so a 304 means nothing the page shows changed.
+      </p>
       {rows.length === 0 ? (
         <p className="muted">
           No API call yet. <Link href="/">Search for homes</Link>, open a listing, then come back.
@@ -211,6 +255,7 @@ function CallLog() {
                       {e.method} {e.path}
                     </code>
                     {e.conditional ? <span className="muted small"> (If-None-Match)</span> : null}
+                    {e.live ? <span className="muted small"> (live)</span> : null}
                     {e.minLsn ? <span className="muted small"> (X-Min-LSN {e.minLsn})</span> : null}
                     {e.commitLsn ? <span className="muted small"> (X-Commit-LSN {e.commitLsn})</span> : null}
                     {e.error ? <span className="warn-text small"> {e.error}</span> : null}
@@ -244,9 +289,11 @@ export function CacheView() {
         <h1>Cache panel</h1>
         <p className="muted">
           How each answer of this tab was served, and the server&apos;s cache counters. Edit a listing in another tab and
-          watch exactly its answers turn into misses while the others stay cached.
+          watch exactly its answers turn into misses while the others stay cached: the server&apos;s event stream tells this
+          tab which answers changed, and it asks again for those only.
         </p>
       </header>
+      <LiveIndicator />
       <section aria-labelledby="stats-heading" className="section">
         <h2 id="stats-heading">Server cache</h2>
         <StatsPanel />

@@ -4,10 +4,12 @@ import type { ReactNode } from "react";
 import { SWRConfig } from "swr";
 import { ApiError } from "@/lib/api";
 import { fetcher } from "@/lib/client";
+import { LiveUpdates } from "./LiveUpdates";
 
 // SWR on top of the ETag-aware fetch layer: answers are shown at once from
 // SWR's cache and revalidated in the background (on mount, on focus, on
-// reconnect), which the fetch layer turns into conditional requests.
+// reconnect), which the fetch layer turns into conditional requests; and
+// when the server's event stream says an answer on screen changed.
 export function Providers({ children }: { children: ReactNode }) {
   return (
     <SWRConfig
@@ -24,6 +26,7 @@ export function Providers({ children }: { children: ReactNode }) {
         errorRetryInterval: 2000,
       }}
     >
+      <LiveUpdates />
       {children}
     </SWRConfig>
   );

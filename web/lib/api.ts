@@ -18,11 +18,19 @@
 //   primary's WAL position right after the write (POST /rpc/wal_lsn, at or
 //   after the commit), which serves the same way.
 //
-// ETags, kept bodies, the LSN and the log can live in sessionStorage, so
-// that they survive a reload of the page (which then revalidates with 304s
-// and still reads its own writes).
+// - Live changes: each kept answer keeps its xkey header too, the edge keys
+//   it depends on.  The event stream (lib/events.ts) names keys a commit
+//   invalidated; pathsWithKeys() finds the answers they concern, and
+//   markLive() makes the next GET of each carry the commit's LSN as
+//   X-Min-LSN, so that neither a lagging hot standby nor a cache that has
+//   not seen the commit answers it with a 304.
+//
+// ETags, kept bodies, xkeys, the LSN and the log can live in sessionStorage,
+// so that they survive a reload of the page (which then revalidates with
+// 304s and still reads its own writes).
 
-import { maxLsn, normalizeLsn } from "./lsn";
+import { parseXkey } from "./events";
+import { compareLsn, maxLsn, normalizeLsn } from "./lsn";
 
 export interface ApiErrorBody {
   code: string | null;
@@ -69,11 +77,13 @@ export interface LogEntry {
   servedBy?: string | null; // X-Served-By: "primary", "replica"
   minLsn?: string | null; // the X-Min-LSN sent
   commitLsn?: string | null; // the X-Commit-LSN of a write
+  live?: boolean; // asked because the event stream said the answer changed
 }
 
 interface Kept {
   etag: string;
   body: unknown;
+  xkey?: string[]; // the edge keys of the answer (xkey header)
 }
 
 // The parts of Storage the client uses (sessionStorage in the browser).
@@ -103,6 +113,7 @@ type Listener = () => void;
 
 export const MIN_LSN_HEADER = "X-Min-LSN";
 export const COMMIT_LSN_HEADER = "X-Commit-LSN";
+export const XKEY_HEADER = "xkey";
 // Where a server without X-Commit-LSN tells the primary's WAL position.
 export const WAL_LSN_PATH = "/rpc/wal_lsn";
 
@@ -137,6 +148,9 @@ export class ApiClient {
   private log: LogEntry[] = []; // newest last
   private lsn: string | null = null; // the greatest X-Commit-LSN of the session
   private walLsnMissing = false; // WAL_LSN_PATH answered 404: not asked again
+  // Paths the event stream said changed: the next GET of each is "live" and
+  // carries this LSN (or none: "") as X-Min-LSN.
+  private liveDue = new Map<string, string>();
   private nextId = 1;
   private listeners = new Set<Listener>();
   private loaded = false;
@@ -164,7 +178,9 @@ export class ApiClient {
       if (!raw) return;
       const saved = JSON.parse(raw) as { kept?: [string, Kept][]; log?: LogEntry[]; minLsn?: unknown };
       for (const [k, v] of saved.kept ?? []) {
-        if (typeof k === "string" && v && typeof v.etag === "string") this.kept.set(k, v);
+        if (typeof k !== "string" || !v || typeof v.etag !== "string") continue;
+        const xkey = Array.isArray(v.xkey) ? v.xkey.filter((x): x is string => typeof x === "string") : [];
+        this.kept.set(k, xkey.length > 0 ? { etag: v.etag, body: v.body, xkey } : { etag: v.etag, body: v.body });
       }
       this.lsn = maxLsn(this.lsn, typeof saved.minLsn === "string" ? saved.minLsn : null);
       this.log = Array.isArray(saved.log) ? saved.log.slice(-this.maxLog) : [];
@@ -221,6 +237,31 @@ export class ApiClient {
     return this.kept.get(path)?.etag ?? null;
   }
 
+  // The edge keys of a kept answer (its xkey header), or null.
+  keptXkey(path: string): readonly string[] | null {
+    this.load();
+    return this.kept.get(path)?.xkey ?? null;
+  }
+
+  // The kept answers that carry one of these edge keys.
+  pathsWithKeys(keys: Iterable<string>): string[] {
+    this.load();
+    const wanted = new Set(keys);
+    const out: string[] = [];
+    if (wanted.size === 0) return out;
+    for (const [path, k] of this.kept) {
+      if (k.xkey?.some((x) => wanted.has(x))) out.push(path);
+    }
+    return out;
+  }
+
+  // The event stream said these answers changed, in the commit at `lsn`
+  // (or at an unknown one): their next GET carries it as X-Min-LSN.
+  markLive(paths: Iterable<string>, lsn: string | null): void {
+    const l = normalizeLsn(lsn);
+    for (const p of paths) this.liveDue.set(p, maxLsn(this.liveDue.get(p) || null, l) ?? "");
+  }
+
   get keptCount(): number {
     this.load();
     return this.kept.size;
@@ -260,12 +301,13 @@ export class ApiClient {
     this.lsn = maxLsn(this.lsn, lsn);
   }
 
-  private keep(path: string, etag: string, body: unknown): void {
+  private keep(path: string, etag: string, body: unknown, xkey: string[] | undefined): void {
     this.kept.delete(path);
-    this.kept.set(path, { etag, body });
+    this.kept.set(path, xkey && xkey.length > 0 ? { etag, body, xkey } : { etag, body });
     while (this.kept.size > this.maxKept) {
       const oldest = this.kept.keys().next().value as string;
       this.kept.delete(oldest);
+      this.liveDue.delete(oldest);
     }
   }
 
@@ -292,7 +334,8 @@ export class ApiClient {
     const kept = method === "GET" && opts.conditional !== false ? this.kept.get(path) : undefined;
     const headers: Record<string, string> = { Accept: "application/json" };
     if (kept) headers["If-None-Match"] = kept.etag;
-    const minLsn = method === "GET" ? this.lsn : null;
+    const due = method === "GET" ? this.liveDue.get(path) : undefined;
+    const minLsn = method === "GET" ? maxLsn(this.lsn, due || null) : null;
     if (minLsn) headers[MIN_LSN_HEADER] = minLsn;
     if (method === "POST") headers["Content-Type"] = "application/json";
     if (token) headers["Authorization"] = `Bearer ${token}`;
@@ -306,6 +349,7 @@ export class ApiClient {
       path,
       conditional: Boolean(kept),
       minLsn,
+      ...(due !== undefined ? { live: true } : {}),
     };
 
     let res: Response;
@@ -340,6 +384,12 @@ export class ApiClient {
 
     const h = res.headers;
     const etag = h.get("ETag");
+    // Answered: the live mark is spent, unless a later event renewed it.
+    if (due !== undefined) {
+      const now = this.liveDue.get(path);
+      if (now === due || (now && due && compareLsn(now, due) <= 0)) this.liveDue.delete(path);
+    }
+    const xkey = h.has(XKEY_HEADER) ? parseXkey(h.get(XKEY_HEADER)) : undefined;
     const text = res.status === 304 ? "" : await res.text().catch(() => "");
     const entry = {
       ...base,
@@ -360,7 +410,7 @@ export class ApiClient {
       if (doLog) this.record(entry);
       if (kept) {
         // Still current: refresh its recency, and its ETag if the server sent one.
-        this.keep(path, etag ?? kept.etag, kept.body);
+        this.keep(path, etag ?? kept.etag, kept.body, xkey ?? kept.xkey);
         this.save();
         return kept.body as T;
       }
@@ -392,7 +442,7 @@ export class ApiClient {
       }
     }
     if (method === "GET") {
-      if (etag) this.keep(path, etag, data);
+      if (etag) this.keep(path, etag, data, xkey);
       else this.kept.delete(path);
     }
     if (doLog) this.record(entry);

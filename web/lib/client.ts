@@ -3,6 +3,7 @@
 
 import { useSyncExternalStore } from "react";
 import { ApiClient, type KeyValueStore, type LogEntry } from "./api";
+import { LiveEvents, type LiveStatus } from "./events";
 
 function sessionStore(): KeyValueStore | null {
   try {
@@ -12,7 +13,12 @@ function sessionStore(): KeyValueStore | null {
   }
 }
 
-export const api = new ApiClient({ base: "/api", storage: sessionStore() });
+const API_BASE = "/api";
+
+export const api = new ApiClient({ base: API_BASE, storage: sessionStore() });
+
+// The event stream of the same server (components/LiveUpdates.tsx starts it).
+export const live = new LiveEvents({ url: `${API_BASE}/events` });
 
 // SWR's fetcher: the key is the API path ("/rpc/listings?city=Boston").
 export function fetcher<T>(path: string): Promise<T> {
@@ -44,5 +50,14 @@ export function useMinLsn(): string | null {
     (cb) => api.subscribe(cb),
     () => api.minLsn,
     () => null,
+  );
+}
+
+// The event stream's state, for the "live" indicator.
+export function useLiveStatus(): LiveStatus {
+  return useSyncExternalStore(
+    (cb) => live.subscribe(cb),
+    () => live.getStatus(),
+    () => live.getStatus(),
   );
 }

@@ -14,7 +14,7 @@
 // the test of an editor on a lagging replica is skipped.
 import assert from "node:assert/strict";
 import { execSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -236,9 +236,14 @@ test("cache panel: MISS, then L1 or L2 for another visitor, then 304 on revalida
   // Back to the search: SWR shows it at once and revalidates with
   // If-None-Match; nothing changed, so 304.
   await b.page.getByRole("link", { name: "Search", exact: true }).click();
-  await b.page.goBack();
+  await b.page.waitForURL((u) => u.pathname === "/" && !u.searchParams.get("city"));
+  // Back past the cache panel to the search.  Chromium skips a history
+  // entry it deems made without the user (its back-button intervention) in
+  // some versions only: go back until the search is there, at most twice.
+  const isSearch = (u) => u.pathname === "/" && u.searchParams.get("city") === "Seattle";
+  for (let i = 0; i < 2 && !isSearch(new URL(b.page.url())); i++) await b.page.goBack();
   // the router's own navigation back ends before ours starts (it would cut it short)
-  await b.page.waitForURL((u) => u.pathname === "/" && u.searchParams.get("city") === "Seattle");
+  await b.page.waitForURL(isSearch);
   await waitResults(b.page);
   await b.page.goto(search);
   await waitResults(b.page);
@@ -410,6 +415,129 @@ test(
     await context.close();
   },
 );
+
+// The viewer's tabs wait until their event stream is open.
+async function waitLive(page) {
+  await page.waitForFunction(() => document.documentElement.dataset.live === "live", null, { timeout: 10000, polling: 50 });
+}
+
+// The call log a tab keeps in sessionStorage (lib/api.ts).
+async function tabLog(page) {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem("hc.api") ?? "{}").log ?? []);
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+
+test("live changes: an edit in one browser shows in another without a reload", async () => {
+  const city = "Seattle";
+  const first = await apiGet(`/rpc/listings?city=${city}&page_size=20`);
+  assert.ok(first.total > 60, `need three pages of ${city} listings, have ${first.total}`);
+  const id = first.items[0].id;
+  const listing = await apiGet(`/rpc/listing?id=${id}`);
+
+  // The viewer: the listing; a page of the city's search without it (its
+  // tags are the edit's: asked again, it shows the same); another city's
+  // search (no key in common: not asked at all).
+  const viewer = await visitor();
+  const vListing = viewer.page;
+  await vListing.goto(`/listing?id=${id}`);
+  await vListing.getByTestId("listing-price").waitFor();
+  const vPage3 = await viewer.context.newPage();
+  await vPage3.goto(`/?city=${city}&page=3`);
+  await waitResults(vPage3);
+  const page3Titles = await vPage3.locator(".card-title").allTextContents();
+  const vDenver = await viewer.context.newPage();
+  await vDenver.goto("/?city=Denver");
+  await waitResults(vDenver);
+  for (const p of [vListing, vPage3, vDenver]) await waitLive(p);
+  await vListing.evaluate(() => {
+    window.__notReloaded = true;
+    window.__shownAt = {};
+    const note = () => {
+      const t = document.querySelector("[data-testid='listing-price']")?.textContent;
+      if (t && !(t in window.__shownAt)) window.__shownAt[t] = performance.timeOrigin + performance.now();
+    };
+    new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+
+  // The editor, in a browser of its own: once through the form.
+  const editor = await visitor();
+  const ed = editor.page;
+  await ed.goto(`/edit?id=${id}`);
+  await ed.getByLabel("Paste the token").fill(TOKEN);
+  await ed.getByRole("button", { name: "Save token" }).click();
+  await ed.getByText(/A token for role web_editor is saved/).waitFor();
+  let cents = listing.price_cents + 50_000;
+  await ed.getByLabel("Price (US dollars)").fill(String(cents / 100));
+  await ed.getByRole("button", { name: "Save changes" }).click();
+  await ed.getByTestId("saved-price").waitFor();
+  await vListing.getByText(money(cents), { exact: true }).waitFor({ timeout: 2000 });
+  await shot(vListing, "12-live-viewer-after-edit");
+
+  // Then 20 edits, timed from the editor's answer (the commit is done) to
+  // the viewer's page showing the new price.
+  const fromCommit = [];
+  const fromRequest = [];
+  for (let i = 1; i <= 20; i++) {
+    cents += 100;
+    const r = await ed.evaluate(
+      async ({ id, cents, token }) => {
+        const t0 = performance.timeOrigin + performance.now();
+        const res = await fetch("/api/rpc/update_listing", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ id, price_cents: cents }),
+        });
+        return { status: res.status, t0, t1: performance.timeOrigin + performance.now() };
+      },
+      { id, cents, token: TOKEN },
+    );
+    assert.equal(r.status, 200, `edit ${i}`);
+    const text = money(cents);
+    const shownAt = await (
+      await vListing.waitForFunction((t) => window.__shownAt[t], text, { timeout: 2000, polling: 10 })
+    ).jsonValue();
+    fromCommit.push(shownAt - r.t1);
+    fromRequest.push(shownAt - r.t0);
+  }
+  assert.equal(await vListing.evaluate(() => window.__notReloaded), true, "the viewer's page was not reloaded");
+  const sc = [...fromCommit].sort((a, b) => a - b);
+  const sr = [...fromRequest].sort((a, b) => a - b);
+  const figures = {
+    edits: sc.length,
+    commit_to_shown_ms: { p50: percentile(sc, 50), p99: percentile(sc, 99), max: sc.at(-1) },
+    request_to_shown_ms: { p50: percentile(sr, 50), p99: percentile(sr, 99), max: sr.at(-1) },
+  };
+  console.log(
+    `live changes, ${sc.length} edits: commit -> other browser shows it: p50 ${figures.commit_to_shown_ms.p50.toFixed(1)} ms, ` +
+      `p99 ${figures.commit_to_shown_ms.p99.toFixed(1)} ms (from the editor's request: p50 ${figures.request_to_shown_ms.p50.toFixed(1)} ms, ` +
+      `p99 ${figures.request_to_shown_ms.p99.toFixed(1)} ms)`,
+  );
+  writeFileSync(join(ARTIFACTS, "live-latency.json"), JSON.stringify({ ...figures, commit_to_shown: fromCommit }, null, 2));
+  assert.ok(figures.commit_to_shown_ms.p99 <= 2000, `p99 ${figures.commit_to_shown_ms.p99} ms`);
+
+  // Exactly the answers concerned: the listing's (conditional, with the
+  // commit's LSN), the city's page 3 (the same listings), never Denver's.
+  const live = (log) => log.filter((e) => e.live);
+  const listingLive = live(await tabLog(vListing)).filter((e) => e.path === `/rpc/listing?id=${id}`);
+  assert.ok(listingLive.length >= 20, `live requests of the listing: ${listingLive.length}`);
+  assert.ok(listingLive.every((e) => e.conditional && /^[0-9A-F]+\/[0-9A-F]+$/.test(e.minLsn ?? "")), "conditional, with X-Min-LSN");
+  assert.ok(listingLive.some((e) => e.status === 200));
+  const page3Live = live(await tabLog(vPage3));
+  assert.ok(page3Live.length > 0, "the city's page 3 was revalidated");
+  assert.ok(page3Live.every((e) => e.status === 200 || e.status === 304), `page 3: ${JSON.stringify(page3Live.map((e) => e.status))}`);
+  assert.deepEqual(await vPage3.locator(".card-title").allTextContents(), page3Titles, "page 3 shows the same listings");
+  assert.deepEqual(live(await tabLog(vDenver)), [], "Denver's search was not asked again");
+
+  // The cache panel shows the stream live, and the live revalidations.
+  await vPage3.goto("/cache");
+  await vPage3.getByTestId("live-state").waitFor();
+  await vPage3.waitForFunction(() => document.querySelector("[data-testid='live-state']")?.dataset.state === "live");
+  assert.match(await vPage3.getByTestId("live-state").textContent(), /Live updates/);
+  await shot(vPage3, "13-live-cache-panel");
+  await editor.context.close();
+  await viewer.context.close();
+});
 
 test("API down: a clear message and a retry button, never a blank page", async () => {
   const { context, page } = await visitor();

@@ -412,3 +412,92 @@ describe("ApiClient: reading one's own writes (X-Commit-LSN -> X-Min-LSN)", () =
     });
   });
 });
+
+describe("ApiClient and live changes: xkeys, the answers an event concerns, X-Min-LSN", () => {
+  const ITEM = "/rpc/listing?id=1";
+  const SEARCH = "/rpc/listings?city=Boston&page_size=20";
+  const OTHER = "/rpc/listings?city=Denver&page_size=20";
+  let server: ReturnType<typeof fakeServer>;
+  let client: ApiClient;
+
+  beforeEach(() => {
+    server = fakeServer();
+    client = new ApiClient({ base: "/api", fetch: server.fetch });
+    server.set(ITEM, { id: 1 }, '"i1"', "MISS", { xkey: "kid1 kcityboston klistings kstar" });
+    server.set(SEARCH, { total: 1 }, '"s1"', "MISS", { xkey: "kcityboston klistings kstar" });
+    server.set(OTHER, { total: 2 }, '"o1"', "MISS", { xkey: "kcitydenver klistings kstar" });
+  });
+
+  it("keeps each answer's xkey with its ETag and body", async () => {
+    await client.get(ITEM);
+    expect(client.keptXkey(ITEM)).toEqual(["kid1", "kcityboston", "klistings", "kstar"]);
+    server.set("/rpc/nokeys", 1, '"n"');
+    await client.get("/rpc/nokeys");
+    expect(client.keptXkey("/rpc/nokeys")).toBeNull();
+  });
+
+  it("finds exactly the kept answers that carry one of the keys", async () => {
+    for (const p of [ITEM, SEARCH, OTHER]) await client.get(p);
+    expect(client.pathsWithKeys(["kid1"])).toEqual([ITEM]);
+    expect(client.pathsWithKeys(["kcityboston", "knothing"]).sort()).toEqual([ITEM, SEARCH].sort());
+    expect(client.pathsWithKeys(["kstar"])).toHaveLength(3);
+    expect(client.pathsWithKeys(["knothing"])).toEqual([]);
+    expect(client.pathsWithKeys([])).toEqual([]);
+  });
+
+  it("refreshes the xkey from a 304 that has one, keeps it from one that has none", async () => {
+    await client.get(ITEM);
+    server.set(ITEM, { id: 1 }, '"i1"', "L1", { xkey: "kid1 knew" });
+    await client.get(ITEM);
+    expect(client.getLog().at(-1)?.status).toBe(304);
+    expect(client.keptXkey(ITEM)).toEqual(["kid1", "knew"]);
+    server.set(ITEM, { id: 1 }, '"i1"', "L1");
+    await client.get(ITEM);
+    expect(client.keptXkey(ITEM)).toEqual(["kid1", "knew"]);
+  });
+
+  it("sends the event's LSN with the next GET of each answer it concerns, once, and logs it as live", async () => {
+    await client.get(ITEM);
+    await client.get(SEARCH);
+    client.markLive(client.pathsWithKeys(["kid1"]), "0/2000");
+    await client.get(ITEM);
+    await client.get(SEARCH);
+    await client.get(ITEM);
+    const [, , live, notLive, again] = server.seen;
+    expect(live.headers.get("X-Min-LSN")).toBe("0/2000");
+    expect(live.headers.get("If-None-Match")).toBe('"i1"');
+    expect(notLive.headers.get("X-Min-LSN")).toBeNull();
+    expect(again.headers.get("X-Min-LSN")).toBeNull();
+    expect(client.getLog().map((e) => Boolean(e.live))).toEqual([false, false, true, false, false]);
+    expect(client.getLog()[2]).toMatchObject({ status: 304, minLsn: "0/2000" });
+  });
+
+  it("sends the later of the event's LSN and the session's own", async () => {
+    server.set("/rpc/update_listing", { id: 1 }, null, "BYPASS", { "X-Commit-LSN": "0/5000" });
+    await client.get(ITEM);
+    await client.post("/rpc/update_listing", { id: 1 }, "tok");
+    client.markLive([ITEM], "0/4000");
+    await client.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBe("0/5000");
+    client.markLive([ITEM], "1/0");
+    client.markLive([ITEM], "0/9"); // an older event does not lower it
+    await client.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBe("1/0");
+  });
+
+  it("marks a revalidation live without an LSN when the event has none", async () => {
+    await client.get(ITEM);
+    client.markLive([ITEM], null);
+    await client.get(ITEM);
+    expect(server.seen.at(-1)?.headers.get("X-Min-LSN")).toBeNull();
+    expect(client.getLog().at(-1)?.live).toBe(true);
+  });
+
+  it("keeps xkeys in storage with the ETags", async () => {
+    const store = memoryStore();
+    const a = new ApiClient({ fetch: server.fetch, storage: store });
+    await a.get(SEARCH);
+    const b = new ApiClient({ fetch: server.fetch, storage: store });
+    expect(b.pathsWithKeys(["kcityboston"])).toEqual([SEARCH]);
+  });
+});

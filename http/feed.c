@@ -1,0 +1,584 @@
+/*
+ * The invalidation feed: one thread, one Redis connection (hiredis)
+ * subscribed to the engine's channel, for the event stream (events.c).
+ *
+ * Per message (edge/README.md, "Invalidation messages"):
+ *
+ *   - its number goes through the Sequence (sequence.c), which says when
+ *     messages may have been missed: then `reset`;
+ *   - an invalidation of this server's database becomes edge keys, each
+ *     with the roles it may be sent to (readers.c): the key of each tag of
+ *     a table the role may read, for a table T with row-level security
+ *     only the key of its wildcard tag (T + "/" + "*", which every answer
+ *     of T carries), and the key of "*" for everyone;
+ *   - other databases' invalidations, heartbeats and unknown types count
+ *     for the numbering only.
+ *
+ * `reset` also goes out at every subscription (what was published while
+ * unsubscribed is unknown), and for an invalidation the thread cannot
+ * filter (the privileges could not be read from the database).
+ *
+ * The thread never holds a lock an HTTP thread waits for while it talks to
+ * Redis or to the database; it blocks only itself.  The Redis connection is
+ * watched with PING while idle; on any error it reconnects with backoff.
+ */
+#include "hc_http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+#include <libpq-fe.h>
+
+#define PING_IDLE_S 5.0			/* PING after this long without data */
+#define PING_TIMEOUT_S 5.0		/* and give up on the connection after */
+#define READERS_REFRESH_S 60.0	/* reload the readers this often */
+#define READERS_MISS_S 2.0		/* an unknown table reloads at most this often */
+#define BACKOFF_MIN_S 0.25
+#define BACKOFF_MAX_S 5.0
+
+static FeedConfig conf;
+static pthread_t thread;
+static bool started;
+static atomic_bool stopping;
+static atomic_bool reload_requested;
+static int wake_pipe[2] = {-1, -1};
+
+/* Owned by the feed thread. */
+static redisContext *rc;
+static Sequence seq;
+static Readers *readers;
+static double readers_loaded_at;	/* last successful load, mono_now() */
+static double readers_tried_at;		/* last attempt */
+static uint64_t all_roles;
+
+/* --- waking the thread -------------------------------------------------- */
+
+static void
+wake(void)
+{
+	ssize_t		n = write(wake_pipe[1], "w", 1);
+
+	(void) n;					/* full: it is awake already */
+}
+
+static void
+drain_wake(void)
+{
+	char		b[64];
+
+	while (read(wake_pipe[0], b, sizeof(b)) > 0)
+		;
+}
+
+/* Sleep up to `seconds`, or until woken. */
+static void
+nap(double seconds)
+{
+	struct pollfd p = {.fd = wake_pipe[0],.events = POLLIN};
+
+	if (poll(&p, 1, (int) (seconds * 1000)) > 0)
+		drain_wake();
+}
+
+/* --- readers -------------------------------------------------------------- */
+
+/* Load the readers through the pool; keep the old ones on failure. */
+static bool
+refresh_readers(void)
+{
+	PGconn	   *conn;
+	int			slot;
+	Readers    *r;
+	PoolStatus	ps;
+
+	readers_tried_at = mono_now();
+	ps = pool_checkout(conf.pool, conf.pool_timeout_ms, false, &conn, &slot);
+	if (ps != POOL_OK)
+	{
+		log_msg("events: cannot read the privileges on the watched tables: %s",
+				ps == POOL_TIMEOUT ? "no free database connection" : "database unavailable");
+		return false;
+	}
+	r = readers_load(conn, conf.roles, conf.nroles);
+	pool_release(conf.pool, slot, PQstatus(conn) != CONNECTION_OK);
+	if (r == NULL)
+		return false;
+	if (readers == NULL || readers_count(readers) != readers_count(r))
+		log_msg("events: %d watched table(s) in database %s", readers_count(r), readers_database(r));
+	readers_free(readers);
+	readers = r;
+	readers_loaded_at = mono_now();
+	return true;
+}
+
+/* --- invalidations -------------------------------------------------------- */
+
+typedef struct KeyList
+{
+	FeedKey    *k;
+	int			n;
+	int			cap;
+} KeyList;
+
+static void
+keys_add(KeyList *l, const char *database, const char *tag, size_t len, uint64_t roles)
+{
+	if (roles == 0)
+		return;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->k = realloc(l->k, (size_t) l->cap * sizeof(FeedKey));
+		if (l->k == NULL)
+			abort();
+	}
+	edge_key(database, tag, len, l->k[l->n].key);
+	l->k[l->n].roles = roles;
+	l->n++;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const FeedKey *) a)->key, ((const FeedKey *) b)->key);
+}
+
+/* Each key once, with the union of its roles. */
+static void
+keys_dedup(KeyList *l)
+{
+	int			out = 0;
+
+	if (l->n < 2)
+		return;
+	qsort(l->k, (size_t) l->n, sizeof(FeedKey), key_cmp);
+	for (int i = 1; i < l->n; i++)
+	{
+		if (strcmp(l->k[out].key, l->k[i].key) == 0)
+			l->k[out].roles |= l->k[i].roles;
+		else
+			l->k[++out] = l->k[i];
+	}
+	l->n = out + 1;
+}
+
+/*
+ * The keys of the tags for the roles that may read them.  False when a tag
+ * names a table the readers do not know.
+ */
+static bool
+tags_to_keys(const JsonValue *tags, KeyList *l)
+{
+	const char *db = readers_database(readers);
+	bool		all_known = true;
+
+	l->n = 0;
+	for (const JsonValue *t = tags ? tags->child : NULL; t; t = t->next)
+	{
+		ReaderInfo	ri;
+
+		if (t->type != JSON_STRING)
+			continue;
+		if (strcmp(t->str, "*") == 0)
+			keys_add(l, db, "*", 1, all_roles);
+		else if (!readers_lookup(readers, t->str, t->str_len, &ri))
+			all_known = false;
+		else if (ri.rls)
+		{
+			/* row-level security: which rows changed is not ours to tell */
+			char	   *star = xmalloc(ri.table_tag_len + 3);
+
+			memcpy(star, ri.table_tag, ri.table_tag_len);
+			memcpy(star + ri.table_tag_len, "/*", 3);
+			keys_add(l, db, star, ri.table_tag_len + 2, ri.roles);
+			free(star);
+		}
+		else
+			keys_add(l, db, t->str, t->str_len, ri.roles);
+	}
+	keys_dedup(l);
+	return all_known;
+}
+
+/* The message's "lsn" if it is one (hex digits, a slash, hex digits). */
+static const char *
+message_lsn(const JsonValue *msg)
+{
+	const JsonValue *v = json_get(msg, "lsn");
+	const char *slash;
+
+	if (v == NULL || v->type != JSON_STRING || v->str_len < 3 || v->str_len > 17 ||
+		strspn(v->str, "0123456789ABCDEFabcdef/") != v->str_len)
+		return NULL;
+	slash = strchr(v->str, '/');
+	if (slash == NULL || slash == v->str || slash[1] == '\0' || strchr(slash + 1, '/'))
+		return NULL;
+	return v->str;
+}
+
+static void
+invalidation(const JsonValue *msg, const char *id)
+{
+	const JsonValue *database = json_get(msg, "database");
+	const JsonValue *tags = json_get(msg, "tags");
+	KeyList		l = {NULL, 0, 0};
+	bool		known;
+
+	if (readers == NULL && mono_now() - readers_tried_at >= READERS_MISS_S)
+		refresh_readers();
+	if (readers == NULL)
+	{
+		conf.reset(conf.arg, "an invalidation whose readers are unknown (database unreachable)");
+		return;
+	}
+	if (database && database->type == JSON_STRING &&
+		strcmp(database->str, readers_database(readers)) != 0)
+		return;					/* another database's */
+	if (tags == NULL || tags->type != JSON_ARRAY)
+		return;
+	known = tags_to_keys(tags, &l);
+	if (!known && mono_now() - readers_loaded_at >= READERS_MISS_S)
+	{
+		/* a table watched since the readers were loaded? */
+		if (refresh_readers())
+			known = tags_to_keys(tags, &l);
+		else
+			conf.reset(conf.arg, "a table whose readers could not be read");
+	}
+	/* still unknown after a fresh load: not a watched table, nobody's */
+	if (l.n > 0)
+		conf.deliver(conf.arg, id, message_lsn(msg), l.k, l.n);
+	free(l.k);
+}
+
+/* --- messages ------------------------------------------------------------- */
+
+/* A JSON number that is a non-negative integer, exactly. */
+static bool
+json_uint64(const JsonValue *v, uint64_t *out)
+{
+	uint64_t	n = 0;
+
+	if (v == NULL || v->type != JSON_NUMBER || v->raw_len == 0 || v->raw_len > 19)
+		return false;
+	for (size_t i = 0; i < v->raw_len; i++)
+	{
+		if (v->raw[i] < '0' || v->raw[i] > '9')
+			return false;
+		n = n * 10 + (uint64_t) (v->raw[i] - '0');
+	}
+	*out = n;
+	return true;
+}
+
+static void
+verdict(SeqVerdict v)
+{
+	if (v == SEQ_NEW_EPOCH)
+		conf.reset(conf.arg, "a new epoch (the database server restarted)");
+	else if (v == SEQ_TOO_FAR)
+		conf.reset(conf.arg, "a message numbered far past the last one seen");
+}
+
+static void
+message(const char *payload, size_t len)
+{
+	static double last_complaint;
+	const char *err = NULL;
+	JsonValue  *msg = json_parse(payload, len, &err);
+	const JsonValue *type,
+			   *epoch,
+			   *version;
+	const char *t;
+	uint64_t	n = 0;
+	bool		numbered;
+	char		id[64] = "";
+
+	if (msg == NULL || msg->type != JSON_OBJECT)
+	{
+		if (mono_now() - last_complaint > 10)
+		{
+			last_complaint = mono_now();
+			log_msg("events: ignoring a message on %s that is not a JSON object", conf.channel);
+		}
+		json_free(msg);
+		return;
+	}
+	version = json_get(msg, "v");
+	if (version && version->type == JSON_NUMBER && version->num != 1)
+	{
+		conf.reset(conf.arg, "a message of an unknown version");
+		json_free(msg);
+		return;
+	}
+	type = json_get(msg, "type");
+	t = type && type->type == JSON_STRING ? type->str : "invalidation";
+	epoch = json_get(msg, "epoch");
+	if (epoch && epoch->type != JSON_STRING)
+		epoch = NULL;
+	numbered = epoch != NULL && epoch->str_len < sizeof(seq.epoch) &&
+		json_uint64(json_get(msg, "seq"), &n);
+	if (strcmp(t, "heartbeat") == 0)
+	{
+		if (numbered)
+			verdict(seq_heartbeat(&seq, epoch->str, n, mono_now()));
+	}
+	else if (strcmp(t, "invalidation") == 0)
+	{
+		if (numbered)
+		{
+			verdict(seq_message(&seq, epoch->str, n, mono_now()));
+			snprintf(id, sizeof(id), "%s/%llu", epoch->str, (unsigned long long) n);
+		}
+		invalidation(msg, id[0] ? id : NULL);
+	}
+	json_free(msg);
+}
+
+static void
+reply(redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
+		r->element[2]->type == REDIS_REPLY_STRING)
+		message(r->element[2]->str, r->element[2]->len);
+	/* "subscribe" confirmations and "pong"s: nothing to do */
+}
+
+/* --- the Redis connection ------------------------------------------------- */
+
+static bool
+command_ok(const char *what, redisReply *r, char *err, size_t errlen)
+{
+	bool		ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+
+	if (!ok)
+		snprintf(err, errlen, "%s: %s", what, r ? r->str : rc->errstr);
+	if (r)
+		freeReplyObject(r);
+	return ok;
+}
+
+/* Connect, authenticate, select, subscribe; err says why not. */
+static bool
+subscribe(char *err, size_t errlen)
+{
+	struct timeval tv = {conf.connect_timeout_ms / 1000, (conf.connect_timeout_ms % 1000) * 1000};
+	redisReply *r;
+
+	rc = redisConnectWithTimeout(conf.redis_host, conf.redis_port, tv);
+	if (rc == NULL || rc->err)
+	{
+		snprintf(err, errlen, "%s", rc ? rc->errstr : "out of memory");
+		return false;
+	}
+	redisSetTimeout(rc, tv);
+	redisEnableKeepAlive(rc);
+	if (conf.redis_password && *conf.redis_password &&
+		!command_ok("AUTH", redisCommand(rc, "AUTH %s", conf.redis_password), err, errlen))
+		return false;
+	if (conf.redis_db != 0 &&
+		!command_ok("SELECT", redisCommand(rc, "SELECT %d", conf.redis_db), err, errlen))
+		return false;
+	r = redisCommand(rc, "SUBSCRIBE %s", conf.channel);
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+	{
+		freeReplyObject(r);
+		return true;
+	}
+	if (command_ok("SUBSCRIBE", r, err, errlen))
+		snprintf(err, errlen, "SUBSCRIBE: unexpected reply");
+	return false;
+}
+
+static bool
+send_ping(void)
+{
+	int			done = 0;
+
+	if (redisAppendCommand(rc, "PING") != REDIS_OK)
+		return false;
+	while (!done)
+		if (redisBufferWrite(rc, &done) != REDIS_OK)
+			return false;
+	return true;
+}
+
+/* Milliseconds until `deadline` (mono_now() time), between 0 and cap_ms. */
+static int
+ms_until(double deadline, int cap_ms)
+{
+	double		ms = (deadline - mono_now()) * 1000;
+
+	if (deadline == 0 || ms > cap_ms)
+		return cap_ms;
+	return ms < 0 ? 0 : (int) ms + 1;
+}
+
+/*
+ * Read messages until the connection fails or the thread is asked to stop;
+ * err says why it ended.
+ */
+static void
+listen_channel(char *err, size_t errlen)
+{
+	double		window = conf.reorder_ms / 1000.0;
+	double		last_data = mono_now();
+	double		ping_at = 0;
+
+	for (;;)
+	{
+		struct pollfd p[2] = {{.fd = rc->fd,.events = POLLIN}, {.fd = wake_pipe[0],.events = POLLIN}};
+		void	   *r = NULL;
+		double		now;
+		int			got;
+
+		while ((got = redisGetReplyFromReader(rc, &r)) == REDIS_OK && r != NULL)
+		{
+			reply(r);
+			freeReplyObject(r);
+			r = NULL;
+		}
+		if (got != REDIS_OK)
+		{
+			snprintf(err, errlen, "protocol error: %s", rc->errstr);
+			return;
+		}
+		now = mono_now();
+		if (seq_expired(&seq, now, window))
+			conf.reset(conf.arg, "a message did not arrive within the reorder window");
+		if (atomic_exchange(&reload_requested, false) || now - readers_tried_at >= READERS_REFRESH_S)
+			refresh_readers();
+		if (ping_at == 0 && now - last_data >= PING_IDLE_S)
+		{
+			if (!send_ping())
+			{
+				snprintf(err, errlen, "%s", rc->errstr);
+				return;
+			}
+			ping_at = now;
+		}
+		if (ping_at != 0 && now - ping_at >= PING_TIMEOUT_S)
+		{
+			snprintf(err, errlen, "no answer to PING within %.0f s", PING_TIMEOUT_S);
+			return;
+		}
+		if (poll(p, 2, ms_until(seq_deadline(&seq, window), 1000)) < 0 && errno != EINTR)
+		{
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return;
+		}
+		if (p[1].revents)
+			drain_wake();
+		if (atomic_load(&stopping))
+		{
+			snprintf(err, errlen, "stopping");
+			return;
+		}
+		if (p[0].revents)
+		{
+			if (redisBufferRead(rc) != REDIS_OK)
+			{
+				snprintf(err, errlen, "%s", rc->errstr[0] ? rc->errstr : "connection closed");
+				return;
+			}
+			last_data = mono_now();
+			ping_at = 0;
+		}
+	}
+}
+
+static void *
+feed_main(void *arg)
+{
+	double		backoff = BACKOFF_MIN_S;
+	bool		complained = false;
+	char		err[256];
+
+	(void) arg;
+	refresh_readers();
+	while (!atomic_load(&stopping))
+	{
+		if (!subscribe(err, sizeof(err)))
+		{
+			if (!complained)
+				log_msg("events: cannot subscribe to Redis at %s:%d: %s (retrying)",
+						conf.redis_host, conf.redis_port, err);
+			complained = true;
+			if (rc)
+				redisFree(rc);
+			rc = NULL;
+			nap(backoff);
+			backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+			continue;
+		}
+		log_msg("events: subscribed to %s at %s:%d", conf.channel, conf.redis_host, conf.redis_port);
+		complained = false;
+		backoff = BACKOFF_MIN_S;
+		seq_forget(&seq);
+		conf.reset(conf.arg, "subscribed to Redis");
+		listen_channel(err, sizeof(err));
+		redisFree(rc);
+		rc = NULL;
+		if (!atomic_load(&stopping))
+			log_msg("events: lost the Redis connection (%s); reconnecting", err);
+	}
+	return NULL;
+}
+
+/* --- interface ------------------------------------------------------------ */
+
+bool
+feed_start(const FeedConfig *c)
+{
+	conf = *c;
+	all_roles = conf.nroles >= 64 ? ~(uint64_t) 0 : ((uint64_t) 1 << conf.nroles) - 1;
+	if (pipe(wake_pipe) != 0)
+		return false;
+	for (int i = 0; i < 2; i++)
+		fcntl(wake_pipe[i], F_SETFL, fcntl(wake_pipe[i], F_GETFL) | O_NONBLOCK);
+	seq_init(&seq);
+	started = pthread_create(&thread, NULL, feed_main, NULL) == 0;
+	if (!started)
+	{
+		seq_free(&seq);
+		close(wake_pipe[0]);
+		close(wake_pipe[1]);
+		wake_pipe[0] = wake_pipe[1] = -1;
+	}
+	return started;
+}
+
+void
+feed_reload(void)
+{
+	if (!started)
+		return;
+	atomic_store(&reload_requested, true);
+	wake();
+}
+
+void
+feed_stop(void)
+{
+	if (!started)
+		return;
+	atomic_store(&stopping, true);
+	wake();
+	pthread_join(thread, NULL);
+	started = false;
+	readers_free(readers);
+	readers = NULL;
+	seq_free(&seq);
+	close(wake_pipe[0]);
+	close(wake_pipe[1]);
+	wake_pipe[0] = wake_pipe[1] = -1;
+}
