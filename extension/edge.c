@@ -160,10 +160,9 @@ publish_heartbeat(void)
 				 pg_atomic_read_u64(&hc_shared->message_seq));
 	if (n <= 0 || n >= (int) sizeof(msg))
 		return;
+	/* a heartbeat that did not go out is missed by consumers, who count it */
 	if (HcRedisPublish(hc_channel, msg, n))
 		HcStatInc(HC_STAT_HEARTBEATS);
-	else
-		HcStatInc(HC_STAT_PUBLISH_FAILURES);
 }
 
 /*

@@ -171,6 +171,8 @@ typedef enum HcStat
 	HC_STAT_REDIS_DISCOVERIES,
 	HC_STAT_REDIS_FAILOVERS,
 	HC_STAT_HEARTBEATS,
+	HC_STAT_FRAGMENT_HITS,
+	HC_STAT_FRAGMENT_FILLS,
 	HC_STAT_COUNT
 } HcStat;
 
@@ -209,8 +211,8 @@ HcStatAdd(HcStat stat, uint64 n)
 
 /* ---- the generation protocol (generation.c) and keys (key.c) ---- */
 
-/* at most this many tags per cached answer (after template expansion) */
-#define HC_MAX_TAGS		16
+/* at most this many generation slots per cached answer (tags and columns) */
+#define HC_MAX_TAGS		64
 
 /* 128-bit key digest, printed as 32 hex characters after the key prefix */
 #define HC_DIGEST_LEN	16
@@ -251,6 +253,10 @@ typedef struct HcTagSpeller
 } HcTagSpeller;
 
 extern uint32 HcTagSlot(const char *tag, int len);
+extern uint64 HcTagHash(const char *tag, int len);
+extern uint64 HcColumnHash(const char *column);
+extern uint32 HcSlotOfHash(uint64 taghash);
+extern uint32 HcColumnSlot(uint64 taghash, uint64 columnhash);
 extern HcSpelling HcTagSpellingOf(Oid type, Oid collation);
 extern bool HcTagSpellerInit(HcTagSpeller *sp, Oid type, Oid collation,
 							 MemoryContext cxt);
@@ -284,6 +290,10 @@ extern HcRedisResult HcRedisGet(const char *key, const uint8 *digest,
 								HcValue *value);
 extern bool HcRedisSet(const char *key, const uint8 *digest,
 					   const HcValue *value);
+extern bool HcRedisMGet(int n, const char *const *keys, const uint8 *const *digests,
+						HcValue *values, bool *hit);
+extern int	HcRedisSetMany(int n, const char *const *keys, const uint8 *const *digests,
+						   const HcValue *values);
 extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
 extern void HcRedisConfigChanged(void);
 extern const char *HcRedisMasterAddress(void);
@@ -435,13 +445,17 @@ typedef struct HcQueryRow
 	bool		fetchable;
 	Oid			owner;
 	char	   *extension;		/* that registered it, or NULL */
+	/* a composed query's fragments (registry.c), all NULL otherwise */
+	char	   *fragment_sql;
+	Datum		fragment_tags;	/* text[], or 0 */
+	char	   *fragments_key;
 } HcQueryRow;
 
 extern Oid	HcCatalogRelid(const char *table);
 extern bool HcCatalogLookupWatched(const char *table_tag, Oid *relid,
 								   char **partition_column, char **id_column);
 extern bool HcCatalogReadQuery(const char *name, HcQueryRow *row);
-extern void HcCatalogStoreQuery(const char *name, const char *sql,
+extern void HcCatalogStoreQuery(const HcQueryRow *composed, const char *name, const char *sql,
 								Datum param_types, Datum tags, int ttl_seconds,
 								bool vary_by_role, bool fetchable);
 extern bool HcCatalogDeleteQuery(const char *name);
@@ -461,7 +475,7 @@ extern void HcStandbyWaitForLsn(void);
 
 /* ---- registered queries (registry.c) ---- */
 #define HC_MAX_PARAMS		32
-#define HC_MAX_TEMPLATES	(HC_MAX_TAGS / 2)
+#define HC_MAX_TEMPLATES	8
 
 /*
  * A tag template: a table tag alone, "T/col=$n", or a literal "T/col=value".
@@ -473,11 +487,43 @@ typedef struct HcTagTemplate
 	int			param;			/* 1-based parameter, 0 for a literal */
 	char	   *literal;		/* the whole tag, when param == 0 */
 	HcTagSpeller speller;		/* how the column's values are spelled */
-	/* generation slots that do not depend on parameters, set at load */
-	uint32		table_slot;		/* of the table tag */
+	Oid			relid;			/* the watched table */
+
+	/*
+	 * The columns of the table the query reads (registry.c): its answers
+	 * depend on the tag's own slot and these columns' slots, or, reading
+	 * whole rows (all_columns), on the tag's "any" slot (tag.c).
+	 */
+	bool		all_columns;
+	int			ncolumns;
+	uint64	   *column_hashes;
+	/* hashes that do not depend on parameters, set at load */
+	uint64		table_hash;		/* of the table tag */
+	uint64		literal_hash;	/* of the literal tag */
 	uint32		reset_slot;		/* of the table's reset tag */
-	uint32		literal_slot;	/* of the literal tag */
 } HcTagTemplate;
+
+/*
+ * The fragments of a composed query (registry.c, fetch.c): its answer holds
+ * an array of ids at a key, each replaced by the id's fragment, computed by
+ * a query of its own over an array of ids and cached by id.
+ */
+typedef struct HcFragmentsDef
+{
+	char	   *key;			/* the answer's key holding the ids */
+	Oid			idtype;			/* of one id */
+	Oid			id_input;
+	Oid			id_ioparam;
+	Oid			id_output;
+	int16		id_len;
+	bool		id_byval;
+	char		id_align;
+	int			ntemplates;		/* the tags of one fragment, $1 its id */
+	HcTagTemplate templates[HC_MAX_TEMPLATES];
+	Oid			fragment_output;	/* of the fragment column */
+	uint8		digest[HC_DIGEST_LEN];
+	SPIPlanPtr	plan;			/* $1: an array of ids */
+} HcFragmentsDef;
 
 /*
  * A registered query's definition, loaded from the catalog and checked
@@ -515,6 +561,7 @@ typedef struct HcQueryDef
 	Oid			result_output;	/* output function of the result column */
 	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
 	SPIPlanPtr	plan;
+	HcFragmentsDef *fragments;	/* a composed query's, or NULL */
 } HcQueryDef;
 
 extern void HcRegistryInit(void);
@@ -545,6 +592,8 @@ typedef struct HcLastLookup
 	int64		elapsed_us;
 	char		bypass_reason[64];	/* why the cache was bypassed, '' otherwise */
 	int32		ttl_remaining_s;	/* of the answer served; -1 unknown */
+	int32		fragment_hits;	/* a composed answer's fragments from the cache */
+	int32		fragment_fills; /* ... and computed */
 	bool		has_stamp;		/* stamp_seq is set: see edge.c */
 	uint64		stamp_seq;		/* message_seq before the generations were read */
 } HcLastLookup;

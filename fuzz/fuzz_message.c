@@ -16,7 +16,8 @@
  * "T/<star>"); the others are remembered as the row triggers remember them.
  * Checked:
  *
- *	 - commit: every touched slot's generation goes up by exactly one and
+ *	 - commit: every touched slot (a tag's own and its "any" column slot,
+ *	   tag.c) goes up by exactly one and
  *	   no slot is left in flight; no other slot changes -- also for tags
  *	   written after PRE_COMMIT (a tag starting with byte 0x01);
  *	 - abort (before or after PRE_COMMIT): no slot changes at all;
@@ -442,6 +443,19 @@ check_message(const Expect *e)
 	}
 }
 
+/*
+ * The slots a remembered tag touches (tag.c): its own, and its "any"
+ * column slot, which answers reading whole rows depend on.
+ */
+static void
+touch_tag(bool *touched_slot, const char *tag)
+{
+	uint64		h = HcTagHash(tag, strlen(tag));
+
+	touched_slot[HcSlotOfHash(h)] = true;
+	touched_slot[HcColumnSlot(h, HcColumnHash(""))] = true;
+}
+
 /* ---------- one transaction ---------- */
 
 static uint64 before[MESSAGE_NSLOTS];
@@ -524,7 +538,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	for (int i = 0; i < nearly; i++)
 		remember(e, early_tags[i]);
 	for (int i = 0; i < e->n; i++)
-		touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+		touch_tag(touched_slot, e->tags[i]);
 	nlisted_early = e->n;
 
 	/* end the transaction */
@@ -573,7 +587,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		for (int i = 0; i < nlate; i++)
 			remember(e, late_tags[i]);
 		for (int i = 0; i < e->n; i++)
-			touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+			touch_tag(touched_slot, e->tags[i]);
 		for (int s = 0; s < MESSAGE_NSLOTS && nlisted_early > 0; s++)
 			SHIM_CHECK(pg_atomic_read_u64(&hc_shared->slots[s]) == before[s] + (touched_slot[s] ? 1 : 0),
 					   "slot %d not in flight exactly once after a late tag", s);
