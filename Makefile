@@ -25,6 +25,7 @@ OBJS = \
 	extension/singleflight.o \
 	extension/message.o \
 	extension/invalidate.o \
+	extension/publisher.o \
 	extension/edge.o \
 	extension/standby.o \
 	extension/catalog.o \

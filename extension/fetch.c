@@ -114,6 +114,8 @@ hc_key_add_output_settings(HcKeyBuilder *buf)
 	HcKeyAdd(buf, locale_monetary, strlen(locale_monetary));
 	HcKeyAdd(buf, locale_numeric, strlen(locale_numeric));
 	HcKeyAdd(buf, locale_time, strlen(locale_time));
+	/* which slots the generations are of (column_tags): never mixed up */
+	HcKeyAdd(buf, &hc_column_tags, sizeof(hc_column_tags));
 }
 
 /*
@@ -293,7 +295,7 @@ template_slots(const HcTagTemplate *tt, uint64 h, bool finer, uint32 *slots, int
 
 	if (any_hash == 0)
 		any_hash = HcColumnHash("");
-	if (tt->all_columns)
+	if (tt->all_columns || !hc_column_tags)
 		n = add_slot(slots, n, HcColumnSlot(h, any_hash));
 	else
 	{
@@ -873,7 +875,7 @@ fetch_fill(HcCall *call, int flight, bool *isnull, HcValue *out)
  *	 list		 looked up, or filled, like any answer (its generations first);
  *	 fragments	 the generations of each fragment's tags, read after the list
  *				 was found, give each its key; the page (the assembled
- *				 answer) is keyed by all of them and kept in L1;
+ *				 answer) is keyed by all of them and kept in L1 and L2;
  *	 on a miss	 fragments from L1, the rest in one MGET from L2, the rest
  *				 computed by one run of the fragment query (fresh snapshot,
  *				 after their generations were read) and stored;
@@ -1274,6 +1276,7 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 	int			fills = 0;
 	uint64	   *regens;
 	uint64		list_regens[HC_MAX_TAGS + 1];
+	bool		page_hit;
 	TimestampTz now;
 	int32		list_ttl;
 
@@ -1313,7 +1316,13 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 		return (Datum) 0;
 	}
 	now = GetCurrentTimestamp();
-	if (HcL1Get(page_digest, &page))
+	page_hit = HcL1Get(page_digest, &page);
+	if (!page_hit && HcRedisGet(page_key, page_digest, &page) == HC_REDIS_HIT)
+	{
+		(void) HcL1Put(page_digest, &page);
+		page_hit = true;
+	}
+	if (page_hit && !page.isnull)
 	{
 		HcStatAdd(HC_STAT_FRAGMENT_HITS, c.n);
 		hc_record(call, tier, NULL, hc_ttl_remaining(&page, now));
@@ -1388,8 +1397,7 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 				if (values[i].len <= (uint32) hc_max_value_bytes)
 					(void) HcL1Put(missing[i]->digest, &values[i]);
 			}
-			if (HcRedisSetMany(nmissing, keys, digests, values) > 0)
-				HcStatInc(HC_STAT_L2_STORES);
+			HcStatAdd(HC_STAT_L2_STORES, HcRedisSetMany(nmissing, keys, digests, values));
 			fills = nmissing;
 		}
 	}
@@ -1412,7 +1420,11 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 	page.compute_us = 0;
 	page.ttl_ms = (uint32) Max(list_ttl, 1) * 1000;
 	if (page.len <= (uint32) hc_max_value_bytes)
+	{
 		(void) HcL1Put(page_digest, &page);
+		if (HcRedisSet(page_key, page_digest, &page))
+			HcStatInc(HC_STAT_L2_STORES);
+	}
 	hc_record(call, tier, NULL, list_ttl);
 	hc_last_lookup.fragment_hits = hits;
 	hc_last_lookup.fragment_fills = fills;

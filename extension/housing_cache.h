@@ -20,8 +20,9 @@
  *	  singleflight.c	one fill per key at a time
  *	  message.c			the invalidation message published after commit
  *	  invalidate.c		row triggers, invalidate(), the commit callback
- *	  edge.c			the HTTP edge: edge keys, purge_edge(), the
- *						heartbeat worker
+ *	  publisher.c		the invalidation messages' queue and the worker that
+ *						publishes it, with a heartbeat
+ *	  edge.c			the HTTP edge: edge keys, purge_edge()
  *	  standby.c			hot standbys: invalidation in WAL order (a custom
  *						resource manager), pending transactions, min_lsn
  *	  catalog.c			watched_tables and queries: reads, writes, privileges
@@ -110,11 +111,13 @@ extern int	hc_breaker_max_backoff_ms;
 extern int	hc_l1_size_mb;
 extern int	hc_l1_max_value_bytes;
 extern bool hc_single_flight;
+extern bool hc_column_tags;
 extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
 extern int	hc_http_shared_max_age;
 extern int	hc_heartbeat_ms;
+extern int	hc_publish_queue_kb;
 extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
@@ -295,6 +298,8 @@ extern bool HcRedisMGet(int n, const char *const *keys, const uint8 *const *dige
 extern int	HcRedisSetMany(int n, const char *const *keys, const uint8 *const *digests,
 						   const HcValue *values);
 extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
+extern int	HcRedisPublishBatch(int n, const char *const *channels,
+								const char *const *msgs, const size_t *lens);
 extern void HcRedisConfigChanged(void);
 extern const char *HcRedisMasterAddress(void);
 extern void HcRedisDescribe(char *buf, size_t size);
@@ -415,8 +420,7 @@ extern char *HcTextAsUtf8(const char *text, int len);
 extern void HcMessageAddTag(const char *tag, int len);
 extern void HcMessagePrepare(void);
 extern bool HcMessagePrepared(void);
-extern void HcMessageNumber(void);
-extern void HcMessagePublish(void);
+extern void HcMessageCommit(void);
 extern void HcMessageForgetTags(void);
 extern void HcMessageForget(void);
 
@@ -431,8 +435,14 @@ extern void HcInvalidateEverything(void);
 /* "k" and 32 hex digits */
 #define HC_EDGE_KEY_LEN 33
 extern void HcEdgeKey(const char *dbname, const char *tag, int len, char *out);
-extern void HcHeartbeatRegister(void);
-extern PGDLLEXPORT void housing_cache_heartbeat_main(Datum arg);
+
+/* ---- the publisher (publisher.c) ---- */
+extern Size HcPublishShmemSize(void);
+extern void HcPublishShmemInit(char *base, bool found, LWLock *lock);
+extern bool HcPublishCommit(char *msg, int (*finish) (char *msg, uint64 seq),
+							const char *channel);
+extern void HcPublisherRegister(void);
+extern PGDLLEXPORT void housing_cache_publisher_main(Datum arg);
 
 /* ---- the catalog (catalog.c) ---- */
 typedef struct HcQueryRow

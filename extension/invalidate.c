@@ -78,7 +78,6 @@ static bool marked = false;
 static bool everything = false;
 
 /* COMMIT bumped generations; the message goes out once locks are released */
-static bool publish_pending = false;
 
 /* the table rows counted for escalation, per transaction */
 static MemoryContext xact_cxt = NULL;
@@ -610,7 +609,6 @@ reset_tags(void)
 static void
 reset_message(void)
 {
-	publish_pending = false;
 	HcMessageForget();
 }
 
@@ -687,8 +685,6 @@ touch_slots(void (*step) (uint32 slot))
 static void
 hc_xact_callback(XactEvent event, void *arg)
 {
-	if (publish_pending)
-		reset_message();		/* a message that never went out: drop it */
 	if ((touched_count == 0 && !everything) || hc_shared == NULL)
 		return;
 
@@ -720,13 +716,11 @@ hc_xact_callback(XactEvent event, void *arg)
 					touch_slots(HcSlotMark);
 				}
 				n = touch_slots(HcSlotBump);
-				/* numbered after the bumps: see HcMessageNumber */
-				HcMessageNumber();
+				/* numbered and queued after the bumps: see HcMessageCommit */
+				HcMessageCommit();
 				HcStatAdd(HC_STAT_INVALIDATIONS, n);
 				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
-				reset_tags();
-				/* publishing waits until the transaction's locks are gone */
-				publish_pending = HcMessagePrepared();
+				reset_state();
 			}
 			break;
 
@@ -741,25 +735,8 @@ hc_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/*
- * Publish after the committed transaction released its locks, so that a slow
- * Redis never makes other sessions wait on this one's locks.  Like the COMMIT
- * callback, this must not raise an error.
- */
-static void
-hc_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
-					void *arg)
-{
-	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel || !publish_pending)
-		return;
-	if (isCommit)
-		HcMessagePublish();
-	reset_message();
-}
-
 void
 HcInvalidationInit(void)
 {
 	RegisterXactCallback(hc_xact_callback, NULL);
-	RegisterResourceReleaseCallback(hc_release_callback, NULL);
 }

@@ -707,6 +707,50 @@ HcRedisSetMany(int n, const char *const *keys, const uint8 *const *digests,
 }
 
 /*
+ * Publish n messages in one round trip and wait for the replies (the
+ * publisher worker, publisher.c: nobody waits for it).  Returns how many
+ * Redis took; the rest failed (the breaker says why, and decides when to
+ * try again, as for any command).
+ */
+int
+HcRedisPublishBatch(int n, const char *const *channels, const char *const *msgs,
+					const size_t *lens)
+{
+	int			sent = 0;
+	int			ok = 0;
+
+	if (n == 0 || !hc_redis_ready(false) || !hc_redis_drain())
+		return 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (redisAppendCommand(hc_redis, "PUBLISH %b %b", channels[i], strlen(channels[i]),
+							   msgs[i], lens[i]) != REDIS_OK)
+			break;
+		sent++;
+	}
+	for (int i = 0; i < sent; i++)
+	{
+		void	   *reply = NULL;
+
+		if (redisGetReply(hc_redis, &reply) != REDIS_OK || reply == NULL)
+		{
+			hc_redis_failed("PUBLISH");
+			return ok;
+		}
+		if (((redisReply *) reply)->type == REDIS_REPLY_INTEGER)
+			ok++;
+		else
+			hc_redis_error_reply(reply);
+		freeReplyObject(reply);
+	}
+	if (sent < n)
+		hc_redis_failed("PUBLISH");
+	else
+		HcBreakerSuccess();
+	return ok;
+}
+
+/*
  * Publish a message, without waiting for Redis' reply: the writer's commit
  * does not pay a round trip for a notification.  The reply is read (and a
  * failure counted) before this backend's next Redis command.  Called once

@@ -3,7 +3,7 @@
  * fuzz_message.c
  *	  libFuzzer harness for a transaction's invalidations: the tags
  *	  remembered (extension/invalidate.c), the generation slots bumped
- *	  (extension/generation.c) and the JSON message published on commit
+ *	  (extension/generation.c) and the JSON message queued on commit
  *	  (extension/message.c).  The three are compiled in, for their static
  *	  functions and state and generation.c's slot format (HC_INFLIGHT_BITS,
  *	  HC_INFLIGHT_MASK, HC_GENERATION_ONE); tag.c is linked for HcTagSlot.
@@ -115,9 +115,16 @@ static char *published = NULL;
 static size_t published_len = 0;
 static int	publish_calls = 0;
 
+/*
+ * The publisher's queue (publisher.c): numbers the message as the real one
+ * does, with the shared counter, and keeps a copy.
+ */
 bool
-HcRedisPublish(const char *channel, const char *msg, size_t len)
+HcPublishCommit(char *msg, int (*finish) (char *msg, uint64 seq), const char *channel)
 {
+	uint64		seq = pg_atomic_add_fetch_u64(&hc_shared->message_seq, 1);
+	int			len = finish(msg, seq);
+
 	publish_calls++;
 	published = MemoryContextAlloc(CurrentMemoryContext, len + 1);
 	memcpy(published, msg, len);
@@ -483,7 +490,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	shim_begin();
 
 	/* the previous transaction left nothing behind */
-	SHIM_CHECK(touched_count == 0 && !marked && !publish_pending && message == NULL &&
+	SHIM_CHECK(touched_count == 0 && !marked && !everything && message == NULL &&
 			   table_tags == NULL && ntable_rows == 0, "state left over from a previous transaction");
 
 	database_name = default_database_name;
@@ -596,9 +603,6 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		else
 			hc_xact_callback(XACT_EVENT_COMMIT, NULL);
 	}
-	/* resource release, after locks (publishes a committed message) */
-	hc_release_callback(RESOURCE_RELEASE_BEFORE_LOCKS, ending == 0, true, NULL);
-	hc_release_callback(RESOURCE_RELEASE_AFTER_LOCKS, ending == 0, true, NULL);
 
 	/* the generations */
 	for (int s = 0; s < MESSAGE_NSLOTS; s++)

@@ -239,9 +239,11 @@ sub cached_call
 {
     my ($run, $call) = @_;
     my $out = $run->("SELECT ($call)::jsonb::text;\n"
-          . "SELECT tier || '|' || coalesce(key, '') || '|' || coalesce(fragment_hits, 0) || '|' "
-          . "|| coalesce(fragment_fills, 0) || '|' || coalesce(bypass_reason, '') "
-          . "FROM housing_cache.last_lookup();");
+          # by name from the row: definitions of earlier versions lack some columns
+          . "SELECT tier || '|' || coalesce(key, '') || '|' "
+          . "|| coalesce(to_jsonb(l) ->> 'fragment_hits', '0') || '|' "
+          . "|| coalesce(to_jsonb(l) ->> 'fragment_fills', '0') || '|' || coalesce(bypass_reason, '') "
+          . "FROM housing_cache.last_lookup() l;");
     my @lines = split /\n/, $out, -1;
     croak "cached_call: unexpected output for $call: '$out'" unless @lines == 2;
     my ($tier, $key, $fragment_hits, $fragment_fills, $reason) = split /\|/, $lines[1], 5;
