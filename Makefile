@@ -25,6 +25,7 @@ OBJS = \
 	extension/singleflight.o \
 	extension/message.o \
 	extension/invalidate.o \
+	extension/publisher.o \
 	extension/edge.o \
 	extension/standby.o \
 	extension/catalog.o \
@@ -60,7 +61,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 # lets the test driver point it at the Redis it started.
 HC_REGRESS_CONF ?= test/regress.conf
 REGRESS_OPTS_DIRS = --inputdir=test --outputdir=test
-REGRESS = setup listings engine invalidation own_writes tag_spelling edge ddl security keys hardening guc bad_input
+REGRESS = setup listings engine invalidation own_writes tag_spelling edge fragments ddl security keys hardening guc bad_input
 REGRESS_OPTS = $(REGRESS_OPTS_DIRS) --temp-instance=$(CURDIR)/tmp_check/regress \
 	--temp-config=$(HC_REGRESS_CONF)
 

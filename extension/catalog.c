@@ -319,7 +319,8 @@ HcCatalogReadQuery(const char *name, HcQueryRow *row)
 								"NOT builtin, NULL::oid, CASE WHEN builtin THEN 'housing_cache' END "
 								"FROM housing_cache.queries WHERE name = $1"
 								: "SELECT sql, param_types::oid[], tags, ttl_seconds, vary_by_role, "
-								"fetchable, owner::oid, extension FROM housing_cache.queries WHERE name = $1",
+								"fetchable, owner::oid, extension, fragment_sql, fragment_tags, fragments_key "
+								"FROM housing_cache.queries WHERE name = $1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read housing_cache.queries: %s", SPI_result_code_string(ret));
@@ -354,6 +355,16 @@ HcCatalogReadQuery(const char *name, HcQueryRow *row)
 	else
 		row->owner = DatumGetObjectId(d);
 	row->extension = SPI_getvalue(tup, desc, 8);
+	row->fragment_sql = NULL;
+	row->fragment_tags = (Datum) 0;
+	row->fragments_key = NULL;
+	if (desc->natts >= 11)
+	{
+		row->fragment_sql = SPI_getvalue(tup, desc, 9);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		row->fragment_tags = isnull ? (Datum) 0 : d;
+		row->fragments_key = SPI_getvalue(tup, desc, 11);
+	}
 	return true;
 }
 
@@ -397,14 +408,14 @@ check_query_owner(const char *name, const HcQueryRow *row)
  * privileges.  Needs SPI; the row is validated by the caller.
  */
 void
-HcCatalogStoreQuery(const char *name, const char *sql, Datum param_types,
-					Datum tags, int ttl_seconds, bool vary_by_role,
+HcCatalogStoreQuery(const HcQueryRow *composed, const char *name, const char *sql,
+					Datum param_types, Datum tags, int ttl_seconds, bool vary_by_role,
 					bool fetchable)
 {
-	Oid			types[9] = {TEXTOID, TEXTOID, REGTYPEARRAYOID, TEXTARRAYOID, INT4OID,
-	BOOLOID, BOOLOID, OIDOID, NAMEOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[12] = {TEXTOID, TEXTOID, REGTYPEARRAYOID, TEXTARRAYOID, INT4OID,
+	BOOLOID, BOOLOID, OIDOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n'};
 	char	   *ext = current_extension();
 	HcQueryRow	old;
 	int			ret;
@@ -428,7 +439,19 @@ HcCatalogStoreQuery(const char *name, const char *sql, Datum param_types,
 	values[7] = ObjectIdGetDatum(GetUserId());
 	values[8] = ext ? CStringGetDatum(ext) : (Datum) 0;
 	nulls[8] = ext ? ' ' : 'n';
+	if (composed != NULL && composed->fragment_sql != NULL)
+	{
+		values[9] = CStringGetTextDatum(composed->fragment_sql);
+		values[10] = composed->fragment_tags;
+		values[11] = CStringGetTextDatum(composed->fragments_key);
+		nulls[9] = nulls[10] = nulls[11] = ' ';
+	}
 
+	if (catalog_is_v1() && composed != NULL && composed->fragment_sql != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("composed queries need housing_cache 0.2.0"),
+				 errhint("Run ALTER EXTENSION housing_cache UPDATE.")));
 	if (catalog_is_v1())
 		ret = catalog_execute("INSERT INTO housing_cache.queries "
 							  "(name, sql, param_types, tags, ttl_seconds, vary_by_role) "
@@ -440,18 +463,20 @@ HcCatalogStoreQuery(const char *name, const char *sql, Datum param_types,
 							  6, types, values, nulls);
 	else
 		ret = catalog_execute("INSERT INTO housing_cache.queries "
-							  "(name, sql, param_types, tags, ttl_seconds, vary_by_role, fetchable, owner, extension) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+							  "(name, sql, param_types, tags, ttl_seconds, vary_by_role, fetchable, owner, extension, "
+							  "fragment_sql, fragment_tags, fragments_key) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
 							  "ON CONFLICT (name) DO UPDATE SET sql = EXCLUDED.sql, "
 							  "param_types = EXCLUDED.param_types, tags = EXCLUDED.tags, "
 							  "ttl_seconds = EXCLUDED.ttl_seconds, vary_by_role = EXCLUDED.vary_by_role, "
 							  "fetchable = EXCLUDED.fetchable, owner = EXCLUDED.owner, "
-							  "extension = EXCLUDED.extension "
+							  "extension = EXCLUDED.extension, fragment_sql = EXCLUDED.fragment_sql, "
+							  "fragment_tags = EXCLUDED.fragment_tags, fragments_key = EXCLUDED.fragments_key "
 							  "WHERE queries.extension = $9 "
 							  "OR (queries.extension IS NULL OR NOT EXISTS "
 							  "(SELECT FROM pg_catalog.pg_extension e WHERE e.extname = queries.extension)) "
 							  "AND pg_catalog.pg_has_role($8, queries.owner::oid, 'USAGE')",
-							  9, types, values, nulls);
+							  12, types, values, nulls);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store query \"%s\": %s", name, SPI_result_code_string(ret));
 	if (SPI_processed == 0)

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * edge.c
- *	  The HTTP edge: edge keys, purge_edge() and the heartbeat worker.
+ *	  The HTTP edge: edge keys and purge_edge().
  *
  * A shared HTTP cache in front of the API (Varnish with xkey, a CDN with
  * surrogate keys) purges answers by key when the invalidation messages
@@ -16,28 +16,20 @@
  *				  last_lookup() and http_cache_headers() send them) and a
  *				  stamp: the last message number given before their
  *				  generations were read;
- *	 heartbeat	  a background worker publishes the last number given, every
- *				  housing_cache.heartbeat_ms, so that a consumer learns of a
- *				  lost message even when no other message follows it.
+ *	 heartbeat	  the publisher worker (publisher.c) publishes the last number
+ *				  given, every housing_cache.heartbeat_ms, so that a consumer
+ *				  learns of a lost message even when no other message follows.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "tcop/tcopprot.h"
-#include "storage/ipc.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 
 #include "housing_cache.h"
 
@@ -122,76 +114,4 @@ housing_cache_purge_edge(PG_FUNCTION_ARGS)
 				 errdetail("No invalidation message would tell the edge.")));
 	HcInvalidateEverything();
 	PG_RETURN_VOID();
-}
-
-/* ---- the heartbeat worker ---------------------------------------------- */
-
-/*
- * Register the worker (from _PG_init, while the server starts).  On a
- * standby it runs but publishes nothing (a standby numbers no messages, and
- * would announce an epoch of its own) until a promotion ends recovery.
- */
-void
-HcHeartbeatRegister(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "housing_cache", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "housing_cache_heartbeat_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "housing_cache heartbeat", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "housing_cache heartbeat", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}
-
-static void
-publish_heartbeat(void)
-{
-	char		msg[256];
-	int			n;
-
-	n = snprintf(msg, sizeof(msg),
-				 "{\"v\":1,\"type\":\"heartbeat\",\"cluster\":\"" UINT64_FORMAT
-				 "\",\"epoch\":\"" UINT64_FORMAT "\",\"seq\":" UINT64_FORMAT "}",
-				 GetSystemIdentifier(), hc_shared->epoch,
-				 pg_atomic_read_u64(&hc_shared->message_seq));
-	if (n <= 0 || n >= (int) sizeof(msg))
-		return;
-	if (HcRedisPublish(hc_channel, msg, n))
-		HcStatInc(HC_STAT_HEARTBEATS);
-	else
-		HcStatInc(HC_STAT_PUBLISH_FAILURES);
-}
-
-/*
- * The worker: a heartbeat every housing_cache.heartbeat_ms (0: none), on
- * housing_cache.channel, through the Redis the server's configuration
- * names.  SIGHUP rereads the configuration.
- */
-void
-housing_cache_heartbeat_main(Datum arg)
-{
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	for (;;)
-	{
-		long		timeout = hc_heartbeat_ms > 0 ? hc_heartbeat_ms : 60000;
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (hc_heartbeat_ms > 0 && hc_publish && hc_enabled && !RecoveryInProgress())
-			publish_heartbeat();
-	}
 }

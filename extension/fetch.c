@@ -45,6 +45,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/bytea.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/snapmgr.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -111,6 +114,8 @@ hc_key_add_output_settings(HcKeyBuilder *buf)
 	HcKeyAdd(buf, locale_monetary, strlen(locale_monetary));
 	HcKeyAdd(buf, locale_numeric, strlen(locale_numeric));
 	HcKeyAdd(buf, locale_time, strlen(locale_time));
+	/* which slots the generations are of (column_tags): never mixed up */
+	HcKeyAdd(buf, &hc_column_tags, sizeof(hc_column_tags));
 }
 
 /*
@@ -265,10 +270,76 @@ add_tag(StringInfo tags, const char *tag, int len)
 	appendStringInfoChar(tags, '\0');
 }
 
+/* add a slot to slots[0..n) unless it is there; returns the new count */
+static int
+add_slot(uint32 *slots, int n, uint32 slot)
+{
+	for (int k = 0; k < n; k++)
+		if (slots[k] == slot)
+			return n;
+	slots[n] = slot;
+	return n + 1;
+}
+
+/*
+ * The slots one template contributes to an answer, added to slots[0..n):
+ * for the tag (hash h), its own slot and the slots of the columns the query
+ * reads, or its "any" slot when it reads whole rows (tag.c); for a finer
+ * tag, the table's reset tag too.  At most HC_MAX_TAGS in all (registry.c
+ * keeps each definition within it).
+ */
+static int
+template_slots(const HcTagTemplate *tt, uint64 h, bool finer, uint32 *slots, int n)
+{
+	static uint64 any_hash = 0;
+
+	if (any_hash == 0)
+		any_hash = HcColumnHash("");
+	if (tt->all_columns || !hc_column_tags)
+		n = add_slot(slots, n, HcColumnSlot(h, any_hash));
+	else
+	{
+		n = add_slot(slots, n, HcSlotOfHash(h));
+		for (int c = 0; c < tt->ncolumns; c++)
+			n = add_slot(slots, n, HcColumnSlot(h, tt->column_hashes[c]));
+	}
+	if (finer)
+		n = add_slot(slots, n, tt->reset_slot);
+	return n;
+}
+
+/*
+ * The tag one template names for an answer, into *buf (tt->prefix plus the
+ * parameter's spelling); NULL for the table tag alone (no finer tag, or a
+ * NULL parameter).  canon is the parameter's text, used as its spelling
+ * when the two are the same.
+ */
+static const char *
+template_tag(const HcTagTemplate *tt, Datum value, bool isnull, const char *canon,
+			 StringInfo buf, int *len)
+{
+	if (tt->prefix == NULL || (tt->param > 0 && isnull))
+		return NULL;
+	if (tt->param == 0)
+	{
+		*len = strlen(tt->literal);
+		return tt->literal;
+	}
+	resetStringInfo(buf);
+	appendStringInfoString(buf, tt->prefix);
+	if (tt->speller.how == HC_SPELL_TEXT && canon != NULL)
+		appendStringInfoString(buf, canon);	/* no second output call */
+	else
+		HcTagAppendValue(buf, &tt->speller, value);
+	*len = buf->len;
+	return buf->data;
+}
+
 /*
  * The generation slots an answer depends on, deduplicated.  A template with
  * a parameter depends on the tag spelled with the parameter's canonical text
- * (and the table's reset tag), or, when the parameter is NULL, on the table.
+ * (and the table's reset tag), or, when the parameter is NULL, on the table;
+ * on the rows of that tag, through the columns the query reads of them.
  *
  * The tags themselves go to *tags, for the edge (edge.c): each one the
  * answer depends on, and the reset tag of every table, which a consumer
@@ -279,64 +350,32 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
 				uint32 *slots, StringInfo tags)
 {
 	int			n = 0;
-	char		local[256];
+	StringInfoData buf;
 
+	initStringInfo(&buf);
 	for (int i = 0; i < def->ntemplates; i++)
 	{
 		HcTagTemplate *tt = &def->templates[i];
-		uint32		s[2];
-		int			ns = 0;
+		int			p = tt->param - 1;
+		int			len = 0;
+		const char *tag = template_tag(tt, p >= 0 ? values[p] : (Datum) 0,
+									   p >= 0 && nulls[p], p >= 0 ? canon[p] : NULL,
+									   &buf, &len);
 
-		if (tt->prefix == NULL || (tt->param > 0 && nulls[tt->param - 1]))
+		if (tag == NULL)
 		{
-			s[ns++] = tt->table_slot;
+			n = template_slots(tt, tt->table_hash, false, slots, n);
 			add_tag(tags, tt->table_tag, strlen(tt->table_tag));
 		}
 		else
 		{
-			if (tt->param > 0 && tt->speller.how == HC_SPELL_TEXT)
-			{
-				/* the parameter's text is its spelling: no second output call */
-				size_t		plen = strlen(tt->prefix);
-				size_t		vlen = strlen(canon[tt->param - 1]);
-				char	   *tag = (plen + vlen <= sizeof(local)) ? local : palloc(plen + vlen);
-
-				memcpy(tag, tt->prefix, plen);
-				memcpy(tag + plen, canon[tt->param - 1], vlen);
-				s[ns++] = HcTagSlot(tag, (int) (plen + vlen));
-				add_tag(tags, tag, (int) (plen + vlen));
-				if (tag != local)
-					pfree(tag);
-			}
-			else if (tt->param > 0)
-			{
-				StringInfoData tag;
-
-				initStringInfo(&tag);
-				appendStringInfoString(&tag, tt->prefix);
-				HcTagAppendValue(&tag, &tt->speller, values[tt->param - 1]);
-				s[ns++] = HcTagSlot(tag.data, tag.len);
-				add_tag(tags, tag.data, tag.len);
-				pfree(tag.data);
-			}
-			else
-			{
-				s[ns++] = tt->literal_slot;
-				add_tag(tags, tt->literal, strlen(tt->literal));
-			}
-			s[ns++] = tt->reset_slot;
+			n = template_slots(tt, tt->param == 0 ? tt->literal_hash : HcTagHash(tag, len),
+							   true, slots, n);
+			add_tag(tags, tag, len);
 		}
 		add_tag(tags, tt->table_tag, -1);	/* "T/<star>" */
-		for (int j = 0; j < ns; j++)
-		{
-			bool		dup = false;
-
-			for (int k = 0; k < n; k++)
-				dup |= (slots[k] == s[j]);
-			if (!dup)
-				slots[n++] = s[j];
-		}
 	}
+	pfree(buf.data);
 	return n;
 }
 
@@ -348,7 +387,8 @@ hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
  * role.  Inside SPI.
  */
 static int
-hc_execute_as(HcQueryDef *def, Oid runner, Datum *values, const char *nullflags)
+hc_execute_as(SPIPlanPtr plan, Oid runner, Datum *values, const char *nullflags,
+			  bool read_only, long tcount)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -362,7 +402,7 @@ hc_execute_as(HcQueryDef *def, Oid runner, Datum *values, const char *nullflags)
 	XactReadOnly = true;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(def->plan, values, nullflags, false, 2);
+		ret = SPI_execute_plan(plan, values, nullflags, read_only, tcount);
 	}
 	PG_FINALLY();
 	{
@@ -377,12 +417,13 @@ hc_execute_as(HcQueryDef *def, Oid runner, Datum *values, const char *nullflags)
  * Run the query.  Returns its answer as text in the caller's memory context,
  * or NULL (with *isnull) when it returned no row or SQL NULL.
  *
- * read_only = false makes SPI take a fresh snapshot, after the generations
- * were read: see generation.c.
+ * SPI takes a fresh snapshot, after the generations were read (see
+ * generation.c); with on_active_snapshot, the query runs on the active
+ * snapshot instead (a composed answer's two queries, computed together).
  */
 static char *
 hc_run_query(HcQueryDef *def, Oid runner, Datum *values, bool *nulls,
-			 bool *isnull, uint32 *len)
+			 bool *isnull, uint32 *len, bool on_active_snapshot)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	char		nullflags[HC_MAX_PARAMS];
@@ -397,7 +438,7 @@ hc_run_query(HcQueryDef *def, Oid runner, Datum *values, bool *nulls,
 		elog(ERROR, "SPI_connect failed");
 	nestlevel = HcPinSearchPath();
 
-	ret = hc_execute_as(def, runner, values, nullflags);
+	ret = hc_execute_as(def->plan, runner, values, nullflags, on_active_snapshot, 2);
 	HcUnpinSearchPath(nestlevel);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "cached query \"%s\" failed: %s", def->name, SPI_result_code_string(ret));
@@ -446,6 +487,8 @@ hc_record(const HcCall *call, HcTier tier, const char *bypass_reason, int32 ttl_
 			sizeof(hc_last_lookup.bypass_reason));
 	hc_last_lookup.elapsed_us = hc_elapsed_us(call->start);
 	hc_last_lookup.ttl_remaining_s = ttl_remaining_s;
+	hc_last_lookup.fragment_hits = 0;
+	hc_last_lookup.fragment_fills = 0;
 	hc_last_lookup.has_stamp = cached && call->has_stamp;
 	hc_last_lookup.stamp_seq = call->stamp;
 
@@ -619,7 +662,7 @@ fetch_bypass(HcCall *call, const char *reason, bool *isnull)
 	char	   *result;
 
 	HcStatInc(HC_STAT_BYPASSES);
-	result = hc_run_query(call->def, call->runner, call->values, call->nulls, isnull, &len);
+	result = hc_run_query(call->def, call->runner, call->values, call->nulls, isnull, &len, false);
 	hc_record(call, HC_TIER_BYPASS, reason, -1);
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
 }
@@ -760,7 +803,7 @@ fetch_lookup(HcCall *call, HcValue *value, int *flight)
  * holds the answer.
  */
 static Datum
-fetch_fill(HcCall *call, int flight, bool *isnull)
+fetch_fill(HcCall *call, int flight, bool *isnull, HcValue *out)
 {
 	HcValue		value;
 	char	   *result;
@@ -772,7 +815,7 @@ fetch_fill(HcCall *call, int flight, bool *isnull)
 	INSTR_TIME_SET_CURRENT(fill_start);
 	PG_TRY();
 	{
-		result = hc_run_query(call->def, call->runner, call->values, call->nulls, isnull, &len);
+		result = hc_run_query(call->def, call->runner, call->values, call->nulls, isnull, &len, false);
 
 		value.isnull = *isnull;
 		value.data = result;
@@ -811,7 +854,582 @@ fetch_fill(HcCall *call, int flight, bool *isnull)
 	}
 	PG_END_TRY();
 	hc_record(call, HC_TIER_MISS, NULL, hc_ttl_remaining(&value, now));
+	if (out != NULL)
+	{
+		*out = value;
+		return (Datum) 0;
+	}
 	return *isnull ? (Datum) 0 : hc_json_datum(result, len);
+}
+
+/* ---------- composed answers: an id list and its fragments ---------- */
+
+/*
+ * A composed query (registry.c) answers in two pieces, cached apart: its
+ * own answer, whose array at the fragments key lists ids, and one fragment
+ * per id, computed by the fragment query and cached by id.  The answer
+ * served is the list with that array replaced by the fragments in order,
+ * joined as json_agg joins rows (", \n "), so that it is byte for byte what
+ * one query building the array with json_agg over the same rows returns.
+ *
+ *	 list		 looked up, or filled, like any answer (its generations first);
+ *	 fragments	 the generations of each fragment's tags, read after the list
+ *				 was found, give each its key; the page (the assembled
+ *				 answer) is keyed by all of them and kept in L1 and L2;
+ *	 on a miss	 fragments from L1, the rest in one MGET from L2, the rest
+ *				 computed by one run of the fragment query (fresh snapshot,
+ *				 after their generations were read) and stored;
+ *	 check		 every generation read is read again: if a write touched a
+ *				 piece meanwhile, the pieces may be of different moments, and
+ *				 the answer is computed again without the cache, both queries
+ *				 on one snapshot.  Otherwise every piece was current at once.
+ */
+
+/* the array of ids at the fragments key of a list answer */
+typedef struct HcIdArray
+{
+	const char *key;
+	JsonLexContext *lex;
+	bool		key_next;		/* the next top-level value is the key's */
+	bool		in_array;		/* inside that array, at its top */
+	bool		bad;			/* an element that is not a scalar, or null */
+	int			start;			/* offset of its '[' */
+	int			end;			/* offset just past its ']' */
+	int			n;
+	int			cap;
+	char	  **ids;
+} HcIdArray;
+
+static void
+ids_field_start(void *state, char *fname, bool isnull)
+{
+	HcIdArray  *a = state;
+
+	a->key_next = (a->lex->lex_level == 1 && a->start < 0 && strcmp(fname, a->key) == 0);
+}
+
+static void
+ids_array_start(void *state)
+{
+	HcIdArray  *a = state;
+
+	if (a->key_next && a->lex->lex_level == 1)
+	{
+		a->start = a->lex->token_start - a->lex->input;
+		a->in_array = true;
+	}
+	else if (a->in_array)
+		a->bad = true;			/* an array inside the array */
+	a->key_next = false;
+}
+
+static void
+ids_array_end(void *state)
+{
+	HcIdArray  *a = state;
+
+	if (a->in_array && a->lex->lex_level == 1)
+	{
+		a->end = a->lex->prev_token_terminator - a->lex->input;
+		a->in_array = false;
+	}
+}
+
+static void
+ids_object_start(void *state)
+{
+	HcIdArray  *a = state;
+
+	if (a->in_array)
+		a->bad = true;
+	a->key_next = false;
+}
+
+static void
+ids_scalar(void *state, char *token, JsonTokenType type)
+{
+	HcIdArray  *a = state;
+
+	if (a->in_array && a->lex->lex_level == 2)
+	{
+		if (type == JSON_TOKEN_NULL || type == JSON_TOKEN_TRUE || type == JSON_TOKEN_FALSE)
+		{
+			a->bad = true;
+			return;
+		}
+		if (a->n == a->cap)
+		{
+			a->cap = Max(16, a->cap * 2);
+			a->ids = a->ids ? repalloc(a->ids, sizeof(char *) * a->cap)
+				: palloc(sizeof(char *) * a->cap);
+		}
+		a->ids[a->n++] = token;
+	}
+	a->key_next = false;
+}
+
+/*
+ * Find the ids in a list answer.  Errors out, naming the query, when the
+ * answer is not an object with an array of scalars at the key.
+ */
+static void
+find_ids(const HcQueryDef *def, const char *json, int len, HcIdArray *a)
+{
+	JsonSemAction sem;
+	JsonParseErrorType rc;
+
+	memset(a, 0, sizeof(*a));
+	a->key = def->fragments->key;
+	a->start = a->end = -1;
+	a->lex = makeJsonLexContextCstringLen((char *) json, len, GetDatabaseEncoding(), true);
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = a;
+	sem.object_field_start = ids_field_start;
+	sem.array_start = ids_array_start;
+	sem.array_end = ids_array_end;
+	sem.object_start = ids_object_start;
+	sem.scalar = ids_scalar;
+	rc = pg_parse_json(a->lex, &sem);
+	if (rc != JSON_SUCCESS || a->start < 0 || a->end <= a->start || a->bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the answer of composed query \"%s\" has no array of ids at key \"%s\"",
+						def->name, a->key),
+				 errdetail("A composed query's answer is a JSON object whose key \"%s\" holds an array of ids (numbers or strings), which its fragments replace.",
+						   a->key)));
+}
+
+/* one fragment of a composed answer, as it goes through the steps */
+typedef struct HcPiece
+{
+	Datum		id;
+	char	   *canon;			/* the id's text, for keys and matching */
+	int			first_slot;		/* its slots in HcComposed.slots */
+	int			nslots;
+	uint8		digest[HC_DIGEST_LEN];
+	char		key[HC_KEY_MAXLEN];
+	char	   *text;			/* the fragment, once known */
+	uint32		len;
+} HcPiece;
+
+typedef struct HcComposed
+{
+	int			n;
+	HcPiece    *pieces;
+	int			nslots;			/* every fragment's slots, in order */
+	uint32	   *slots;
+	uint64	   *gens;
+} HcComposed;
+
+/* the fragments' ids as values of the id type, their slots and tags */
+static const char *
+compose_generations(HcCall *call, const HcIdArray *ids, HcComposed *c)
+{
+	HcFragmentsDef *fr = call->def->fragments;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	c->n = ids->n;
+	c->pieces = palloc0(sizeof(HcPiece) * Max(c->n, 1));
+	c->slots = palloc(sizeof(uint32) * Max(c->n, 1) * HC_MAX_TAGS);
+	c->gens = palloc(sizeof(uint64) * Max(c->n, 1) * HC_MAX_TAGS);
+	c->nslots = 0;
+	for (int i = 0; i < c->n; i++)
+	{
+		HcPiece    *p = &c->pieces[i];
+
+		p->id = OidInputFunctionCall(fr->id_input, ids->ids[i], fr->id_ioparam, -1);
+		p->canon = OidOutputFunctionCall(fr->id_output, p->id);
+		p->first_slot = c->nslots;
+		for (int t = 0; t < fr->ntemplates; t++)
+		{
+			HcTagTemplate *tt = &fr->templates[t];
+			int			len = 0;
+			const char *tag = template_tag(tt, p->id, false, p->canon, &buf, &len);
+
+			if (tag == NULL)
+			{
+				p->nslots = template_slots(tt, tt->table_hash, false,
+										   c->slots + p->first_slot, p->nslots);
+				add_tag(&call->tags, tt->table_tag, strlen(tt->table_tag));
+			}
+			else
+			{
+				p->nslots = template_slots(tt, tt->param == 0 ? tt->literal_hash : HcTagHash(tag, len),
+										   true, c->slots + p->first_slot, p->nslots);
+				add_tag(&call->tags, tag, len);
+			}
+		}
+		c->nslots += p->nslots;
+	}
+	pfree(buf.data);
+	if (!HcReadGenerations(c->slots, c->nslots, c->gens))
+		return "write in flight";
+	return NULL;
+}
+
+/* each fragment's key, and the page's: the list's and every fragment's */
+static void
+compose_keys(HcCall *call, HcComposed *c, uint8 *page_digest, char *page_key)
+{
+	HcFragmentsDef *fr = call->def->fragments;
+	HcKeyBuilder kb;
+
+	for (int i = 0; i < c->n; i++)
+	{
+		HcPiece    *p = &c->pieces[i];
+
+		HcKeyInit(&kb);
+		HcKeyAdd(&kb, fr->digest, HC_DIGEST_LEN);
+		hc_key_add_output_settings(&kb);
+		if (call->def->keyed_by_role)
+		{
+			HcKeyAdd(&kb, &call->caller, sizeof(call->caller));
+			HcKeyAdd(&kb, &call->runner, sizeof(call->runner));
+		}
+		HcKeyAdd(&kb, p->canon, strlen(p->canon));
+		HcKeyAdd(&kb, c->gens + p->first_slot, sizeof(uint64) * p->nslots);
+		HcKeyFinish(&kb, p->digest, p->key);
+	}
+	HcKeyInit(&kb);
+	HcKeyAdd(&kb, "page", 4);
+	HcKeyAdd(&kb, call->digest, HC_DIGEST_LEN);
+	for (int i = 0; i < c->n; i++)
+		HcKeyAdd(&kb, c->pieces[i].digest, HC_DIGEST_LEN);
+	HcKeyFinish(&kb, page_digest, page_key);
+}
+
+/*
+ * Run the fragment query once for these ids; each piece's text is set from
+ * its row.  Returns how many pieces got one.  Fresh snapshot, unless
+ * on_active_snapshot.
+ */
+static int
+run_fragments(HcCall *call, HcPiece **want, int n, bool on_active_snapshot)
+{
+	HcFragmentsDef *fr = call->def->fragments;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		arg;
+	char		nullflag = ' ';
+	int			ret;
+	int			nestlevel;
+	int			found = 0;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = want[i]->id;
+	arg = PointerGetDatum(construct_array(elems, n, fr->idtype, fr->id_len, fr->id_byval,
+										  fr->id_align));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nestlevel = HcPinSearchPath();
+	ret = hc_execute_as(fr->plan, call->runner, &arg, &nullflag, on_active_snapshot, 0);
+	HcUnpinSearchPath(nestlevel);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "the fragment query of \"%s\" failed: %s", call->def->name,
+			 SPI_result_code_string(ret));
+	HcStatInc(HC_STAT_DB_EXECUTIONS);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		idnull;
+		bool		fragnull;
+		Datum		id = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &idnull);
+		Datum		frag = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &fragnull);
+		char	   *canon;
+
+		if (idnull || fragnull)
+			continue;
+		canon = OidOutputFunctionCall(fr->id_output, id);
+		for (int i = 0; i < n; i++)
+		{
+			if (want[i]->text == NULL && strcmp(want[i]->canon, canon) == 0)
+			{
+				char	   *text = OidOutputFunctionCall(fr->fragment_output, frag);
+
+				want[i]->len = strlen(text);
+				want[i]->text = MemoryContextStrdup(caller, text);
+				found++;
+			}
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
+/* the list answer with its array of ids replaced by the fragments */
+static char *
+assemble(const char *list, int len, const HcIdArray *ids, const HcComposed *c, uint32 *outlen)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendBinaryStringInfo(&out, list, ids->start);
+	appendStringInfoChar(&out, '[');
+	for (int i = 0; i < c->n; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&out, ", \n ");
+		appendBinaryStringInfo(&out, c->pieces[i].text, c->pieces[i].len);
+	}
+	appendStringInfoChar(&out, ']');
+	appendBinaryStringInfo(&out, list + ids->end, len - ids->end);
+	*outlen = out.len;
+	return out.data;
+}
+
+/*
+ * The composed answer without the cache: the list query and the fragment
+ * query on one snapshot, so that they agree.
+ */
+typedef struct HcBypassed
+{
+	char	   *list;
+	uint32		len;
+	bool		isnull;
+	HcIdArray	ids;
+	HcComposed	c;
+} HcBypassed;
+
+/* compose_bypass's queries, on the active snapshot */
+static void
+compose_bypass_run(HcCall *call, HcBypassed *b)
+{
+	HcFragmentsDef *fr = call->def->fragments;
+	HcPiece   **want;
+
+	b->list = hc_run_query(call->def, call->runner, call->values, call->nulls,
+						   &b->isnull, &b->len, true);
+	if (b->isnull)
+		return;
+	find_ids(call->def, b->list, b->len, &b->ids);
+	memset(&b->c, 0, sizeof(b->c));
+	b->c.n = b->ids.n;
+	b->c.pieces = palloc0(sizeof(HcPiece) * Max(b->c.n, 1));
+	want = palloc(sizeof(HcPiece *) * Max(b->c.n, 1));
+	for (int i = 0; i < b->c.n; i++)
+	{
+		b->c.pieces[i].id = OidInputFunctionCall(fr->id_input, b->ids.ids[i], fr->id_ioparam, -1);
+		b->c.pieces[i].canon = OidOutputFunctionCall(fr->id_output, b->c.pieces[i].id);
+		want[i] = &b->c.pieces[i];
+	}
+	if (b->c.n > 0 && run_fragments(call, want, b->c.n, true) != b->c.n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the fragment query of \"%s\" did not return every id its answer lists",
+						call->def->name)));
+}
+
+/*
+ * The composed answer without the cache: the list query and the fragment
+ * query on one snapshot, so that they agree.
+ */
+static Datum
+compose_bypass(HcCall *call, const char *reason, bool *isnull)
+{
+	HcBypassed	b;
+	char	   *page;
+	uint32		pagelen;
+
+	HcStatInc(HC_STAT_BYPASSES);
+	memset(&b, 0, sizeof(b));
+	/* as SPI does for a query of its own: see what this transaction wrote */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		compose_bypass_run(call, &b);
+	}
+	PG_FINALLY();
+	{
+		PopActiveSnapshot();
+	}
+	PG_END_TRY();
+	hc_record(call, HC_TIER_BYPASS, reason, -1);
+	hc_last_lookup.fragment_hits = 0;
+	hc_last_lookup.fragment_fills = 0;
+	*isnull = b.isnull;
+	if (b.isnull)
+		return (Datum) 0;
+	HcStatAdd(HC_STAT_FRAGMENT_FILLS, b.c.n);
+	hc_last_lookup.fragment_fills = b.c.n;
+	page = assemble(b.list, b.len, &b.ids, &b.c, &pagelen);
+	return hc_json_datum(page, pagelen);
+}
+
+/*
+ * Serve a composed query.
+ */
+static Datum
+fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
+{
+	const char *reason = fetch_generations(call);
+	HcValue		list;
+	HcTier		tier;
+	int			flight;
+	HcIdArray	ids;
+	HcComposed	c;
+	uint8		page_digest[HC_DIGEST_LEN];
+	char		page_key[HC_KEY_MAXLEN];
+	HcValue		page;
+	int			hits = 0;
+	int			fills = 0;
+	uint64	   *regens;
+	uint64		list_regens[HC_MAX_TAGS + 1];
+	bool		page_hit;
+	TimestampTz now;
+	int32		list_ttl;
+
+	if (reason != NULL)
+		return compose_bypass(call, reason, isnull);
+	fetch_key(call);
+
+	/* the list, as any answer */
+	tier = fetch_lookup(call, &list, &flight);
+	if (tier == HC_TIER_NONE)
+	{
+		(void) fetch_fill(call, flight, isnull, &list);
+		tier = HC_TIER_MISS;
+	}
+	list_ttl = hc_last_lookup.ttl_remaining_s;
+	hc_last_lookup.fragment_hits = 0;
+	hc_last_lookup.fragment_fills = 0;
+	if (list.isnull)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	find_ids(call->def, list.data, list.len, &ids);
+
+	/* the fragments' generations and keys, and the page's */
+	reason = compose_generations(call, &ids, &c);
+	if (reason != NULL)
+		return compose_bypass(call, reason, isnull);
+	compose_keys(call, &c, page_digest, page_key);
+	memcpy(call->digest, page_digest, HC_DIGEST_LEN);
+	strlcpy(call->key, page_key, sizeof(call->key));
+
+	if (if_none_match != NULL && HcEtagMatches(if_none_match, page_key))
+	{
+		hc_record(call, HC_TIER_NOT_MODIFIED, NULL, list_ttl);
+		*isnull = true;
+		return (Datum) 0;
+	}
+	now = GetCurrentTimestamp();
+	page_hit = HcL1Get(page_digest, &page);
+	if (!page_hit && HcRedisGet(page_key, page_digest, &page) == HC_REDIS_HIT)
+	{
+		(void) HcL1Put(page_digest, &page);
+		page_hit = true;
+	}
+	if (page_hit && !page.isnull)
+	{
+		HcStatAdd(HC_STAT_FRAGMENT_HITS, c.n);
+		hc_record(call, tier, NULL, hc_ttl_remaining(&page, now));
+		hc_last_lookup.fragment_hits = c.n;
+		*isnull = false;
+		return hc_value_datum(&page);
+	}
+
+	/* the fragments: L1, then one MGET, then one query */
+	{
+		HcPiece   **missing = palloc(sizeof(HcPiece *) * Max(c.n, 1));
+		const char **keys = palloc(sizeof(char *) * Max(c.n, 1));
+		const uint8 **digests = palloc(sizeof(uint8 *) * Max(c.n, 1));
+		HcValue    *values = palloc0(sizeof(HcValue) * Max(c.n, 1));
+		bool	   *hit = palloc(sizeof(bool) * Max(c.n, 1));
+		int			nmissing = 0;
+		int			nfilled;
+
+		for (int i = 0; i < c.n; i++)
+		{
+			HcValue		v;
+
+			if (HcL1Get(c.pieces[i].digest, &v) && !v.isnull)
+			{
+				c.pieces[i].text = v.data;
+				c.pieces[i].len = v.len;
+				hits++;
+			}
+			else
+				missing[nmissing++] = &c.pieces[i];
+		}
+		for (int i = 0; i < nmissing; i++)
+		{
+			keys[i] = missing[i]->key;
+			digests[i] = missing[i]->digest;
+		}
+		if (nmissing > 0 && HcRedisMGet(nmissing, keys, digests, values, hit))
+		{
+			int			still = 0;
+
+			for (int i = 0; i < nmissing; i++)
+			{
+				if (hit[i] && !values[i].isnull)
+				{
+					missing[i]->text = values[i].data;
+					missing[i]->len = values[i].len;
+					(void) HcL1Put(missing[i]->digest, &values[i]);
+					hits++;
+				}
+				else
+					missing[still++] = missing[i];
+			}
+			nmissing = still;
+		}
+		if (nmissing > 0)
+		{
+			nfilled = run_fragments(call, missing, nmissing, false);
+			if (nfilled != nmissing)
+				return compose_bypass(call, "write in flight", isnull);
+			now = GetCurrentTimestamp();
+			for (int i = 0; i < nmissing; i++)
+			{
+				values[i].isnull = false;
+				values[i].data = missing[i]->text;
+				values[i].len = missing[i]->len;
+				values[i].varlena = NULL;
+				values[i].created_at = now;
+				values[i].compute_us = 0;
+				values[i].ttl_ms = hc_ttl_ms(call->def);
+				keys[i] = missing[i]->key;
+				digests[i] = missing[i]->digest;
+				if (values[i].len <= (uint32) hc_max_value_bytes)
+					(void) HcL1Put(missing[i]->digest, &values[i]);
+			}
+			HcStatAdd(HC_STAT_L2_STORES, HcRedisSetMany(nmissing, keys, digests, values));
+			fills = nmissing;
+		}
+	}
+
+	/* every piece still current?  Then they all were at once */
+	regens = palloc(sizeof(uint64) * Max(c.nslots, 1));
+	list_regens[call->nslots] = HcStandbyGlobalGeneration();
+	if (!HcReadGenerations(call->slots, call->nslots, list_regens) ||
+		memcmp(list_regens, call->gens, sizeof(uint64) * (call->nslots + 1)) != 0 ||
+		!HcReadGenerations(c.slots, c.nslots, regens) ||
+		memcmp(regens, c.gens, sizeof(uint64) * c.nslots) != 0)
+		return compose_bypass(call, "write in flight", isnull);
+
+	HcStatAdd(HC_STAT_FRAGMENT_HITS, hits);
+	HcStatAdd(HC_STAT_FRAGMENT_FILLS, fills);
+	page.isnull = false;
+	page.data = assemble(list.data, list.len, &ids, &c, &page.len);
+	page.varlena = NULL;
+	page.created_at = now;
+	page.compute_us = 0;
+	page.ttl_ms = (uint32) Max(list_ttl, 1) * 1000;
+	if (page.len <= (uint32) hc_max_value_bytes)
+	{
+		(void) HcL1Put(page_digest, &page);
+		if (HcRedisSet(page_key, page_digest, &page))
+			HcStatInc(HC_STAT_L2_STORES);
+	}
+	hc_record(call, tier, NULL, list_ttl);
+	hc_last_lookup.fragment_hits = hits;
+	hc_last_lookup.fragment_fills = fills;
+	*isnull = false;
+	return hc_json_datum(page.data, page.len);
 }
 
 /*
@@ -829,6 +1447,8 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 	int			flight;
 
 	fetch_begin(&call, name, nargs, values, nulls);
+	if (call.def->fragments != NULL)
+		return fetch_composed(&call, if_none_match, isnull);
 	reason = fetch_generations(&call);
 	if (reason != NULL)
 		return fetch_bypass(&call, reason, isnull);
@@ -840,7 +1460,7 @@ HcFetch(const char *name, int nargs, Datum *values, bool *nulls,
 		*isnull = value.isnull;
 		return value.isnull ? (Datum) 0 : hc_value_datum(&value);
 	}
-	return fetch_fill(&call, flight, isnull);
+	return fetch_fill(&call, flight, isnull, NULL);
 }
 
 /*

@@ -388,8 +388,14 @@ HcDefineGucs(void)
 							 HC_SETTING(hc_publish),
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("housing_cache.publish_queue_kb",
+							"Shared memory for invalidation messages waiting for the publisher worker.",
+							"Writers queue their messages at commit; a message that finds the queue full is dropped and counted in publish_failures.",
+							HC_SETTING(hc_publish_queue_kb), 64, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("housing_cache.heartbeat_ms",
-							"How often the heartbeat worker publishes the last invalidation message number.",
+							"How often the publisher worker publishes the last invalidation message number.",
 							"On the invalidation channel, through the Redis of the server's configuration, so that consumers (an HTTP edge's purger) learn of a message they missed.  0: no heartbeat.",
 							HC_SETTING(hc_heartbeat_ms), 0, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
@@ -429,6 +435,12 @@ HcDefineGucs(void)
 							"Bounds how long an L1 lock is held while an answer is copied.",
 							HC_SETTING(hc_l1_max_value_bytes), 0, 16 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("housing_cache.column_tags",
+							 "Let answers depend only on the columns their queries read.",
+							 "Off: every answer depends on every column of the rows of its tags, as before column-aware tags (for comparison; writes are tagged the same either way).",
+							 HC_SETTING(hc_column_tags),
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("housing_cache.single_flight",
 							 "Let only one session compute a missing answer; the others wait for it.",

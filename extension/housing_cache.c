@@ -58,7 +58,7 @@ _PG_init(void)
 		shmem_request_hook = hc_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = hc_shmem_startup;
-		HcHeartbeatRegister();
+		HcPublisherRegister();
 	}
 
 	/* transaction callbacks are registered once, here, for every backend */

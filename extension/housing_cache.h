@@ -20,8 +20,9 @@
  *	  singleflight.c	one fill per key at a time
  *	  message.c			the invalidation message published after commit
  *	  invalidate.c		row triggers, invalidate(), the commit callback
- *	  edge.c			the HTTP edge: edge keys, purge_edge(), the
- *						heartbeat worker
+ *	  publisher.c		the invalidation messages' queue and the worker that
+ *						publishes it, with a heartbeat
+ *	  edge.c			the HTTP edge: edge keys, purge_edge()
  *	  standby.c			hot standbys: invalidation in WAL order (a custom
  *						resource manager), pending transactions, min_lsn
  *	  catalog.c			watched_tables and queries: reads, writes, privileges
@@ -110,11 +111,13 @@ extern int	hc_breaker_max_backoff_ms;
 extern int	hc_l1_size_mb;
 extern int	hc_l1_max_value_bytes;
 extern bool hc_single_flight;
+extern bool hc_column_tags;
 extern int	hc_fill_wait_ms;
 extern double hc_xfetch_beta;
 extern int	hc_http_max_age;
 extern int	hc_http_shared_max_age;
 extern int	hc_heartbeat_ms;
+extern int	hc_publish_queue_kb;
 extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
@@ -171,6 +174,8 @@ typedef enum HcStat
 	HC_STAT_REDIS_DISCOVERIES,
 	HC_STAT_REDIS_FAILOVERS,
 	HC_STAT_HEARTBEATS,
+	HC_STAT_FRAGMENT_HITS,
+	HC_STAT_FRAGMENT_FILLS,
 	HC_STAT_COUNT
 } HcStat;
 
@@ -209,8 +214,8 @@ HcStatAdd(HcStat stat, uint64 n)
 
 /* ---- the generation protocol (generation.c) and keys (key.c) ---- */
 
-/* at most this many tags per cached answer (after template expansion) */
-#define HC_MAX_TAGS		16
+/* at most this many generation slots per cached answer (tags and columns) */
+#define HC_MAX_TAGS		64
 
 /* 128-bit key digest, printed as 32 hex characters after the key prefix */
 #define HC_DIGEST_LEN	16
@@ -251,6 +256,10 @@ typedef struct HcTagSpeller
 } HcTagSpeller;
 
 extern uint32 HcTagSlot(const char *tag, int len);
+extern uint64 HcTagHash(const char *tag, int len);
+extern uint64 HcColumnHash(const char *column);
+extern uint32 HcSlotOfHash(uint64 taghash);
+extern uint32 HcColumnSlot(uint64 taghash, uint64 columnhash);
 extern HcSpelling HcTagSpellingOf(Oid type, Oid collation);
 extern bool HcTagSpellerInit(HcTagSpeller *sp, Oid type, Oid collation,
 							 MemoryContext cxt);
@@ -284,7 +293,13 @@ extern HcRedisResult HcRedisGet(const char *key, const uint8 *digest,
 								HcValue *value);
 extern bool HcRedisSet(const char *key, const uint8 *digest,
 					   const HcValue *value);
+extern bool HcRedisMGet(int n, const char *const *keys, const uint8 *const *digests,
+						HcValue *values, bool *hit);
+extern int	HcRedisSetMany(int n, const char *const *keys, const uint8 *const *digests,
+						   const HcValue *values);
 extern bool HcRedisPublish(const char *channel, const char *msg, size_t len);
+extern int	HcRedisPublishBatch(int n, const char *const *channels,
+								const char *const *msgs, const size_t *lens);
 extern void HcRedisConfigChanged(void);
 extern const char *HcRedisMasterAddress(void);
 extern void HcRedisDescribe(char *buf, size_t size);
@@ -405,8 +420,7 @@ extern char *HcTextAsUtf8(const char *text, int len);
 extern void HcMessageAddTag(const char *tag, int len);
 extern void HcMessagePrepare(void);
 extern bool HcMessagePrepared(void);
-extern void HcMessageNumber(void);
-extern void HcMessagePublish(void);
+extern void HcMessageCommit(void);
 extern void HcMessageForgetTags(void);
 extern void HcMessageForget(void);
 
@@ -421,8 +435,14 @@ extern void HcInvalidateEverything(void);
 /* "k" and 32 hex digits */
 #define HC_EDGE_KEY_LEN 33
 extern void HcEdgeKey(const char *dbname, const char *tag, int len, char *out);
-extern void HcHeartbeatRegister(void);
-extern PGDLLEXPORT void housing_cache_heartbeat_main(Datum arg);
+
+/* ---- the publisher (publisher.c) ---- */
+extern Size HcPublishShmemSize(void);
+extern void HcPublishShmemInit(char *base, bool found, LWLock *lock);
+extern bool HcPublishCommit(char *msg, int (*finish) (char *msg, uint64 seq),
+							const char *channel);
+extern void HcPublisherRegister(void);
+extern PGDLLEXPORT void housing_cache_publisher_main(Datum arg);
 
 /* ---- the catalog (catalog.c) ---- */
 typedef struct HcQueryRow
@@ -435,13 +455,17 @@ typedef struct HcQueryRow
 	bool		fetchable;
 	Oid			owner;
 	char	   *extension;		/* that registered it, or NULL */
+	/* a composed query's fragments (registry.c), all NULL otherwise */
+	char	   *fragment_sql;
+	Datum		fragment_tags;	/* text[], or 0 */
+	char	   *fragments_key;
 } HcQueryRow;
 
 extern Oid	HcCatalogRelid(const char *table);
 extern bool HcCatalogLookupWatched(const char *table_tag, Oid *relid,
 								   char **partition_column, char **id_column);
 extern bool HcCatalogReadQuery(const char *name, HcQueryRow *row);
-extern void HcCatalogStoreQuery(const char *name, const char *sql,
+extern void HcCatalogStoreQuery(const HcQueryRow *composed, const char *name, const char *sql,
 								Datum param_types, Datum tags, int ttl_seconds,
 								bool vary_by_role, bool fetchable);
 extern bool HcCatalogDeleteQuery(const char *name);
@@ -461,7 +485,7 @@ extern void HcStandbyWaitForLsn(void);
 
 /* ---- registered queries (registry.c) ---- */
 #define HC_MAX_PARAMS		32
-#define HC_MAX_TEMPLATES	(HC_MAX_TAGS / 2)
+#define HC_MAX_TEMPLATES	8
 
 /*
  * A tag template: a table tag alone, "T/col=$n", or a literal "T/col=value".
@@ -473,11 +497,43 @@ typedef struct HcTagTemplate
 	int			param;			/* 1-based parameter, 0 for a literal */
 	char	   *literal;		/* the whole tag, when param == 0 */
 	HcTagSpeller speller;		/* how the column's values are spelled */
-	/* generation slots that do not depend on parameters, set at load */
-	uint32		table_slot;		/* of the table tag */
+	Oid			relid;			/* the watched table */
+
+	/*
+	 * The columns of the table the query reads (registry.c): its answers
+	 * depend on the tag's own slot and these columns' slots, or, reading
+	 * whole rows (all_columns), on the tag's "any" slot (tag.c).
+	 */
+	bool		all_columns;
+	int			ncolumns;
+	uint64	   *column_hashes;
+	/* hashes that do not depend on parameters, set at load */
+	uint64		table_hash;		/* of the table tag */
+	uint64		literal_hash;	/* of the literal tag */
 	uint32		reset_slot;		/* of the table's reset tag */
-	uint32		literal_slot;	/* of the literal tag */
 } HcTagTemplate;
+
+/*
+ * The fragments of a composed query (registry.c, fetch.c): its answer holds
+ * an array of ids at a key, each replaced by the id's fragment, computed by
+ * a query of its own over an array of ids and cached by id.
+ */
+typedef struct HcFragmentsDef
+{
+	char	   *key;			/* the answer's key holding the ids */
+	Oid			idtype;			/* of one id */
+	Oid			id_input;
+	Oid			id_ioparam;
+	Oid			id_output;
+	int16		id_len;
+	bool		id_byval;
+	char		id_align;
+	int			ntemplates;		/* the tags of one fragment, $1 its id */
+	HcTagTemplate templates[HC_MAX_TEMPLATES];
+	Oid			fragment_output;	/* of the fragment column */
+	uint8		digest[HC_DIGEST_LEN];
+	SPIPlanPtr	plan;			/* $1: an array of ids */
+} HcFragmentsDef;
 
 /*
  * A registered query's definition, loaded from the catalog and checked
@@ -515,6 +571,7 @@ typedef struct HcQueryDef
 	Oid			result_output;	/* output function of the result column */
 	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
 	SPIPlanPtr	plan;
+	HcFragmentsDef *fragments;	/* a composed query's, or NULL */
 } HcQueryDef;
 
 extern void HcRegistryInit(void);
@@ -545,6 +602,8 @@ typedef struct HcLastLookup
 	int64		elapsed_us;
 	char		bypass_reason[64];	/* why the cache was bypassed, '' otherwise */
 	int32		ttl_remaining_s;	/* of the answer served; -1 unknown */
+	int32		fragment_hits;	/* a composed answer's fragments from the cache */
+	int32		fragment_fills; /* ... and computed */
 	bool		has_stamp;		/* stamp_seq is set: see edge.c */
 	uint64		stamp_seq;		/* message_seq before the generations were read */
 } HcLastLookup;

@@ -47,6 +47,7 @@
 #include "storage/lock.h"
 #include "storage/lockdefs.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -77,7 +78,6 @@ static bool marked = false;
 static bool everything = false;
 
 /* COMMIT bumped generations; the message goes out once locks are released */
-static bool publish_pending = false;
 
 /* the table rows counted for escalation, per transaction */
 static MemoryContext xact_cxt = NULL;
@@ -114,20 +114,13 @@ ensure_state(void)
 }
 
 /*
- * Remember that this transaction touched a tag.
+ * Remember that this transaction touched a generation slot.
  */
-void
-HcRememberTag(const char *tag, int len)
+static void
+remember_slot(uint32 slot)
 {
-	uint32		slot;
-	uint64		bit;
+	uint64		bit = UINT64CONST(1) << (slot % 64);
 
-	if (hc_shared == NULL)
-		return;
-	ensure_state();
-
-	slot = HcTagSlot(tag, len);
-	bit = UINT64CONST(1) << (slot % 64);
 	if ((touched[slot / 64] & bit) == 0)
 	{
 		touched[slot / 64] |= bit;
@@ -138,8 +131,53 @@ HcRememberTag(const char *tag, int len)
 		if (marked)
 			HcSlotMark(slot);
 	}
+}
+
+/* the hash of the column slot "any" (tag.c) */
+static uint64
+any_column_hash(void)
+{
+	static uint64 h = 0;
+
+	if (h == 0)
+		h = HcColumnHash("");
+	return h;
+}
+
+/*
+ * One write to the rows of a tag: a row entered or left it (row_event), and
+ * an UPDATE changed these columns (their hashes).  Bumps the tag's own slot
+ * for a row event, its "any" slot always, and its changed columns' slots
+ * (tag.c), and lists the tag for the message.
+ */
+static void
+remember_tag_change(const char *tag, int len, bool row_event,
+					const uint64 *changed, int nchanged)
+{
+	uint64		h;
+
+	if (hc_shared == NULL)
+		return;
+	ensure_state();
+	h = HcTagHash(tag, len);
+	if (row_event)
+		remember_slot(HcSlotOfHash(h));
+	remember_slot(HcColumnSlot(h, any_column_hash()));
+	for (int i = 0; i < nchanged; i++)
+		remember_slot(HcColumnSlot(h, changed[i]));
 	if (hc_publish)
 		HcMessageAddTag(tag, len);
+}
+
+/*
+ * Remember that this transaction touched a tag as a whole: every answer
+ * that depends on it, whatever columns it reads (invalidate(), a table
+ * reset).
+ */
+void
+HcRememberTag(const char *tag, int len)
+{
+	remember_tag_change(tag, len, true, NULL, 0);
 }
 
 /*
@@ -258,56 +296,128 @@ column_speller(Form_pg_attribute att)
 }
 
 /*
- * Remember "T/column=value" for one column of one row version, the value
- * spelled from its identity (tag.c).  Returns false if the column no longer
- * exists.  A column whose type cannot be spelled gets no tag: registration
- * refuses every tag on it.
+ * Spell "T/column=value" for one column of one row version into *buf, the
+ * value spelled from its identity (tag.c).  Returns false if the column no
+ * longer exists; *spelled false (and true returned) for a column whose type
+ * cannot be spelled: registration refuses every tag on it.
  */
 static bool
-remember_column_tag(const char *table_tag, const char *column,
-					HeapTuple tuple, TupleDesc tupdesc)
+spell_column_tag(StringInfo buf, const char *table_tag, const char *column,
+				 HeapTuple tuple, TupleDesc tupdesc, bool *spelled)
 {
 	int			attnum = SPI_fnumber(tupdesc, column);
 	const HcTagSpeller *sp;
 	bool		isnull;
 	Datum		value;
-	StringInfoData buf;
 
+	*spelled = false;
 	if (attnum <= 0)
 		return false;
 	sp = column_speller(TupleDescAttr(tupdesc, attnum - 1));
 	if (sp->how == HC_SPELL_NONE)
 		return true;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s/%s=", table_tag, column);
+	resetStringInfo(buf);
+	appendStringInfo(buf, "%s/%s=", table_tag, column);
 	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
 	if (isnull)
-		appendStringInfoString(&buf, "\\N");
+		appendStringInfoString(buf, "\\N");
 	else
-		HcTagAppendValue(&buf, sp, value);
-	HcRememberTag(buf.data, buf.len);
-	pfree(buf.data);
+		HcTagAppendValue(buf, sp, value);
+	*spelled = true;
 	return true;
 }
 
-static void
-remember_row(const char *table_tag, const char *partition_column,
-			 const char *id_column, HeapTuple tuple, TupleDesc tupdesc)
+/*
+ * The hashes of the columns an UPDATE changed (by name, so that partitions
+ * whose columns are numbered differently agree), into changed[], which has
+ * room for every column.  A column compares by its stored image: a value
+ * written again the same way is unchanged, one stored differently but equal
+ * counts as changed (over-invalidation, never a miss).
+ */
+static int
+changed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, uint64 *changed)
 {
+	int			natts = tupdesc->natts;
+	Datum	   *ov = palloc(sizeof(Datum) * natts);
+	Datum	   *nv = palloc(sizeof(Datum) * natts);
+	bool	   *on = palloc(sizeof(bool) * natts);
+	bool	   *nn = palloc(sizeof(bool) * natts);
+	int			n = 0;
+
+	heap_deform_tuple(oldtup, tupdesc, ov, on);
+	heap_deform_tuple(newtup, tupdesc, nv, nn);
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (on[i] != nn[i] ||
+			(!on[i] && !datumIsEqual(ov[i], nv[i], att->attbyval, att->attlen)))
+			changed[n++] = HcColumnHash(NameStr(att->attname));
+	}
+	pfree(ov);
+	pfree(nv);
+	pfree(on);
+	pfree(nn);
+	return n;
+}
+
+/*
+ * The tags of one row write.  INSERT and DELETE: a row entered or left the
+ * table's tag and the row's partition and id tags.  UPDATE: the changed
+ * columns of each; a row entered one partition (or id) tag and left another
+ * when that column changed.  Returns false when a watched column is gone.
+ */
+static bool
+remember_row_write(const char *table_tag, const char *partition_column,
+				   const char *id_column, HeapTuple oldtup, HeapTuple newtup,
+				   TupleDesc tupdesc)
+{
+	const char *columns[2] = {partition_column, id_column};
+	uint64	   *changed = NULL;
+	int			nchanged = 0;
+	StringInfoData old_tag;
+	StringInfoData new_tag;
 	bool		ok = true;
 
-	if (partition_column[0] != '\0')
-		ok &= remember_column_tag(table_tag, partition_column, tuple, tupdesc);
-	if (id_column[0] != '\0')
-		ok &= remember_column_tag(table_tag, id_column, tuple, tupdesc);
+	if (oldtup != NULL && newtup != NULL)
+	{
+		changed = palloc(sizeof(uint64) * tupdesc->natts);
+		nchanged = changed_columns(oldtup, newtup, tupdesc, changed);
+	}
+	remember_tag_change(table_tag, strlen(table_tag), changed == NULL, changed, nchanged);
 
-	/*
-	 * A watched column was dropped or renamed since watch_table(): invalidate
-	 * the whole table rather than miss a tag.
-	 */
-	if (!ok)
-		HcInvalidateTable(table_tag);
+	initStringInfo(&old_tag);
+	initStringInfo(&new_tag);
+	for (int c = 0; c < 2; c++)
+	{
+		bool		old_spelled = false;
+		bool		new_spelled = false;
+
+		if (columns[c][0] == '\0')
+			continue;
+		if (oldtup != NULL)
+			ok &= spell_column_tag(&old_tag, table_tag, columns[c], oldtup, tupdesc, &old_spelled);
+		if (newtup != NULL)
+			ok &= spell_column_tag(&new_tag, table_tag, columns[c], newtup, tupdesc, &new_spelled);
+		if (old_spelled && new_spelled && old_tag.len == new_tag.len &&
+			memcmp(old_tag.data, new_tag.data, old_tag.len) == 0)
+		{
+			/* the row stays under this tag: only its changed columns */
+			remember_tag_change(old_tag.data, old_tag.len, false, changed, nchanged);
+			continue;
+		}
+		if (old_spelled)
+			remember_tag_change(old_tag.data, old_tag.len, true, changed, nchanged);
+		if (new_spelled)
+			remember_tag_change(new_tag.data, new_tag.len, true, changed, nchanged);
+	}
+	pfree(old_tag.data);
+	pfree(new_tag.data);
+	if (changed)
+		pfree(changed);
+	return ok;
 }
 
 /*
@@ -421,11 +531,19 @@ housing_cache_invalidation_trigger(PG_FUNCTION_ARGS)
 	if (row_limit_reached(table_tag))
 		return PointerGetDatum(NULL);
 
-	HcRememberTag(table_tag, strlen(table_tag));
 	/* tg_trigtuple is the NEW row for INSERT, the OLD one otherwise */
-	remember_row(table_tag, partition_column, id_column, trigdata->tg_trigtuple, tupdesc);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		remember_row(table_tag, partition_column, id_column, trigdata->tg_newtuple, tupdesc);
+	if (!remember_row_write(table_tag, partition_column, id_column,
+							TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? NULL : trigdata->tg_trigtuple,
+							TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? trigdata->tg_trigtuple
+							: TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : NULL,
+							tupdesc))
+	{
+		/*
+		 * A watched column was dropped or renamed since watch_table():
+		 * invalidate the whole table rather than miss a tag.
+		 */
+		HcInvalidateTable(table_tag);
+	}
 
 	return PointerGetDatum(NULL);
 }
@@ -491,7 +609,6 @@ reset_tags(void)
 static void
 reset_message(void)
 {
-	publish_pending = false;
 	HcMessageForget();
 }
 
@@ -568,8 +685,6 @@ touch_slots(void (*step) (uint32 slot))
 static void
 hc_xact_callback(XactEvent event, void *arg)
 {
-	if (publish_pending)
-		reset_message();		/* a message that never went out: drop it */
 	if ((touched_count == 0 && !everything) || hc_shared == NULL)
 		return;
 
@@ -601,13 +716,11 @@ hc_xact_callback(XactEvent event, void *arg)
 					touch_slots(HcSlotMark);
 				}
 				n = touch_slots(HcSlotBump);
-				/* numbered after the bumps: see HcMessageNumber */
-				HcMessageNumber();
+				/* numbered and queued after the bumps: see HcMessageCommit */
+				HcMessageCommit();
 				HcStatAdd(HC_STAT_INVALIDATIONS, n);
 				HcStatInc(HC_STAT_INVALIDATED_COMMITS);
-				reset_tags();
-				/* publishing waits until the transaction's locks are gone */
-				publish_pending = HcMessagePrepared();
+				reset_state();
 			}
 			break;
 
@@ -622,25 +735,8 @@ hc_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/*
- * Publish after the committed transaction released its locks, so that a slow
- * Redis never makes other sessions wait on this one's locks.  Like the COMMIT
- * callback, this must not raise an error.
- */
-static void
-hc_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
-					void *arg)
-{
-	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel || !publish_pending)
-		return;
-	if (isCommit)
-		HcMessagePublish();
-	reset_message();
-}
-
 void
 HcInvalidationInit(void)
 {
 	RegisterXactCallback(hc_xact_callback, NULL);
-	RegisterResourceReleaseCallback(hc_release_callback, NULL);
 }

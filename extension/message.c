@@ -20,7 +20,7 @@
  * errors are still allowed.  At COMMIT, once the generations are bumped, the
  * message gets its number ("seq": the cluster's messages, counted in shared
  * memory since the epoch began) and the commit LSN, written into room
- * reserved for them.  A consumer that misses a number knows it missed a
+ * reserved for them, and goes into the publisher's queue (publisher.c).  A consumer that misses a number knows it missed a
  * message (edge/README.md).  The tag "*" stands for everything of the
  * database (HcInvalidateEverything).  Tags are in the database encoding; the
  * message is always valid UTF-8 JSON.
@@ -283,45 +283,42 @@ HcMessagePrepare(void)
 }
 
 /*
- * At COMMIT, after the generations were bumped: the message's number and
- * the commit LSN.  A reader that saw this number (edge.c, the stamp of an
- * answer) therefore sees the bumped generations.  Allocation-free; never
- * raises.
+ * The number and the commit LSN, written into the room reserved for them:
+ * publisher.c calls this once it holds the queue's lock, so that numbers
+ * follow the queue's order.  Returns the message's length.  Never raises.
  */
-void
-HcMessageNumber(void)
+static int
+finish_message(char *msg, uint64 seq)
 {
-	uint64		seq;
 	int			n;
 
-	if (message == NULL)
-		return;
-	seq = pg_atomic_add_fetch_u64(&hc_shared->message_seq, 1);
 	/* XactLastCommitEnd may be an earlier transaction's */
 	if (!message_has_xid || XactLastCommitEnd == InvalidXLogRecPtr)
-		n = snprintf(message + message_len, message_cap - message_len,
+		n = snprintf(msg + message_len, message_cap - message_len,
 					 "\"seq\":" UINT64_FORMAT ",\"lsn\":null}", seq);
 	else
-		n = snprintf(message + message_len, message_cap - message_len,
+		n = snprintf(msg + message_len, message_cap - message_len,
 					 "\"seq\":" UINT64_FORMAT ",\"lsn\":\"%X/%X\"}", seq,
 					 LSN_FORMAT_ARGS(XactLastCommitEnd));
+	/* cannot overflow: NUMBER_ROOM is reserved */
 	if (n < 0 || n >= message_cap - message_len)
-	{
-		/* cannot happen (the room is reserved); a lost number says so */
-		message = NULL;
-		return;
-	}
-	message_len += n;
+		n = 0;
+	return message_len + n;
 }
 
+/*
+ * At COMMIT, after the generations were bumped: number the message and hand
+ * it to the publisher (publisher.c).  A reader that saw this number (the
+ * stamp of an answer, edge.c) therefore sees the bumped generations.  A
+ * message the queue has no room for is counted as a failed publish.  Never
+ * raises, never allocates.
+ */
 void
-HcMessagePublish(void)
+HcMessageCommit(void)
 {
 	if (message == NULL)
 		return;
-	if (HcRedisPublish(hc_channel, message, message_len))
-		HcStatInc(HC_STAT_PUBLISHES);
-	else
+	if (!HcPublishCommit(message, finish_message, hc_channel))
 		HcStatInc(HC_STAT_PUBLISH_FAILURES);
 }
 

@@ -564,6 +564,193 @@ HcRedisSet(const char *key, const uint8 *digest, const HcValue *value)
 }
 
 /*
+ * Look n keys up in one round trip (MGET).  hit[i] says whether values[i]
+ * holds a palloc'd copy of key i's answer.  Returns false when Redis is
+ * unavailable (nothing is a hit then).
+ */
+bool
+HcRedisMGet(int n, const char *const *keys, const uint8 *const *digests,
+			HcValue *values, bool *hit)
+{
+	const char **argv = palloc(sizeof(char *) * (n + 1));
+	size_t	   *argvlen = palloc(sizeof(size_t) * (n + 1));
+	redisReply *volatile reply = NULL;
+	volatile bool ok = true;
+
+	for (int i = 0; i < n; i++)
+		hit[i] = false;
+	if (n == 0)
+		return true;
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (int i = 0; i < n; i++)
+	{
+		argv[i + 1] = keys[i];
+		argvlen[i + 1] = strlen(keys[i]);
+	}
+	for (int attempt = 0; attempt < 2 && reply == NULL; attempt++)
+	{
+		if (!hc_redis_ready(false))
+			return false;
+		if (!hc_redis_drain())
+			continue;
+		reply = redisCommandArgv(hc_redis, n + 1, argv, argvlen);
+		if (reply == NULL)
+		{
+			if (attempt == 0 && hc_redis_closed())
+			{
+				hc_redis_drop();
+				continue;
+			}
+			hc_redis_failed("MGET");
+			return false;
+		}
+	}
+	if (reply == NULL)
+		return false;
+
+	PG_TRY();
+	{
+		if (reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t) n)
+		{
+			for (int i = 0; i < n; i++)
+			{
+				redisReply *r = reply->element[i];
+				HcValue		v;
+
+				if (r->type != REDIS_REPLY_STRING)
+					continue;
+				if (!HcValueDecode(digests[i], r->str, r->len, &v))
+				{
+					HcStatInc(HC_STAT_L2_REJECTS);
+					continue;
+				}
+				values[i] = v;
+				values[i].data = NULL;
+				values[i].varlena = NULL;
+				if (!v.isnull)
+				{
+					HcValueAllocate(&values[i], v.len);
+					memcpy(values[i].data, v.data, v.len);
+				}
+				hit[i] = true;
+			}
+		}
+		else
+		{
+			HcStatInc(HC_STAT_REDIS_ERRORS);
+			if (reply->type == REDIS_REPLY_ERROR)
+				hc_redis_error_reply(reply);
+			ok = false;
+		}
+	}
+	PG_FINALLY();
+	{
+		freeReplyObject(reply);
+	}
+	PG_END_TRY();
+	if (ok)
+		HcBreakerSuccess();
+	return ok;
+}
+
+/*
+ * Store n answers, pipelined: one round trip.  Returns how many Redis took.
+ */
+int
+HcRedisSetMany(int n, const char *const *keys, const uint8 *const *digests,
+			   const HcValue *values)
+{
+	int			sent = 0;
+	int			stored = 0;
+
+	if (n == 0 || !hc_redis_ready(false) || !hc_redis_drain())
+		return 0;
+	for (int i = 0; i < n; i++)
+	{
+		Size		len;
+		char	   *buf = HcValueEncode(digests[i], &values[i], &len);
+		char		ttltext[16];
+		int			rc;
+
+		snprintf(ttltext, sizeof(ttltext), "%u", Max(values[i].ttl_ms, 1));
+		rc = redisAppendCommand(hc_redis, "SET %b %b PX %s",
+								keys[i], strlen(keys[i]), buf, len, ttltext);
+		pfree(buf);
+		if (rc != REDIS_OK)
+			break;
+		sent++;
+	}
+	for (int i = 0; i < sent; i++)
+	{
+		void	   *reply = NULL;
+
+		if (redisGetReply(hc_redis, &reply) != REDIS_OK || reply == NULL)
+		{
+			hc_redis_failed("SET");
+			return stored;
+		}
+		if (((redisReply *) reply)->type == REDIS_REPLY_STATUS)
+			stored++;
+		else
+		{
+			HcStatInc(HC_STAT_REDIS_ERRORS);
+			hc_redis_error_reply(reply);
+		}
+		freeReplyObject(reply);
+	}
+	if (sent < n)
+		hc_redis_failed("SET");
+	else
+		HcBreakerSuccess();
+	return stored;
+}
+
+/*
+ * Publish n messages in one round trip and wait for the replies (the
+ * publisher worker, publisher.c: nobody waits for it).  Returns how many
+ * Redis took; the rest failed (the breaker says why, and decides when to
+ * try again, as for any command).
+ */
+int
+HcRedisPublishBatch(int n, const char *const *channels, const char *const *msgs,
+					const size_t *lens)
+{
+	int			sent = 0;
+	int			ok = 0;
+
+	if (n == 0 || !hc_redis_ready(false) || !hc_redis_drain())
+		return 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (redisAppendCommand(hc_redis, "PUBLISH %b %b", channels[i], strlen(channels[i]),
+							   msgs[i], lens[i]) != REDIS_OK)
+			break;
+		sent++;
+	}
+	for (int i = 0; i < sent; i++)
+	{
+		void	   *reply = NULL;
+
+		if (redisGetReply(hc_redis, &reply) != REDIS_OK || reply == NULL)
+		{
+			hc_redis_failed("PUBLISH");
+			return ok;
+		}
+		if (((redisReply *) reply)->type == REDIS_REPLY_INTEGER)
+			ok++;
+		else
+			hc_redis_error_reply(reply);
+		freeReplyObject(reply);
+	}
+	if (sent < n)
+		hc_redis_failed("PUBLISH");
+	else
+		HcBreakerSuccess();
+	return ok;
+}
+
+/*
  * Publish a message, without waiting for Redis' reply: the writer's commit
  * does not pay a round trip for a notification.  The reply is read (and a
  * failure counted) before this backend's next Redis command.  Called once

@@ -448,7 +448,7 @@ hc_check_plan(SPIPlanPtr plan, const char *name)
 static void
 hc_definition_digest(const char *name, const char *sql, int nparams,
 					 const Oid *types, Datum tags, bool vary_by_role, Oid owner,
-					 int64 wal_version, uint8 *digest)
+					 int64 wal_version, const HcQueryRow *row, uint8 *digest)
 {
 	HcKeyBuilder buf;
 
@@ -461,6 +461,13 @@ hc_definition_digest(const char *name, const char *sql, int nparams,
 	HcKeyAdd(&buf, &vary_by_role, sizeof(vary_by_role));
 	HcKeyAdd(&buf, &owner, sizeof(owner));
 	HcKeyAdd(&buf, &wal_version, sizeof(wal_version));
+	if (row->fragment_sql != NULL)
+	{
+		HcKeyAdd(&buf, row->fragment_sql, strlen(row->fragment_sql) + 1);
+		HcKeyAdd(&buf, VARDATA_ANY(DatumGetPointer(row->fragment_tags)),
+				 VARSIZE_ANY_EXHDR(DatumGetPointer(row->fragment_tags)));
+		HcKeyAdd(&buf, row->fragments_key, strlen(row->fragments_key) + 1);
+	}
 	HcKeyDigest(&buf, digest);
 }
 
@@ -479,18 +486,380 @@ hc_oid_array(Datum arr, Datum **elems, bool **nulls, int *n)
 }
 
 /*
- * The slots of a template's fixed tags, computed once per definition.
+ * The hashes of a template's fixed tags, computed once per definition.
  */
 static void
 hc_template_slots(HcTagTemplate *tt)
 {
 	char	   *reset = psprintf("%s/*", tt->table_tag);
 
-	tt->table_slot = HcTagSlot(tt->table_tag, strlen(tt->table_tag));
+	tt->table_hash = HcTagHash(tt->table_tag, strlen(tt->table_tag));
 	tt->reset_slot = HcTagSlot(reset, strlen(reset));
 	if (tt->literal)
-		tt->literal_slot = HcTagSlot(tt->literal, strlen(tt->literal));
+		tt->literal_hash = HcTagHash(tt->literal, strlen(tt->literal));
 	pfree(reset);
+}
+
+/* ---------- the columns a query reads ---------- */
+
+/*
+ * What the query's range tables say it reads of each relation: the columns
+ * (selectedCols, which counts every reference: select list, WHERE, ORDER
+ * BY, GROUP BY, aggregates, joins; after rewriting, the tables inside views
+ * too), or whole rows.
+ */
+typedef struct HcReadColumns
+{
+	Oid			relid;
+	bool		whole_rows;		/* a whole-row or system column reference */
+	List	   *names;			/* column names (char *) */
+} HcReadColumns;
+
+static HcReadColumns *
+hc_read_columns_of(List **reads, Oid relid)
+{
+	ListCell   *lc;
+	HcReadColumns *rc;
+
+	foreach(lc, *reads)
+	{
+		rc = lfirst(lc);
+		if (rc->relid == relid)
+			return rc;
+	}
+	rc = palloc0(sizeof(HcReadColumns));
+	rc->relid = relid;
+	*reads = lappend(*reads, rc);
+	return rc;
+}
+
+static bool
+hc_columns_walker(Node *node, void *context)
+{
+	List	  **reads = (List **) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		HcReadColumns *rc;
+		int			x = -1;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		rc = hc_read_columns_of(reads, rte->relid);
+		while ((x = bms_next_member(rte->selectedCols, x)) >= 0)
+		{
+			AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+			char	   *name;
+
+			if (attno <= 0)
+			{
+				rc->whole_rows = true;
+				continue;
+			}
+			name = get_attname(rte->relid, attno, true);
+			if (name == NULL)
+				rc->whole_rows = true;
+			else
+				rc->names = list_append_unique(rc->names, makeString(name));
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, hc_columns_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, hc_columns_walker, context);
+}
+
+/*
+ * The columns each template's answers depend on: what the query reads of
+ * the template's table (and its partitions and children, by name).  Whole
+ * rows when it reads a whole row or a system column, or does not name the
+ * table at all (reading it inside a function, which nothing here can see
+ * into).  At most HC_MAX_TAGS slots per answer: past that, the templates
+ * reading the most columns depend on whole rows instead.
+ */
+static void
+hc_template_columns(HcTagTemplate *templates, int ntemplates, CachedPlanSource *ps)
+{
+	List	   *reads = NIL;
+	ListCell   *lc;
+	int			total;
+
+	foreach(lc, ps->query_list)
+		(void) hc_columns_walker((Node *) lfirst(lc), &reads);
+
+	for (int i = 0; i < ntemplates; i++)
+	{
+		HcTagTemplate *tt = &templates[i];
+		List	   *family = find_all_inheritors(tt->relid, NoLock, NULL);
+		List	   *names = NIL;
+		bool		seen = false;
+		ListCell   *lc2;
+
+		tt->all_columns = false;
+		foreach(lc2, reads)
+		{
+			HcReadColumns *rc = lfirst(lc2);
+
+			if (!list_member_oid(family, rc->relid))
+				continue;
+			seen = true;
+			tt->all_columns |= rc->whole_rows;
+			names = list_concat_unique(names, rc->names);
+		}
+		if (!seen)
+			tt->all_columns = true;
+		tt->ncolumns = tt->all_columns ? 0 : list_length(names);
+		tt->column_hashes = palloc(sizeof(uint64) * Max(tt->ncolumns, 1));
+		for (int c = 0; c < tt->ncolumns; c++)
+			tt->column_hashes[c] = HcColumnHash(strVal(list_nth(names, c)));
+	}
+
+	/* the slot budget: a template's own (or "any") slot, columns, reset */
+	for (;;)
+	{
+		int			widest = -1;
+
+		total = 0;
+		for (int i = 0; i < ntemplates; i++)
+		{
+			HcTagTemplate *tt = &templates[i];
+
+			total += 1 + tt->ncolumns + (tt->prefix != NULL ? 1 : 0);
+			if (widest < 0 || tt->ncolumns > templates[widest].ncolumns)
+				widest = i;
+		}
+		if (total <= HC_MAX_TAGS || widest < 0 || templates[widest].ncolumns == 0)
+			break;
+		templates[widest].all_columns = true;
+		templates[widest].ncolumns = 0;
+	}
+}
+
+/*
+ * What a definition's plan reads and calls, for the checks of every call
+ * (fetch.c): the relations, with their partitions and children, functions
+ * whose EXECUTE is restricted, relations read as a view's owner, and
+ * whether it calls code that runs as the caller.  Adds to what def already
+ * has, so that a composed query's two plans count together.  In def->cxt.
+ */
+static void
+hc_analyze_plan(HcQueryDef *def, CachedPlanSource *ps)
+{
+	List	   *relids = NIL;
+	List	   *visible = NIL;
+	HcTreeFacts facts = {NIL, NIL, NIL, false};
+	ListCell   *lc;
+	ListCell   *lc2;
+	int			n;
+
+	for (int i = 0; i < def->nrelids; i++)
+		relids = lappend_oid(relids, def->relids[i]);
+	for (int i = 0; i < def->nvisible; i++)
+		visible = lappend_oid(visible, def->visible[i]);
+	for (int i = 0; i < def->nfuncs; i++)
+		facts.funcs = lappend_oid(facts.funcs, def->funcs[i]);
+	for (int i = 0; i < def->nas; i++)
+	{
+		facts.as_relids = lappend_oid(facts.as_relids, def->as_relids[i]);
+		facts.as_users = lappend_oid(facts.as_users, def->as_users[i]);
+	}
+
+	relids = list_concat_unique_oid(relids, ps->relationOids);
+	foreach(lc, ps->relationOids)
+		visible = list_concat_unique_oid(visible,
+										 find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
+	foreach(lc, ps->query_list)
+		(void) hc_collect_walker((Node *) lfirst(lc), &facts);
+
+	def->nrelids = list_length(relids);
+	def->relids = palloc(sizeof(Oid) * Max(def->nrelids, 1));
+	n = 0;
+	foreach(lc, relids)
+		def->relids[n++] = lfirst_oid(lc);
+	def->nvisible = list_length(visible);
+	def->visible = palloc(sizeof(Oid) * Max(def->nvisible, 1));
+	n = 0;
+	foreach(lc, visible)
+		def->visible[n++] = lfirst_oid(lc);
+	def->nfuncs = list_length(facts.funcs);
+	def->funcs = palloc(sizeof(Oid) * Max(def->nfuncs, 1));
+	n = 0;
+	foreach(lc, facts.funcs)
+		def->funcs[n++] = lfirst_oid(lc);
+	def->nas = list_length(facts.as_relids);
+	def->as_relids = palloc(sizeof(Oid) * Max(def->nas, 1));
+	def->as_users = palloc(sizeof(Oid) * Max(def->nas, 1));
+	n = 0;
+	forboth(lc, facts.as_relids, lc2, facts.as_users)
+	{
+		def->as_relids[n] = lfirst_oid(lc);
+		def->as_users[n++] = lfirst_oid(lc2);
+	}
+	def->keyed_by_role = def->keyed_by_role || def->vary_by_role || facts.invoker_code;
+}
+
+/* ---------- composed queries: fragments ---------- */
+
+/*
+ * The type of a fragment's id: that of the column its first "T/col=$1" tag
+ * names.  Needs SPI.
+ */
+static Oid
+hc_fragment_id_type(Datum tagsd, const char *name)
+{
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			n;
+
+	hc_text_array(tagsd, &elems, &elnulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		HcTagTemplate tt;
+		char	   *tag;
+		Oid			relid;
+		char	   *partition_column;
+		char	   *id_column;
+		char	   *column;
+		AttrNumber	attnum;
+
+		if (elnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("fragment_tags must not contain NULL")));
+		tag = TextDatumGetCString(elems[i]);
+		hc_parse_template(tag, 1, &tt);
+		if (tt.param != 1)
+			continue;
+		if (!HcCatalogLookupWatched(tt.table_tag, &relid, &partition_column, &id_column))
+			continue;			/* hc_resolve_template says why */
+		column = pnstrdup(tt.prefix + strlen(tt.table_tag) + 1,
+						  strlen(tt.prefix) - strlen(tt.table_tag) - 2);
+		attnum = get_attnum(relid, column);
+		if (attnum != InvalidAttrNumber)
+			return get_atttype(relid, attnum);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("composed query \"%s\" needs a fragment tag naming its id, such as \"schema.table/id=$1\"", name),
+			 errdetail("$1 in fragment_tags stands for one fragment's id.")));
+	return InvalidOid;			/* not reached */
+}
+
+/*
+ * Prepare and check a fragment query: $1 is an array of ids, and it returns
+ * rows of (id, fragment), the id of the id type and the fragment json or
+ * jsonb.  Returns the plan (not kept).
+ */
+static SPIPlanPtr
+hc_prepare_fragments(const char *name, const char *sql, Oid idtype, CachedPlanSource **psp)
+{
+	Oid			arraytype = get_array_type(idtype);
+	SPIPlanPtr	plan;
+	List	   *sources;
+	CachedPlanSource *ps;
+	ListCell   *lc;
+	Oid			fragtype;
+
+	if (!OidIsValid(arraytype))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("type %s of the fragments' ids has no array type", format_type_be(idtype))));
+	plan = SPI_prepare(sql, 1, &arraytype);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the fragment query of \"%s\": %s", name,
+			 SPI_result_code_string(SPI_result));
+	sources = SPI_plan_get_plan_sources(plan);
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the fragment query of \"%s\" must be a single SELECT statement", name)));
+	ps = (CachedPlanSource *) linitial(sources);
+	if (ps->commandTag != CMDTAG_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the fragment query of \"%s\" must be a SELECT statement", name)));
+	foreach(lc, ps->query_list)
+	{
+		Query	   *q = lfirst_node(Query, lc);
+
+		if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the fragment query of \"%s\" must only read", name)));
+	}
+	if (ps->resultDesc == NULL || ps->resultDesc->natts != 2 ||
+		TupleDescAttr(ps->resultDesc, 0)->atttypid != idtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the fragment query of \"%s\" must return two columns: the id, of type %s, and the fragment",
+						name, format_type_be(idtype)),
+				 errhint("For example: SELECT id, row_to_json(f) FROM (SELECT ... WHERE id = ANY($1)) f.")));
+	fragtype = TupleDescAttr(ps->resultDesc, 1)->atttypid;
+	if (fragtype != JSONOID && fragtype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the fragments of \"%s\" must be json or jsonb, not %s",
+						name, format_type_be(fragtype))));
+	*psp = ps;
+	return plan;
+}
+
+/*
+ * Load a composed query's fragments into def (after its own plan).
+ */
+static void
+hc_load_fragments(HcQueryDef *def, const HcQueryRow *row)
+{
+	HcFragmentsDef *fr;
+	MemoryContext old;
+	CachedPlanSource *ps;
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			n;
+	Oid			idtype = hc_fragment_id_type(row->fragment_tags, def->name);
+	bool		varlena;
+	HcKeyBuilder kb;
+
+	old = MemoryContextSwitchTo(def->cxt);
+	fr = palloc0(sizeof(HcFragmentsDef));
+	fr->key = pstrdup(row->fragments_key);
+	fr->idtype = idtype;
+	getTypeInputInfo(idtype, &fr->id_input, &fr->id_ioparam);
+	getTypeOutputInfo(idtype, &fr->id_output, &varlena);
+	get_typlenbyvalalign(idtype, &fr->id_len, &fr->id_byval, &fr->id_align);
+	hc_text_array(row->fragment_tags, &elems, &elnulls, &n);
+	if (n > HC_MAX_TEMPLATES)
+		elog(ERROR, "query \"%s\" has too many fragment tags", def->name);
+	fr->ntemplates = n;
+	for (int i = 0; i < n; i++)
+	{
+		char	   *tag = TextDatumGetCString(elems[i]);
+
+		hc_parse_template(tag, 1, &fr->templates[i]);
+		fr->templates[i].relid = hc_resolve_template(tag, &fr->templates[i], &idtype);
+		if (hc_shared != NULL)
+			hc_template_slots(&fr->templates[i]);
+	}
+	HcKeyBegin(&kb);
+	HcKeyAdd(&kb, def->digest, HC_DIGEST_LEN);
+	HcKeyAdd(&kb, "fragments", 9);
+	HcKeyDigest(&kb, fr->digest);
+	MemoryContextSwitchTo(old);
+
+	fr->plan = hc_prepare_fragments(def->name, row->fragment_sql, idtype, &ps);
+	getTypeOutputInfo(TupleDescAttr(ps->resultDesc, 1)->atttypid, &fr->fragment_output, &varlena);
+
+	old = MemoryContextSwitchTo(def->cxt);
+	hc_template_columns(fr->templates, fr->ntemplates, ps);
+	hc_analyze_plan(def, ps);
+	MemoryContextSwitchTo(old);
+	if (SPI_keepplan(fr->plan) != 0)
+		elog(ERROR, "could not keep the fragment plan of query \"%s\"", def->name);
+	def->fragments = fr;
 }
 
 /*
@@ -509,7 +878,6 @@ hc_load_definition(HcQueryDef *def)
 	int			n;
 	MemoryContext old;
 	CachedPlanSource *ps;
-	ListCell   *lc;
 
 	if (!HcCatalogReadQuery(def->name, &row))
 		return false;
@@ -551,13 +919,13 @@ hc_load_definition(HcQueryDef *def)
 		char	   *tag = TextDatumGetCString(elems[i]);
 
 		hc_parse_template(tag, def->nparams, &def->templates[i]);
-		(void) hc_resolve_template(tag, &def->templates[i], def->paramtypes);
+		def->templates[i].relid = hc_resolve_template(tag, &def->templates[i], def->paramtypes);
 		if (hc_shared != NULL)
 			hc_template_slots(&def->templates[i]);
 	}
 
 	hc_definition_digest(def->name, sql, def->nparams, def->paramtypes, tagsd,
-						 def->vary_by_role, def->owner, def->wal_version, def->digest);
+						 def->vary_by_role, def->owner, def->wal_version, &row, def->digest);
 	MemoryContextSwitchTo(old);
 
 	def->plan = SPI_prepare(sql, def->nparams, def->paramtypes);
@@ -573,49 +941,14 @@ hc_load_definition(HcQueryDef *def)
 	}
 
 	old = MemoryContextSwitchTo(def->cxt);
-	def->nrelids = list_length(ps->relationOids);
-	def->relids = palloc(sizeof(Oid) * Max(def->nrelids, 1));
-	n = 0;
-	foreach(lc, ps->relationOids)
-		def->relids[n++] = lfirst_oid(lc);
-	{
-		List	   *visible = NIL;
-
-		foreach(lc, ps->relationOids)
-			visible = list_concat_unique_oid(visible,
-											 find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
-		def->nvisible = list_length(visible);
-		def->visible = palloc(sizeof(Oid) * Max(def->nvisible, 1));
-		n = 0;
-		foreach(lc, visible)
-			def->visible[n++] = lfirst_oid(lc);
-	}
-	{
-		HcTreeFacts facts = {NIL, NIL, NIL, false};
-		ListCell   *lc2;
-
-		foreach(lc, ps->query_list)
-			(void) hc_collect_walker((Node *) lfirst(lc), &facts);
-		def->nfuncs = list_length(facts.funcs);
-		def->funcs = palloc(sizeof(Oid) * Max(def->nfuncs, 1));
-		n = 0;
-		foreach(lc, facts.funcs)
-			def->funcs[n++] = lfirst_oid(lc);
-		def->nas = list_length(facts.as_relids);
-		def->as_relids = palloc(sizeof(Oid) * Max(def->nas, 1));
-		def->as_users = palloc(sizeof(Oid) * Max(def->nas, 1));
-		n = 0;
-		forboth(lc, facts.as_relids, lc2, facts.as_users)
-		{
-			def->as_relids[n] = lfirst_oid(lc);
-			def->as_users[n++] = lfirst_oid(lc2);
-		}
-		def->keyed_by_role = def->vary_by_role || facts.invoker_code;
-	}
+	hc_template_columns(def->templates, def->ntemplates, ps);
+	hc_analyze_plan(def, ps);
 	MemoryContextSwitchTo(old);
 
 	if (SPI_keepplan(def->plan) != 0)
 		elog(ERROR, "could not keep the plan of query \"%s\"", def->name);
+	if (row.fragment_sql != NULL)
+		hc_load_fragments(def, &row);
 	def->valid = true;
 	return true;
 }
@@ -658,6 +991,8 @@ HcGetQuery(const char *name)
 	{
 		if (def->plan)
 			SPI_freeplan(def->plan);
+		if (def->fragments && def->fragments->plan)
+			SPI_freeplan(def->fragments->plan);
 		if (def->cxt)
 			MemoryContextDelete(def->cxt);
 	}
@@ -686,12 +1021,48 @@ HcGetQuery(const char *name)
 	{
 		if (def->plan)
 			SPI_freeplan(def->plan);
+		if (def->fragments && def->fragments->plan)
+			SPI_freeplan(def->fragments->plan);
 		MemoryContextDelete(def->cxt);
 		hash_search(query_defs, key, HASH_REMOVE, NULL);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	return def;
+}
+
+/*
+ * Every table a query reads must be watched and named by one of its tags,
+ * and readable by whoever registers it (its owner will run it for callers
+ * it could not otherwise serve).  what: "" or "the fragment query of ".
+ */
+static void
+hc_check_tagged(const char *name, const char *what, CachedPlanSource *ps,
+				const Oid *tag_relids, int ntags)
+{
+	ListCell   *lc;
+
+	foreach(lc, ps->relationOids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		bool		tagged = false;
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			continue;
+		if (get_rel_namespace(relid) == PG_CATALOG_NAMESPACE)
+			continue;
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+		for (int i = 0; i < ntags; i++)
+			tagged |= (tag_relids[i] == relid);
+		if (!tagged)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%squery \"%s\" reads table \"%s.%s\", which none of its tags names",
+							what, name, get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
+					 errhint("Watch the table with housing_cache.watch_table() and add its tag, or a \"table/column=$n\" tag.")));
+	}
 }
 
 /* ---------- SQL functions ---------- */
@@ -713,8 +1084,8 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 	Oid			tag_relids[HC_MAX_TEMPLATES];
 	SPIPlanPtr	plan;
 	CachedPlanSource *ps;
-	ListCell   *lc;
 	int			nestlevel;
+	HcQueryRow	composed;
 
 	for (int i = 0; i < 4; i++)
 		if (PG_ARGISNULL(i))
@@ -780,32 +1151,53 @@ housing_cache_register_query(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not prepare query \"%s\": %s", name, SPI_result_code_string(SPI_result));
 	ps = hc_check_plan(plan, name);
 
-	/* every table the query reads must be watched and tagged */
-	foreach(lc, ps->relationOids)
-	{
-		Oid			relid = lfirst_oid(lc);
-		char		relkind = get_rel_relkind(relid);
-		bool		tagged = false;
-
-		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-			continue;
-		if (get_rel_namespace(relid) == PG_CATALOG_NAMESPACE)
-			continue;
-		/* its owner will run it for callers it could not otherwise serve */
-		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
-		for (int i = 0; i < ntags; i++)
-			tagged |= (tag_relids[i] == relid);
-		if (!tagged)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("query \"%s\" reads table \"%s.%s\", which none of its tags names",
-							name, get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
-					 errhint("Watch the table with housing_cache.watch_table() and add its tag, or a \"table/column=$n\" tag.")));
-	}
+	hc_check_tagged(name, "", ps, tag_relids, ntags);
 	SPI_freeplan(plan);
 
-	HcCatalogStoreQuery(name, sql, PG_GETARG_DATUM(2), PG_GETARG_DATUM(3),
+	/* a composed query: its fragments */
+	memset(&composed, 0, sizeof(composed));
+	if (PG_NARGS() >= 10 && !PG_ARGISNULL(7))
+	{
+		Oid			idtype;
+		Oid			frag_relids[HC_MAX_TEMPLATES];
+		int			nfrag;
+
+		composed.fragment_sql = text_to_cstring(PG_GETARG_TEXT_PP(7));
+		if (PG_ARGISNULL(8))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("fragment_tags must not be NULL when fragment_sql is given"),
+					 errhint("Name the tags of one fragment, $1 standing for its id: '{schema.table/id=$1}'.")));
+		if (PG_ARGISNULL(9) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(9)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("fragments_key must name the key of the answer that holds the ids")));
+		composed.fragment_tags = PG_GETARG_DATUM(8);
+		composed.fragments_key = text_to_cstring(PG_GETARG_TEXT_PP(9));
+		hc_text_array(composed.fragment_tags, &elems, &elnulls, &nfrag);
+		if (nfrag < 1 || nfrag > HC_MAX_TEMPLATES)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a composed query needs 1 to %d fragment tags, got %d", HC_MAX_TEMPLATES, nfrag)));
+		idtype = hc_fragment_id_type(composed.fragment_tags, name);
+		for (int i = 0; i < nfrag; i++)
+		{
+			HcTagTemplate tt;
+			char	   *tag = TextDatumGetCString(elems[i]);
+
+			hc_parse_template(tag, 1, &tt);
+			frag_relids[i] = hc_resolve_template(tag, &tt, &idtype);
+		}
+		plan = hc_prepare_fragments(name, composed.fragment_sql, idtype, &ps);
+		hc_check_tagged(name, "the fragment query of ", ps, frag_relids, nfrag);
+		SPI_freeplan(plan);
+	}
+	else if (PG_NARGS() >= 10 && !PG_ARGISNULL(8))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fragment_tags is given without fragment_sql")));
+
+	HcCatalogStoreQuery(&composed, name, sql, PG_GETARG_DATUM(2), PG_GETARG_DATUM(3),
 						PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4),
 						!PG_ARGISNULL(5) && PG_GETARG_BOOL(5),
 						/* 0.1.0's definition has no fetchable argument */

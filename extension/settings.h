@@ -50,6 +50,7 @@
 	X(INT,    int,    hc_l1_size_mb,               64) \
 	X(INT,    int,    hc_l1_max_value_bytes,       256 * 1024) \
 	X(BOOL,   bool,   hc_single_flight,            true) \
+	X(BOOL,   bool,   hc_column_tags,              true) \
 	X(INT,    int,    hc_fill_wait_ms,             5000) \
 	X(REAL,   double, hc_xfetch_beta,              1.0) \
 	X(INT,    int,    hc_escalate_rows,            10000) \
@@ -58,6 +59,7 @@
 	X(INT,    int,    hc_http_max_age,             5) \
 	X(INT,    int,    hc_http_shared_max_age,      3600) \
 	X(INT,    int,    hc_heartbeat_ms,             1000) \
+	X(INT,    int,    hc_publish_queue_kb,         1024) \
 	X(INT,    int,    hc_wal_rmgr_id,              128) \
 	X(STRING, char *, hc_min_lsn,                  "") \
 	X(INT,    int,    hc_min_lsn_wait_ms,          1000)

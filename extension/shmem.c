@@ -48,6 +48,7 @@ HcShmemSize(void)
 	size = add_size(size, HcStandbyShmemSize());
 	size = add_size(size, HcSentinelShmemSize());
 	size = add_size(size, HcL1ShmemSize());
+	size = add_size(size, HcPublishShmemSize());
 	return size;
 }
 
@@ -55,8 +56,8 @@ void
 HcShmemRequest(void)
 {
 	RequestAddinShmemSpace(HcShmemSize());
-	if (HcL1LockCount() > 0)
-		RequestNamedLWLockTranche("housing_cache", HcL1LockCount());
+	/* L1's partitions, then the publisher's queue */
+	RequestNamedLWLockTranche("housing_cache", HcL1LockCount() + 1);
 }
 
 void
@@ -70,10 +71,14 @@ HcShmemStartup(void)
 	HcStandbyShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()), found);
 	HcSentinelShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
 						HcStandbyShmemSize(), found);
-	HcL1ShmemInit((char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
-				  HcStandbyShmemSize() + HcSentinelShmemSize(),
-				  found,
-				  HcL1LockCount() > 0 ? GetNamedLWLockTranche("housing_cache") : NULL);
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche("housing_cache");
+		char	   *l1 = (char *) hc_shared + state_size() + MAXALIGN(HcFlightShmemSize()) +
+			HcStandbyShmemSize() + HcSentinelShmemSize();
+
+		HcL1ShmemInit(l1, found, HcL1LockCount() > 0 ? locks : NULL);
+		HcPublishShmemInit(l1 + HcL1ShmemSize(), found, &locks[HcL1LockCount()].lock);
+	}
 	if (!found)
 	{
 		uint64		epoch = 0;

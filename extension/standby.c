@@ -414,7 +414,7 @@ HcStandbyGlobalGeneration(void)
 /*
  * Resolve the pending transactions that no longer run, as this server sees
  * them: bump the slots of the committed ones, unmark those of the aborted.
- * Returns whether any was resolved.  Called by a reader that found a slot
+ * Returns whether any was resolved, here or by another reader meanwhile.  Called by a reader that found a slot
  * in flight (on a standby, or on a promoted one).
  */
 bool
@@ -449,6 +449,23 @@ HcStandbyResolve(void)
 		pg_atomic_fetch_sub_u32(&standby->npending, 1);
 		pg_atomic_write_u32(&e->state, PENDING_FREE);
 		any = true;
+	}
+
+	/*
+	 * Another reader may be resolving an entry this one found in flight:
+	 * that takes a few atomic operations, so wait for it (briefly) rather
+	 * than go around the cache.
+	 */
+	for (int i = 0; i < HC_PENDING_XACTS; i++)
+	{
+		HcPending  *e = &standby->pending[i];
+
+		for (int spins = 0; spins < 1000 &&
+			 pg_atomic_read_u32(&e->state) == PENDING_RESOLVING; spins++)
+		{
+			pg_usleep(10);
+			any = true;
+		}
 	}
 	return any;
 }

@@ -67,6 +67,8 @@ static const char *const stat_names[HC_STAT_COUNT] = {
 	"redis_discoveries",
 	"redis_failovers",
 	"heartbeats",
+	"fragment_hits",
+	"fragment_fills",
 };
 
 static TupleDesc
@@ -219,6 +221,10 @@ housing_cache_last_lookup(PG_FUNCTION_ARGS)
 			values[c] = lookup_tags_array(tags, tags_len);
 		else if (strcmp(col, "edge_keys") == 0 && tags_len > 0)
 			values[c] = lookup_edge_keys(tags, tags_len);
+		else if (strcmp(col, "fragment_hits") == 0)
+			values[c] = Int32GetDatum(lk->fragment_hits);
+		else if (strcmp(col, "fragment_fills") == 0)
+			values[c] = Int32GetDatum(lk->fragment_fills);
 		else if (strcmp(col, "stamp") == 0 && lk->has_stamp)
 			values[c] = CStringGetTextDatum(psprintf(UINT64_FORMAT "/" UINT64_FORMAT,
 													 hc_shared->epoch, lk->stamp_seq));

@@ -46,16 +46,51 @@
 #include "housing_cache.h"
 
 /*
- * The generation slot of a tag in this database.
+ * Generation slots.  A tag has a slot of its own, and one per column of its
+ * table ("column slots"): its own slot is bumped when a row
+ * enters or leaves it (INSERT, DELETE, a row moving to another partition
+ * value) or by invalidate(); the column slot named "" ("any") by every
+ * write of a row with that tag; the slot of column c when an UPDATE changes
+ * c.  An answer that reads columns C of the rows of a tag depends on the
+ * tag's own slot and the slots of C; one that reads whole rows on "any".
+ */
+
+/* the hash of a tag in this database, from which its slots follow */
+uint64
+HcTagHash(const char *tag, int len)
+{
+	return hash_bytes_extended((const unsigned char *) tag, len, (uint64) MyDatabaseId);
+}
+
+/* the hash of a column's name ("" for "any"), for HcColumnSlot */
+uint64
+HcColumnHash(const char *column)
+{
+	/* a seed of its own: a column's hash is never a tag's */
+	return hash_bytes_extended((const unsigned char *) column, strlen(column),
+							   UINT64CONST(0x68635f636f6c756d)) | 1;
+}
+
+uint32
+HcSlotOfHash(uint64 taghash)
+{
+	return (uint32) (taghash & (hc_shared->nslots - 1));
+}
+
+/* the slot of one column of a tag */
+uint32
+HcColumnSlot(uint64 taghash, uint64 columnhash)
+{
+	return HcSlotOfHash(hash_combine64(taghash, columnhash));
+}
+
+/*
+ * The generation slot of a tag in this database (its own slot).
  */
 uint32
 HcTagSlot(const char *tag, int len)
 {
-	uint64		h;
-
-	h = hash_bytes_extended((const unsigned char *) tag, len,
-							(uint64) MyDatabaseId);
-	return (uint32) (h & (hc_shared->nslots - 1));
+	return HcSlotOfHash(HcTagHash(tag, len));
 }
 
 static bool

@@ -3,7 +3,7 @@
  * fuzz_message.c
  *	  libFuzzer harness for a transaction's invalidations: the tags
  *	  remembered (extension/invalidate.c), the generation slots bumped
- *	  (extension/generation.c) and the JSON message published on commit
+ *	  (extension/generation.c) and the JSON message queued on commit
  *	  (extension/message.c).  The three are compiled in, for their static
  *	  functions and state and generation.c's slot format (HC_INFLIGHT_BITS,
  *	  HC_INFLIGHT_MASK, HC_GENERATION_ONE); tag.c is linked for HcTagSlot.
@@ -16,7 +16,8 @@
  * "T/<star>"); the others are remembered as the row triggers remember them.
  * Checked:
  *
- *	 - commit: every touched slot's generation goes up by exactly one and
+ *	 - commit: every touched slot (a tag's own and its "any" column slot,
+ *	   tag.c) goes up by exactly one and
  *	   no slot is left in flight; no other slot changes -- also for tags
  *	   written after PRE_COMMIT (a tag starting with byte 0x01);
  *	 - abort (before or after PRE_COMMIT): no slot changes at all;
@@ -114,9 +115,16 @@ static char *published = NULL;
 static size_t published_len = 0;
 static int	publish_calls = 0;
 
+/*
+ * The publisher's queue (publisher.c): numbers the message as the real one
+ * does, with the shared counter, and keeps a copy.
+ */
 bool
-HcRedisPublish(const char *channel, const char *msg, size_t len)
+HcPublishCommit(char *msg, int (*finish) (char *msg, uint64 seq), const char *channel)
 {
+	uint64		seq = pg_atomic_add_fetch_u64(&hc_shared->message_seq, 1);
+	int			len = finish(msg, seq);
+
 	publish_calls++;
 	published = MemoryContextAlloc(CurrentMemoryContext, len + 1);
 	memcpy(published, msg, len);
@@ -442,6 +450,19 @@ check_message(const Expect *e)
 	}
 }
 
+/*
+ * The slots a remembered tag touches (tag.c): its own, and its "any"
+ * column slot, which answers reading whole rows depend on.
+ */
+static void
+touch_tag(bool *touched_slot, const char *tag)
+{
+	uint64		h = HcTagHash(tag, strlen(tag));
+
+	touched_slot[HcSlotOfHash(h)] = true;
+	touched_slot[HcColumnSlot(h, HcColumnHash(""))] = true;
+}
+
 /* ---------- one transaction ---------- */
 
 static uint64 before[MESSAGE_NSLOTS];
@@ -469,7 +490,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	shim_begin();
 
 	/* the previous transaction left nothing behind */
-	SHIM_CHECK(touched_count == 0 && !marked && !publish_pending && message == NULL &&
+	SHIM_CHECK(touched_count == 0 && !marked && !everything && message == NULL &&
 			   table_tags == NULL && ntable_rows == 0, "state left over from a previous transaction");
 
 	database_name = default_database_name;
@@ -524,7 +545,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 	for (int i = 0; i < nearly; i++)
 		remember(e, early_tags[i]);
 	for (int i = 0; i < e->n; i++)
-		touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+		touch_tag(touched_slot, e->tags[i]);
 	nlisted_early = e->n;
 
 	/* end the transaction */
@@ -573,7 +594,7 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		for (int i = 0; i < nlate; i++)
 			remember(e, late_tags[i]);
 		for (int i = 0; i < e->n; i++)
-			touched_slot[HcTagSlot(e->tags[i], strlen(e->tags[i]))] = true;
+			touch_tag(touched_slot, e->tags[i]);
 		for (int s = 0; s < MESSAGE_NSLOTS && nlisted_early > 0; s++)
 			SHIM_CHECK(pg_atomic_read_u64(&hc_shared->slots[s]) == before[s] + (touched_slot[s] ? 1 : 0),
 					   "slot %d not in flight exactly once after a late tag", s);
@@ -582,9 +603,6 @@ LLVMFuzzerTestOneInput(const uint8 *data, size_t size)
 		else
 			hc_xact_callback(XACT_EVENT_COMMIT, NULL);
 	}
-	/* resource release, after locks (publishes a committed message) */
-	hc_release_callback(RESOURCE_RELEASE_BEFORE_LOCKS, ending == 0, true, NULL);
-	hc_release_callback(RESOURCE_RELEASE_AFTER_LOCKS, ending == 0, true, NULL);
 
 	/* the generations */
 	for (int s = 0; s < MESSAGE_NSLOTS; s++)

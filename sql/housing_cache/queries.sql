@@ -9,13 +9,16 @@ CREATE OR REPLACE FUNCTION housing_cache.register_query(
     tags text[] DEFAULT '{}',
     ttl_seconds int DEFAULT NULL,
     vary_by_role boolean DEFAULT false,
-    fetchable boolean DEFAULT true)
+    fetchable boolean DEFAULT true,
+    fragment_sql text DEFAULT NULL,
+    fragment_tags text[] DEFAULT NULL,
+    fragments_key text DEFAULT 'items')
 RETURNS void
 AS 'MODULE_PATHNAME', 'housing_cache_register_query'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean) IS
-    'Register (or, as its owner, replace) a named, parameterized SELECT returning one json value, with the tags its answer depends on';
-REVOKE ALL ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean, text, text[], text) IS
+    'Register (or, as its owner, replace) a named, parameterized SELECT returning one json value, with the tags its answer depends on; with fragment_sql, a composed query whose answer lists ids at fragments_key, each replaced by its cached fragment';
+REVOKE ALL ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean, text, text[], text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION housing_cache.unregister_query(name text)
 RETURNS boolean

@@ -38,6 +38,8 @@ CREATE OR REPLACE FUNCTION housing_cache.get_stats(
     OUT redis_discoveries bigint,
     OUT redis_failovers bigint,
     OUT heartbeats bigint,
+    OUT fragment_hits bigint,
+    OUT fragment_fills bigint,
     OUT breaker_state text,
     OUT redis_master text,
     OUT preloaded boolean,
@@ -64,9 +66,11 @@ CREATE OR REPLACE FUNCTION housing_cache.last_lookup(
     OUT ttl_remaining_s int,
     OUT tags text[],
     OUT edge_keys text,
-    OUT stamp text)
+    OUT stamp text,
+    OUT fragment_hits int,
+    OUT fragment_fills int)
 RETURNS record
 AS 'MODULE_PATHNAME', 'housing_cache_last_lookup'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION housing_cache.last_lookup() IS
-    'How this session''s last cached call was served: tier l1, l2, miss, bypass or not_modified, its key, the time it took, its entity tag and remaining TTL; for the HTTP edge, the tags its answer depends on, their edge keys and its stamp';
+    'How this session''s last cached call was served: tier l1, l2, miss, bypass or not_modified, its key, the time it took, its entity tag and remaining TTL; for the HTTP edge, the tags its answer depends on, their edge keys and its stamp; for a composed answer (tier: of its id list), the fragments served from the cache and computed';

@@ -50,6 +50,18 @@ UPDATE housing_cache.queries
        extension = CASE WHEN builtin THEN 'housing_portal' END;
 ALTER TABLE housing_cache.queries ALTER COLUMN owner SET NOT NULL;
 ALTER TABLE housing_cache.queries DROP COLUMN builtin;
+ALTER TABLE housing_cache.queries ADD COLUMN fragment_sql text;
+ALTER TABLE housing_cache.queries ADD COLUMN fragment_tags text[];
+ALTER TABLE housing_cache.queries ADD COLUMN fragments_key text;
+ALTER TABLE housing_cache.queries ADD CONSTRAINT queries_fragments_check CHECK (
+    (fragment_sql IS NULL) = (fragment_tags IS NULL)
+    AND (fragment_sql IS NULL) = (fragments_key IS NULL));
+COMMENT ON COLUMN housing_cache.queries.fragment_sql IS
+    'For a composed query: the query of its fragments, taking an array of ids ($1) and returning (id, fragment json) rows; NULL otherwise';
+COMMENT ON COLUMN housing_cache.queries.fragment_tags IS
+    'For a composed query: the tags of one fragment, $1 standing for its id';
+COMMENT ON COLUMN housing_cache.queries.fragments_key IS
+    'For a composed query: the key of its answer that holds the array of ids, replaced by their fragments';
 COMMENT ON COLUMN housing_cache.queries.fetchable IS
     'Whether housing_cache.fetch() serves the query; false for queries served only through a function of their own';
 COMMENT ON COLUMN housing_cache.queries.owner IS

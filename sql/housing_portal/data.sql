@@ -79,6 +79,13 @@ BEGIN
 
     -- Served only through their functions (listings.sql), which check the
     -- arguments: not fetchable.
+    -- A search is composed (see register_query's fragment_sql): its own
+    -- answer lists the ids of the page, which depend only on the columns
+    -- it filters and sorts on; each listing's card is a fragment cached by
+    -- id, which depends on the columns it shows.  A title edit then
+    -- changes one fragment and no page, a price edit the pages of its city
+    -- and one fragment.  The assembled answer is what one query with
+    -- json_agg over the cards' rows returns.
     FOR i IN 1 .. array_length(orders, 1) LOOP
         PERFORM housing_cache.register_query(
             'housing.search_' || orders[i][1],
@@ -88,9 +95,8 @@ SELECT json_build_object(
     'page', $5,
     'page_size', $6,
     'items', coalesce((
-        SELECT json_agg(i ORDER BY %3$s)
-          FROM (SELECT id, title, city, neighborhood, price_cents, bedrooms,
-                       bathrooms, area_sqm, lat, lon, created_at
+        SELECT json_agg(i.id ORDER BY %3$s)
+          FROM (SELECT id, created_at, price_cents
                   FROM housing.listings
                  WHERE %1$s
                  ORDER BY %2$s
@@ -98,7 +104,15 @@ SELECT json_build_object(
                 filter, orders[i][2], orders[i][3]),
             '{text,bigint,bigint,integer,integer,integer}',
             '{housing.listings/city=$1}',
-            fetchable => false);
+            fetchable => false,
+            fragment_sql => $q$
+SELECT f.id, row_to_json(f)
+  FROM (SELECT id, title, city, neighborhood, price_cents, bedrooms,
+               bathrooms, area_sqm, lat, lon, created_at
+          FROM housing.listings
+         WHERE id = ANY($1)) f$q$,
+            fragment_tags => '{housing.listings/id=$1}',
+            fragments_key => 'items');
     END LOOP;
 
     PERFORM housing_cache.register_query(

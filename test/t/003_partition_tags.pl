@@ -94,18 +94,39 @@ sub scenario
 	# and the refreshed answers are cached again
 	$expect->($_, $cached, "$label, again") for qw(boston boston_stats);
 
-	# --- a write to another row in another city: listing 6 -------------------
+	# --- a title edit of another row in another city: listing 6 -------------
+	# Column-aware: the statistics do not show titles, and the Denver search
+	# lists the same ids; only listing 6's page and its search card change.
 	$node->safe_psql('postgres',
 		"UPDATE housing.listings SET title = 'Renovated 6' WHERE id = 6");
-	$label = 'after a write to listing 6 in Denver';
+	$label = 'after a title edit of listing 6 in Denver';
 
 	$j = $expect->('listing1', $cached, $label);
 	is($j->{title}, 'Listing 1', "$n: $label: listing 1's page is unchanged");
 	$expect->('boston', $cached, $label);
 	$j = $expect->('listing6', 'miss', $label);
 	is($j->{title}, 'Renovated 6', "$n: $label: listing 6's page shows its new title");
+	{
+		my $r = fetch($s, $call{denver});
+		is($r->{tier}, $cached, "$n: $label: the Denver search's id list is still cached");
+		is($r->{fragment_fills}, 1, "$n: $label: ... and one fragment, listing 6's card, is computed");
+		is($r->{fragment_hits}, 4, "$n: $label: ... the other four come from the cache");
+		my ($six) = grep { $_->{id} == 6 } @{ $r->{json}{items} };
+		is($six->{title}, 'Renovated 6', "$n: $label: ... with the new title");
+	}
+	$j = $expect->('denver_stats', $cached, $label);
+	is($j->{active_count}, 5, "$n: $label: the Denver statistics, which show no title, stay cached");
+
+	# a price edit: the statistics and the search's id list change
+	$node->safe_psql('postgres', "UPDATE housing.listings SET price_cents = 36500000 WHERE id = 6");
+	$label = 'after a price edit of listing 6';
+	$j = $expect->('denver_stats', 'miss', $label);
+	is($j->{avg_price_cents}, (365 + 370 + 380 + 390 + 400) * 100000 / 5,
+		"$n: $label: the Denver average includes the new price") or diag explain $j;
 	$expect->('denver', 'miss', $label);
-	$expect->('denver_stats', 'miss', $label);
+	$expect->('boston', $cached, $label);
+	$j = $expect->('listing6', 'miss', $label);
+	is($j->{price_cents}, 36500000, "$n: $label: listing 6's page shows its new price");
 
 	# --- a write to listing 1 itself -------------------------------------------
 	$node->safe_psql('postgres',

@@ -35,7 +35,7 @@ $node->safe_psql('postgres', q{
 CREATE ROLE alice; CREATE ROLE bob; CREATE ROLE carol IN ROLE alice; CREATE ROLE reader;
 GRANT CREATE ON SCHEMA public TO alice, bob;
 GRANT EXECUTE ON FUNCTION
-    housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean),
+    housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean, text, text[], text),
     housing_cache.unregister_query(text),
     housing_cache.watch_table(regclass, name)
   TO alice, bob, carol;

@@ -25,7 +25,7 @@ $node->safe_psql('src', q{
 CREATE EXTENSION housing_portal CASCADE;
 SELECT housing_cache.generate_listings(300);
 CREATE ROLE dump_owner;
-GRANT EXECUTE ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean) TO dump_owner;
+GRANT EXECUTE ON FUNCTION housing_cache.register_query(text, text, regtype[], text[], int, boolean, boolean, text, text[], text) TO dump_owner;
 GRANT EXECUTE ON FUNCTION housing_cache.watch_table(regclass, name) TO dump_owner;
 GRANT CREATE ON SCHEMA public TO dump_owner;
 

@@ -270,8 +270,10 @@ phase('demote');
 	report('demote', 'SENTINEL FAILOVER (the master demoted while up)', follow(addr($rb), $t0));
 	my ($readonly) = ($ra->cli('INFO', 'errorstats') =~ /errorstat_READONLY:count=(\d+)/);
 	$readonly = ($readonly // 0) - ($readonly0 // 0);
+	# How the cache learns of the demotion depends on who talks to the old
+	# master first: a session's write (-READONLY), or the publisher's
+	# connection; either way no caller sees an error (checked below).
 	note("demote: the demoted master answered -READONLY $readonly times");
-	cmp_ok($readonly, '>', 0, 'demote: sessions wrote to the demoted master and got -READONLY (misses, not errors)');
 	usleep(1e6);
 }
 ok(wait_replica($ra), 'a replicates b');
@@ -347,7 +349,7 @@ for my $p (qw(kill pause demote))
 	is($delta{$p}{redis_failovers}, 1, "$p: one failover counted");
 	cmp_ok($delta{$p}{redis_discoveries}, '>=', 1, "$p: the sentinels were asked ($delta{$p}{redis_discoveries} discoveries)");
 }
-cmp_ok($delta{demote}{redis_errors}, '>', 0, 'demote: the -READONLY replies were counted as Redis errors');
+cmp_ok($delta{demote}{redis_errors}, '>', 0, 'demote: what the demoted master answered was counted as Redis errors, never raised');
 cmp_ok($delta{'no-sentinels'}{l2_hits}, '>', 0, 'no-sentinels: the master keeps serving');
 is($delta{'no-sentinels'}{redis_discoveries}, 0, 'no-sentinels: nothing asked the sentinels');
 cmp_ok($delta{'no-sentinels-hang'}{breaker_opens}, '>', 0, 'no-sentinels-hang: the breaker opened');

@@ -228,8 +228,8 @@ Make one cached call and report how it was served.  C<$run> is a code
 reference that runs SQL text and returns its output (e.g.
 C<sub { $node->safe_psql('postgres', $_[0]) }> or a BackgroundPsql
 session's C<query_safe>).  Returns a hash: C<json> (the decoded answer,
-undef for SQL NULL), C<tier>, C<key> and C<reason> from
-C<housing_cache.last_lookup()>.
+undef for SQL NULL), C<tier>, C<key>, C<reason>, C<fragment_hits> and
+C<fragment_fills> from C<housing_cache.last_lookup()>.
 
 =back
 
@@ -239,17 +239,22 @@ sub cached_call
 {
     my ($run, $call) = @_;
     my $out = $run->("SELECT ($call)::jsonb::text;\n"
-          . "SELECT tier || '|' || coalesce(key, '') || '|' || coalesce(bypass_reason, '') "
-          . "FROM housing_cache.last_lookup();");
+          # by name from the row: definitions of earlier versions lack some columns
+          . "SELECT tier || '|' || coalesce(key, '') || '|' "
+          . "|| coalesce(to_jsonb(l) ->> 'fragment_hits', '0') || '|' "
+          . "|| coalesce(to_jsonb(l) ->> 'fragment_fills', '0') || '|' || coalesce(bypass_reason, '') "
+          . "FROM housing_cache.last_lookup() l;");
     my @lines = split /\n/, $out, -1;
     croak "cached_call: unexpected output for $call: '$out'" unless @lines == 2;
-    my ($tier, $key, $reason) = split /\|/, $lines[1], 3;
+    my ($tier, $key, $fragment_hits, $fragment_fills, $reason) = split /\|/, $lines[1], 5;
     require JSON::PP;
     return {
         json => $lines[0] eq '' ? undef : JSON::PP::decode_json($lines[0]),
         tier => $tier,
         key => $key,
         reason => $reason,
+        fragment_hits => $fragment_hits,
+        fragment_fills => $fragment_fills,
     };
 }
 
