@@ -18,12 +18,13 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hcbench import (checks, config, diagnose, hot, http_wl, mixed, outage,  # noqa: E402
-                     procs, report, scaling, setup, stampede, standby, targets, writes)
+from hcbench import (checks, config, diagnose, failover, hot, http_wl, mixed,  # noqa: E402
+                     outage, procs, report, scaling, setup, stampede, standby, targets, writes)
 from hcbench.procs import log  # noqa: E402
 
 WORKLOADS = {"hot": hot, "stampede": stampede, "writes": writes, "mixed": mixed,
-             "scaling": scaling, "http": http_wl, "outage": outage, "standby": standby}
+             "scaling": scaling, "http": http_wl, "outage": outage, "failover": failover,
+             "standby": standby}
 OUTPUTS = ("REPORT.md", "results.json")
 
 
@@ -75,7 +76,10 @@ def save_logs(ctx, results_dir):
                       (ctx.pg_s and ctx.pg_s.logfile, "postgres-standby.log"),
                       (ctx.redis and ctx.redis.logfile, "redis.log"),
                       (ctx.pgpool and ctx.pgpool.logfile, "pgpool.log"),
-                      (os.path.join(ctx.scratch, "hc_http.log"), "hc_http.log")):
+                      (os.path.join(ctx.scratch, "hc_http.log"), "hc_http.log")) + tuple(
+                          # the failover workload's Redis servers and sentinels
+                          (os.path.join(ctx.scratch, d, "redis.log"), d + ".log")
+                          for d in sorted(os.listdir(ctx.scratch)) if d.startswith("failover-")):
         if src and os.path.exists(src):
             with open(src, "rb") as f:
                 data = f.read()

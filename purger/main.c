@@ -4,9 +4,10 @@
  *	  hc_purger: options, the event loop, signals.
  *
  * One thread: libcurl's multi handle waits on the edges' sockets, and on
- * two more descriptors, the Redis subscription's and a pipe the signal
- * handlers write to; each turn runs whatever the clock or the descriptors
- * say is due.  See purger.h for the modules and README.md for the options.
+ * up to three more descriptors: a pipe the signal handlers write to, the
+ * Redis subscription's, and under Sentinel a question to a sentinel; each
+ * turn runs whatever the clock or the descriptors say is due.  See
+ * purger.h for the modules and README.md for the options.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +28,9 @@
 #include "purger.h"
 
 static int	signal_pipe[2] = {-1, -1};
+
+/* --redis-host or --redis-port given (they are not used under Sentinel) */
+static bool redis_addr_given = false;
 
 static void
 on_signal(int sig)
@@ -56,6 +60,15 @@ usage(FILE *out)
 		  "  --redis-password-file F   first line: the password  [HC_PURGER_REDIS_PASSWORD_FILE]\n"
 		  "                            (or the password itself in HC_PURGER_REDIS_PASSWORD)\n"
 		  "  --redis-db N              [HC_PURGER_REDIS_DB, 0]\n"
+		  "  --redis-sentinels LIST    host:port of each Redis Sentinel, comma-separated:\n"
+		  "                            subscribe at the master they name, and follow\n"
+		  "                            failovers (--redis-host/--redis-port are then not\n"
+		  "                            used)                     [HC_PURGER_REDIS_SENTINELS]\n"
+		  "  --redis-sentinel-master NAME  the name they monitor the master by\n"
+		  "                            [HC_PURGER_REDIS_SENTINEL_MASTER, mymaster]\n"
+		  "  --redis-sentinel-password-file F  first line: the sentinels' password\n"
+		  "                            [HC_PURGER_REDIS_SENTINEL_PASSWORD_FILE] (or the\n"
+		  "                            password itself in HC_PURGER_REDIS_SENTINEL_PASSWORD)\n"
 		  "  --channel NAME            housing_cache.channel  [HC_PURGER_CHANNEL,\n"
 		  "                            housing_cache:invalidations]\n"
 		  "  --database NAME           purge this database's keys only (repeat); default:\n"
@@ -178,7 +191,8 @@ enum
 	OPT_REDIS_HOST = 256, OPT_REDIS_PORT, OPT_REDIS_PASSWORD_FILE, OPT_REDIS_DB,
 	OPT_CHANNEL, OPT_VARNISH, OPT_DATABASE, OPT_CLUSTER, OPT_REORDER, OPT_HEARTBEAT,
 	OPT_HEARTBEAT_TIMEOUT, OPT_REPURGE, OPT_ALIVE, OPT_VOUCH, OPT_REQUEST_TIMEOUT,
-	OPT_MAX_KEYS, OPT_PID_FILE, OPT_VERBOSE, OPT_HELP, OPT_VERSION
+	OPT_MAX_KEYS, OPT_PID_FILE, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+	OPT_SENTINELS, OPT_SENTINEL_MASTER, OPT_SENTINEL_PASSWORD_FILE
 };
 
 static const struct option long_options[] = {
@@ -186,6 +200,9 @@ static const struct option long_options[] = {
 	{"redis-port", required_argument, NULL, OPT_REDIS_PORT},
 	{"redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD_FILE},
 	{"redis-db", required_argument, NULL, OPT_REDIS_DB},
+	{"redis-sentinels", required_argument, NULL, OPT_SENTINELS},
+	{"redis-sentinel-master", required_argument, NULL, OPT_SENTINEL_MASTER},
+	{"redis-sentinel-password-file", required_argument, NULL, OPT_SENTINEL_PASSWORD_FILE},
 	{"channel", required_argument, NULL, OPT_CHANNEL},
 	{"varnish", required_argument, NULL, OPT_VARNISH},
 	{"database", required_argument, NULL, OPT_DATABASE},
@@ -218,12 +235,28 @@ env_name(const char *name, char *var, size_t size)
 	var[n] = '\0';
 }
 
+/* The name of a master: as the engine's redis_sentinel_master takes it. */
+static void
+check_master_name(const char *flag, const char *val)
+{
+	if (*val == '\0')
+		die("%s: empty", flag);
+	if (strlen(val) > HOST_MAXLEN)
+		die("%s: longer than %d characters", flag, HOST_MAXLEN);
+	for (const char *c = val; *c; c++)
+	{
+		if ((unsigned char) *c <= ' ' || *c == 0x7f)
+			die("%s: '%s' contains blanks or control characters", flag, val);
+	}
+}
+
 static void
 set_option(Options *o, int id, const char *name, const char *val,
 		   char ***varnish, int *nvarnish, bool *heartbeat_timeout_set, bool *vouch_set,
 		   bool *request_timeout_set)
 {
 	char		flag[64];
+	char		err[256];
 
 	/* an environment variable's name as it is, an option's with its dashes */
 	if (strncmp(name, "HC_PURGER_", 10) == 0)
@@ -237,9 +270,11 @@ set_option(Options *o, int id, const char *name, const char *val,
 				die("%s: empty", flag);
 			free(o->redis_host);
 			o->redis_host = xstrdup(val);
+			redis_addr_given = true;
 			break;
 		case OPT_REDIS_PORT:
 			o->redis_port = (int) parse_int(flag, val, 1, 65535);
+			redis_addr_given = true;
 			break;
 		case OPT_REDIS_PASSWORD_FILE:
 			free(o->redis_password_file);
@@ -247,6 +282,20 @@ set_option(Options *o, int id, const char *name, const char *val,
 			break;
 		case OPT_REDIS_DB:
 			o->redis_db = (int) parse_int(flag, val, 0, INT_MAX);
+			break;
+		case OPT_SENTINELS:
+			if (!address_list_parse(val, o->sentinels, MAX_SENTINELS, &o->nsentinels,
+									err, sizeof(err)))
+				die("%s: %s", flag, err);
+			break;
+		case OPT_SENTINEL_MASTER:
+			check_master_name(flag, val);
+			free(o->sentinel_master);
+			o->sentinel_master = xstrdup(val);
+			break;
+		case OPT_SENTINEL_PASSWORD_FILE:
+			free(o->sentinel_password_file);
+			o->sentinel_password_file = *val ? xstrdup(val) : NULL;
 			break;
 		case OPT_CHANNEL:
 			if (*val == '\0')
@@ -318,6 +367,7 @@ parse_options(Options *o, int argc, char **argv)
 		.redis_host = xstrdup("127.0.0.1"),
 		.redis_port = 6379,
 		.channel = xstrdup("housing_cache:invalidations"),
+		.sentinel_master = xstrdup("mymaster"),
 		.reorder_window_ms = 1000,
 		.heartbeat_ms = 1000,
 		.repurge_delay_ms = 200,
@@ -343,6 +393,9 @@ parse_options(Options *o, int argc, char **argv)
 	pw = getenv("HC_PURGER_REDIS_PASSWORD");
 	if (pw && *pw)
 		o->redis_password = xstrdup(pw);
+	pw = getenv("HC_PURGER_REDIS_SENTINEL_PASSWORD");
+	if (pw && *pw)
+		o->sentinel_password = xstrdup(pw);
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1)
@@ -388,6 +441,12 @@ parse_options(Options *o, int argc, char **argv)
 
 	if (o->redis_password && o->redis_password_file)
 		die("HC_PURGER_REDIS_PASSWORD and --redis-password-file both give a password; give one");
+	if (o->nsentinels > 0 && redis_addr_given)
+		fprintf(stderr, "hc_purger: note: --redis-host and --redis-port (HC_PURGER_REDIS_HOST, "
+				"HC_PURGER_REDIS_PORT) are not used with --redis-sentinels\n");
+	if (o->sentinel_password && o->sentinel_password_file)
+		die("HC_PURGER_REDIS_SENTINEL_PASSWORD and --redis-sentinel-password-file both give "
+			"a password; give one");
 	if (!hb_timeout_set)
 		o->heartbeat_timeout_ms = 3 * o->heartbeat_ms;
 	if (o->heartbeat_timeout_ms <= o->heartbeat_ms)
@@ -418,6 +477,9 @@ free_options(Options *o)
 	free(o->redis_host);
 	free(o->redis_password);
 	free(o->redis_password_file);
+	free(o->sentinel_master);
+	free(o->sentinel_password);
+	free(o->sentinel_password_file);
 	free(o->channel);
 	free(o->cluster);
 	free(o->pid_file);
@@ -509,30 +571,41 @@ main(int argc, char **argv)
 	for (;;)
 	{
 		hc_ms		now = now_ms();
-		struct curl_waitfd extra[2];
+		struct curl_waitfd extra[1 + SUBSCRIBER_MAX_FDS];
+		int			slot[SUBSCRIBER_MAX_FDS];	/* extra[] index of each, or -1 */
 		unsigned int nextra = 1;
-		short		events = 0;
-		int			rfd;
+		int			fds[SUBSCRIBER_MAX_FDS];
+		short		events[SUBSCRIBER_MAX_FDS];
+		short		revents[SUBSCRIBER_MAX_FDS] = {0};
+		bool		any = false;
 
 		if (!stopping)
 		{
 			subscriber_run(sub, now);
 			purger_tick(purger, now);
+			if (purger_hears_nothing(purger, now))
+				subscriber_check_master(sub, now);
 		}
 		fleet_run(fleet, now);
 		if (stopping && (fleet_idle(fleet) || now >= stop_deadline))
 			break;
 
 		extra[0] = (struct curl_waitfd) {signal_pipe[0], CURL_WAIT_POLLIN, 0};
-		rfd = stopping ? -1 : subscriber_fd(sub, &events);
-		if (rfd >= 0)
+		if (stopping)
+			fds[0] = fds[1] = -1;
+		else
+			subscriber_fds(sub, fds, events);
+		for (int i = 0; i < SUBSCRIBER_MAX_FDS; i++)
 		{
-			extra[1] = (struct curl_waitfd) {rfd, 0, 0};
-			if (events & POLLIN)
-				extra[1].events |= CURL_WAIT_POLLIN;
-			if (events & POLLOUT)
-				extra[1].events |= CURL_WAIT_POLLOUT;
-			nextra = 2;
+			slot[i] = -1;
+			if (fds[i] < 0)
+				continue;
+			extra[nextra] = (struct curl_waitfd) {fds[i], 0, 0};
+			if (events[i] & POLLIN)
+				extra[nextra].events |= CURL_WAIT_POLLIN;
+			if (events[i] & POLLOUT)
+				extra[nextra].events |= CURL_WAIT_POLLOUT;
+			slot[i] = (int) nextra++;
 		}
 		curl_multi_poll(fleet_multi(fleet), extra, nextra,
 						stopping ? 50 : wait_ms(now, subscriber_next_timer(sub),
@@ -555,16 +628,18 @@ main(int argc, char **argv)
 				}
 			}
 		}
-		if (nextra == 2 && extra[1].revents)
+		for (int i = 0; i < SUBSCRIBER_MAX_FDS; i++)
 		{
-			short		rev = 0;
-
-			if (extra[1].revents & CURL_WAIT_POLLIN)
-				rev |= POLLIN;
-			if (extra[1].revents & CURL_WAIT_POLLOUT)
-				rev |= POLLOUT;
-			subscriber_io(sub, rev, now_ms());
+			if (slot[i] < 0 || extra[slot[i]].revents == 0)
+				continue;
+			if (extra[slot[i]].revents & CURL_WAIT_POLLIN)
+				revents[i] |= POLLIN;
+			if (extra[slot[i]].revents & CURL_WAIT_POLLOUT)
+				revents[i] |= POLLOUT;
+			any = true;
 		}
+		if (any)
+			subscriber_io(sub, revents, now_ms());
 	}
 
 	purger_log_stats(purger);

@@ -283,13 +283,34 @@ update_vouching(Purger *p, hc_ms now, const char *why_not)
 void
 purger_start(Purger *p, hc_ms now)
 {
-	hc_log("started: %d edge(s), channel %s at %s:%d", p->opt->nvarnish, p->opt->channel,
-		   p->opt->redis_host, p->opt->redis_port);
+	char		where[MAX_SENTINELS * (ADDR_TEXT_LEN + 1) + 300];
+	HostPort	redis;
+
+	if (p->opt->nsentinels > 0)
+	{
+		size_t		len;
+
+		snprintf(where, sizeof(where), "the master \"%s\" of sentinels ", p->opt->sentinel_master);
+		for (int i = 0; i < p->opt->nsentinels; i++)
+		{
+			len = strlen(where);
+			if (i > 0)
+				where[len++] = ',';
+			address_format(&p->opt->sentinels[i], where + len, sizeof(where) - len);
+		}
+	}
+	else
+	{
+		snprintf(redis.host, sizeof(redis.host), "%s", p->opt->redis_host);
+		redis.port = p->opt->redis_port;
+		address_format(&redis, where, sizeof(where));
+	}
+	hc_log("started: %d edge(s), channel %s at %s", p->opt->nvarnish, p->opt->channel, where);
 	purge_everything(p, now, "starting; not vouching until subscribed and a heartbeat arrives");
 }
 
 void
-purger_subscribed(void *arg, hc_ms now)
+purger_subscribed(void *arg, const char *where, hc_ms now)
 {
 	Purger	   *p = arg;
 
@@ -299,7 +320,7 @@ purger_subscribed(void *arg, hc_ms now)
 	p->last_heartbeat = -1;
 	p->heartbeats_stopped = false;
 	p->no_heartbeat_logged = false;
-	hc_log("subscribed to %s at %s:%d", p->opt->channel, p->opt->redis_host, p->opt->redis_port);
+	hc_log("subscribed to %s at %s", p->opt->channel, where);
 	/* messages published while we were not subscribed are lost to us */
 	purge_everything(p, now, "(re)subscribed: messages may have been missed");
 }
@@ -600,6 +621,19 @@ purger_next_timer(const Purger *p)
 		EARLIER(p->malformed_report_at);
 #undef EARLIER
 	return t;
+}
+
+/*
+ * Subscribed, but hearing no heartbeat (they stopped, or none came since
+ * subscribing): perhaps the master moved while we stayed where we are, as
+ * subscriber.c's top explains.
+ */
+bool
+purger_hears_nothing(const Purger *p, hc_ms now)
+{
+	return p->redis_up &&
+		(p->heartbeats_stopped ||
+		 (p->last_heartbeat < 0 && now - p->subscribed_at > p->opt->heartbeat_timeout_ms));
 }
 
 /* Shutting down: withdraw the vouching at once rather than let it run out. */

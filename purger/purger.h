@@ -11,7 +11,10 @@
  *				   messages, Redis' state and the clock (the correctness
  *				   argument is at its top)
  *	 subscriber.c  the Redis subscription (non-blocking hiredis): connect,
- *				   AUTH, SELECT, SUBSCRIBE, PING, reconnect with backoff
+ *				   AUTH, SELECT, (ROLE,) SUBSCRIBE, PING, reconnect with
+ *				   backoff; under Sentinel, at the master sentinel.c finds
+ *	 sentinel.c	   Redis Sentinel (non-blocking hiredis): ask each sentinel
+ *				   in turn where the master is
  *	 fleet.c	   the edges (libcurl multi): one PURGE at a time per edge,
  *				   in order; an edge that fails is retried with a purge of
  *				   everything
@@ -20,13 +23,16 @@
  *	 message.c	   a channel message as a struct (invalidation, heartbeat)
  *	 json.c		   a small, strict JSON parser
  *	 edgekey.c	   edge keys: "k" + hex(SHA-256(database NUL tag)[0:16])
+ *	 address.c	   host:port lists (the sentinels), addresses as text
  *	 util.c		   time, logging, allocation
  *
  * Wording: a "purge" is one PURGE request; "purge everything" is one with
  * X-HC-Purge-All; the purger "vouches" for an edge while it sends it
  * X-HC-Alive-For > 0; "M" is the greatest seq purged so far; the "base" of
  * an epoch is the seq up to which every message is accounted for (purged,
- * or covered by a purge of everything).
+ * or covered by a purge of everything).  Under Sentinel, the "master" is
+ * the Redis the sentinels name for --redis-sentinel-master, and a
+ * "discovery" asks them for it (a "round": each sentinel at most once).
  *
  * Single-threaded: every module is driven from main.c's loop, nothing
  * blocks but a host name lookup.
@@ -54,6 +60,8 @@ extern void *xcalloc(size_t n, size_t size);
 extern void *xrealloc(void *p, size_t n);
 extern char *xstrdup(const char *s);
 extern char *xstrndup(const char *s, size_t n);
+extern bool read_secret(const char *value, const char *file, char *out, size_t outlen,
+						char *err, size_t errlen);
 
 /* --- json.c --------------------------------------------------------------- */
 
@@ -157,6 +165,23 @@ extern SeqResult seq_add(Sequence *s, uint64_t n, hc_ms now);
 extern SeqResult seq_announce(Sequence *s, uint64_t n, hc_ms now);
 extern bool seq_gap(const Sequence *s, uint64_t *first_missing, hc_ms *since, bool *from_heartbeat);
 
+/* --- address.c ------------------------------------------------------------------- */
+
+#define HOST_MAXLEN 255
+#define ADDR_TEXT_LEN (HOST_MAXLEN + 9)	/* "[host]:65535" */
+#define MAX_SENTINELS 16
+
+typedef struct HostPort
+{
+	char		host[HOST_MAXLEN + 1];
+	int			port;
+} HostPort;
+
+extern bool address_list_parse(const char *text, HostPort *list, int max, int *count,
+							   char *err, size_t errlen);
+extern void address_format(const HostPort *a, char *buf, size_t size);
+extern bool address_equal(const HostPort *a, const HostPort *b);
+
 /* --- options (main.c) ------------------------------------------------------------- */
 
 typedef struct Options
@@ -166,6 +191,11 @@ typedef struct Options
 	char	   *redis_password;	/* from the environment or the file */
 	char	   *redis_password_file;
 	int			redis_db;
+	HostPort	sentinels[MAX_SENTINELS];	/* none: redis_host and redis_port */
+	int			nsentinels;
+	char	   *sentinel_master;	/* the name they monitor the master by */
+	char	   *sentinel_password;	/* from the environment or the file */
+	char	   *sentinel_password_file;
 	char	   *channel;
 	char	  **varnish;		/* PURGE URLs */
 	int			nvarnish;
@@ -209,24 +239,55 @@ extern void *fleet_multi(Fleet *f);
 extern bool fleet_idle(const Fleet *f);
 extern void fleet_stats(const Fleet *f, uint64_t *sent, uint64_t *failed, uint64_t *purged_all);
 
+/* --- sentinel.c ------------------------------------------------------------------------- */
+
+typedef enum AskResult
+{
+	ASK_PENDING,				/* nothing to report yet */
+	ASK_FOUND,					/* a sentinel named an address: asker_found() */
+	ASK_EXHAUSTED				/* every sentinel of the round was asked:
+								 * asker_detail() says what went wrong last */
+} AskResult;
+
+typedef struct Asker Asker;
+
+extern Asker *asker_new(const Options *opt);
+extern void asker_free(Asker *a);
+extern void asker_begin(Asker *a, hc_ms now);
+extern void asker_continue(Asker *a, hc_ms now);
+extern bool asker_has_more(const Asker *a);
+extern void asker_cancel(Asker *a);
+extern bool asker_active(const Asker *a);
+extern AskResult asker_run(Asker *a, hc_ms now);
+extern int	asker_fd(const Asker *a, short *events);
+extern AskResult asker_io(Asker *a, short revents, hc_ms now);
+extern hc_ms asker_next_timer(const Asker *a);
+extern const HostPort *asker_found(const Asker *a);
+extern const char *asker_sentinel(const Asker *a);
+extern const char *asker_detail(const Asker *a);
+extern void asker_good(Asker *a);
+
 /* --- subscriber.c --------------------------------------------------------------------- */
 
 typedef struct Subscriber Subscriber;
 
 typedef struct SubscriberCallbacks
 {
-	void		(*subscribed) (void *arg, hc_ms now);
+	void		(*subscribed) (void *arg, const char *where, hc_ms now);
 	void		(*lost) (void *arg, const char *reason, hc_ms now);
 	void		(*message) (void *arg, const char *payload, size_t len, hc_ms now);
 	void	   *arg;
 } SubscriberCallbacks;
 
+#define SUBSCRIBER_MAX_FDS 2
+
 extern Subscriber *subscriber_new(const Options *opt, SubscriberCallbacks cb);
 extern void subscriber_free(Subscriber *s);
 extern void subscriber_run(Subscriber *s, hc_ms now);
-extern int	subscriber_fd(const Subscriber *s, short *events);
-extern void subscriber_io(Subscriber *s, short revents, hc_ms now);
+extern int	subscriber_fds(const Subscriber *s, int *fds, short *events);
+extern void subscriber_io(Subscriber *s, const short *revents, hc_ms now);
 extern hc_ms subscriber_next_timer(const Subscriber *s);
+extern void subscriber_check_master(Subscriber *s, hc_ms now);
 
 /* --- purger.c -------------------------------------------------------------------------- */
 
@@ -237,11 +298,12 @@ extern void purger_free(Purger *p);
 extern const Announce *purger_announce(const Purger *p);
 extern void purger_attach(Purger *p, Fleet *fleet);
 extern void purger_start(Purger *p, hc_ms now);
-extern void purger_subscribed(void *arg, hc_ms now);
+extern void purger_subscribed(void *arg, const char *where, hc_ms now);
 extern void purger_lost(void *arg, const char *reason, hc_ms now);
 extern void purger_message(void *arg, const char *payload, size_t len, hc_ms now);
 extern void purger_tick(Purger *p, hc_ms now);
 extern hc_ms purger_next_timer(const Purger *p);
+extern bool purger_hears_nothing(const Purger *p, hc_ms now);
 extern void purger_stop(Purger *p);
 extern uint64_t purger_purges_all(const Purger *p);
 extern void purger_log_stats(const Purger *p);

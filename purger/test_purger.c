@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * test_purger.c
- *	  Unit tests of hc_purger's parser, keys, seqs and policy, and a
+ *	  Unit tests of hc_purger's parser, keys, seqs, address lists and
+ *	  policy (with heartbeats heard or not), and a
  *	  fuzz-ish run of random and mutated messages through the policy.
  *	  Built with AddressSanitizer and UBSan (make check); the fleet is a
  *	  fake that records what the policy asked for.
@@ -260,6 +261,44 @@ test_edge_key(void)
 
 /* --- sequence ------------------------------------------------------------------ */
 
+/* --redis-sentinels: the engine's rules for redis_sentinels. */
+static void
+test_addresses(void)
+{
+	HostPort	l[MAX_SENTINELS];
+	int			n = -1;
+	char		err[256];
+	char		text[ADDR_TEXT_LEN];
+	char		many[MAX_SENTINELS * 24 + 32] = "";
+	static const char *bad[] = {
+		"127.0.0.1", ":26379", "h:", "h:0", "h:65536", "h:12x", "h:99999999999999999999",
+		"::1:26379", "[::1]26379", "[::1]", "[]:1", "a:1,a:1", "h\x01:1",
+	};
+
+	CHECK(address_list_parse("", l, MAX_SENTINELS, &n, err, sizeof(err)) && n == 0, "empty");
+	CHECK(address_list_parse(" , ", l, MAX_SENTINELS, &n, err, sizeof(err)) && n == 0, "blank");
+	CHECK(address_list_parse("10.0.0.1:26379, sentinel-2:26380 [::1]:26381,", l, MAX_SENTINELS, &n,
+							 err, sizeof(err)) && n == 3, "three: %s", err);
+	CHECK(n == 3 && strcmp(l[0].host, "10.0.0.1") == 0 && l[0].port == 26379 &&
+		  strcmp(l[1].host, "sentinel-2") == 0 && l[1].port == 26380 &&
+		  strcmp(l[2].host, "::1") == 0 && l[2].port == 26381, "parsed");
+	address_format(&l[2], text, sizeof(text));
+	CHECK(strcmp(text, "[::1]:26381") == 0, "IPv6 in brackets: %s", text);
+	address_format(&l[0], text, sizeof(text));
+	CHECK(strcmp(text, "10.0.0.1:26379") == 0, "IPv4: %s", text);
+	CHECK(address_equal(&l[0], &l[0]) && !address_equal(&l[0], &l[1]), "equal");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	{
+		err[0] = '\0';
+		CHECK(!address_list_parse(bad[i], l, MAX_SENTINELS, &n, err, sizeof(err)) && err[0],
+			  "'%s' refused", bad[i]);
+	}
+	for (int i = 0; i <= MAX_SENTINELS; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "h%d:1,", i);
+	CHECK(!address_list_parse(many, l, MAX_SENTINELS, &n, err, sizeof(err)) && strstr(err, "more than"),
+		  "at most %d: %s", MAX_SENTINELS, err);
+}
+
 static void
 test_sequence(void)
 {
@@ -361,7 +400,7 @@ test_policy(void)
 	calls_reset();
 
 	/* messages before subscribing cannot arrive; subscribing purges */
-	purger_subscribed(p, 10);
+	purger_subscribed(p, "127.0.0.1:6379", 10);
 	CHECK(decided_all() == 1 && !last()->vouching, "subscribed: everything");
 	calls_reset();
 
@@ -427,9 +466,11 @@ test_policy(void)
 	CHECK(decided_all() == 0 && purger_announce(p)->vouching, "3000 ms: still vouching");
 	purger_tick(p, 8001);
 	CHECK(decided_all() == 1 && !purger_announce(p)->vouching, "no heartbeat: everything, not vouching");
+	CHECK(purger_hears_nothing(p, 8001), "no heartbeat: it hears nothing (the master is checked)");
 	calls_reset();
 	HB(p, 9000, "11", 12);
 	CHECK(decided_all() == 1 && purger_announce(p)->vouching, "heartbeats again: vouching");
+	CHECK(!purger_hears_nothing(p, 9000), "heartbeats again: it hears them");
 	calls_reset();
 
 	/* a new epoch */
@@ -470,7 +511,10 @@ test_policy(void)
 	purger_lost(p, "test", 11000);
 	CHECK(decided_all() == 1 && !purger_announce(p)->vouching, "lost: everything, not vouching");
 	calls_reset();
-	purger_subscribed(p, 11100);
+	CHECK(!purger_hears_nothing(p, 11050), "not subscribed: nothing to check");
+	purger_subscribed(p, "127.0.0.1:6379", 11100);
+	CHECK(!purger_hears_nothing(p, 14100), "subscribed, no heartbeat yet, within the timeout");
+	CHECK(purger_hears_nothing(p, 14101), "subscribed, no heartbeat within the timeout");
 	HB(p, 11200, "22", 70000);
 	CHECK(purger_announce(p)->vouching && decided_all() >= 2, "back: everything, vouching again");
 	calls_reset();
@@ -543,7 +587,7 @@ test_fuzz(int iterations)
 	fake.ann = purger_announce(p);
 	purger_attach(p, &fake);
 	purger_start(p, now);
-	purger_subscribed(p, now);
+	purger_subscribed(p, "127.0.0.1:6379", now);
 	for (int i = 0; i < iterations; i++)
 	{
 		size_t		len;
@@ -609,6 +653,7 @@ main(int argc, char **argv)
 	test_json();
 	test_messages();
 	test_edge_key();
+	test_addresses();
 	test_sequence();
 	test_policy();
 	test_fuzz(iterations);

@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * util.c
- *	  Time, logging and allocation for hc_purger.
+ *	  Time, logging, allocation and secrets for hc_purger.
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +100,35 @@ xstrndup(const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
+}
+
+/*
+ * A password: the first line of file when there is one (read at each use,
+ * so that a rotated one is taken), else value (NULL: none).  Returns false,
+ * saying why without the password, when the file cannot be read.
+ */
+bool
+read_secret(const char *value, const char *file, char *out, size_t outlen,
+			char *err, size_t errlen)
+{
+	FILE	   *f;
+
+	out[0] = '\0';
+	if (file == NULL)
+	{
+		if (value)
+			snprintf(out, outlen, "%s", value);
+		return true;
+	}
+	f = fopen(file, "r");
+	if (f == NULL)
+	{
+		snprintf(err, errlen, "cannot read the password file %s: %s", file, strerror(errno));
+		return false;
+	}
+	if (fgets(out, (int) outlen, f) == NULL)
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	return true;
 }

@@ -53,6 +53,20 @@ def missing_numbers(cfg, results):
             _runs_have(r["writes"]["runs"], "wal_bytes_per_update", cfg.reps,
                        "standby WAL record cost", problems)
             _runs_have(r["fills"]["runs"], "fills", cfg.reps, "standby fills", problems)
+        elif w == "failover":
+            for server in r["servers"]:
+                runs = r["runs"].get(server, [])
+                if len(runs) < cfg.slow_reps:
+                    problems.append("failover, server %s: %d of %d runs" % (server, len(runs),
+                                                                           cfg.slow_reps))
+                for run in runs:
+                    if run.get("first_l2_s") is None:
+                        problems.append("failover, server %s: no L2 hit or store on the new "
+                                        "master %s within the run (%s s after the kill)" % (
+                                            server, run.get("new_master"), r["grace_s"] + r["phase_s"]))
+                    for ph, p in run["phases"].items():
+                        if p.get("reads", 0) == 0 or p.get("read_p50_us") is None:
+                            problems.append("failover, server %s, phase %s: no reads" % (server, ph))
         elif w == "outage":
             for server, runs in r["runs"].items():
                 if len(runs) < cfg.slow_reps:

@@ -10,8 +10,10 @@ def env_int(name, default):
 
 
 # standby last: it switches WAL invalidation on in A for its own duration and
-# runs a third server, which would otherwise weigh on the other workloads
-ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "scaling", "http", "outage", "standby"]
+# runs a third server, which would otherwise weigh on the other workloads;
+# failover points A and B at sentinels of its own for its duration
+ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "scaling", "http", "outage", "failover",
+                 "standby"]
 
 
 class Config:
@@ -21,7 +23,7 @@ class Config:
                        help="tiny data, short runs, one repetition (what `make bench-smoke` runs)")
         p.add_argument("--rows", type=int, help="listings to generate (BENCH_ROWS, default 1000000)")
         p.add_argument("--reps", type=int, help="repetitions of each figure (BENCH_REPS, default 5; "
-                       "scaling and outage: at most 3)")
+                       "scaling, outage and failover: at most 3)")
         p.add_argument("--duration", type=int,
                        help="seconds per pgbench run (BENCH_DURATION, default 2)")
         p.add_argument("--results", help="directory for REPORT.md and plots (BENCH_RESULTS)")
@@ -60,6 +62,9 @@ class Config:
             self.outage_warmup = {"t": 50}
             self.stampede_rounds = 1
             self.outage_phase_s = 1.0
+            # failover: B only, one sequence (see failover.py)
+            self.failover_phase_s = 1.0
+            self.failover_grace_s = 6.0
             self.http_duration = 1
             self.profile_s = 1
             self.max_profiles = 1
@@ -80,13 +85,18 @@ class Config:
             self.outage_warmup = {"T": 2}
             self.stampede_rounds = env_int("BENCH_STAMPEDE_ROUNDS", 3)
             self.outage_phase_s = float(env_int("BENCH_OUTAGE_PHASE", 4))
+            self.failover_phase_s = float(env_int("BENCH_FAILOVER_PHASE", 4))
+            self.failover_grace_s = float(env_int("BENCH_FAILOVER_GRACE", 8))
             self.http_duration = d
             self.profile_s = 3
             self.max_profiles = 12
             self.shared_buffers = "1GB"
             self.value_sizes_kib = [1, 4, 16, 64, 256, 1024]
-        # the long workloads (scaling, outage) repeat at most 3 times
+        # the long workloads (scaling, outage, failover) repeat at most 3 times
         self.slow_reps = min(self.reps, 3)
+        # the sentinels of the failover workload (as test/t/701_sentinel_failover.pl)
+        self.failover_down_after_ms = env_int("BENCH_FAILOVER_DOWN_AFTER_MS", 1000)
+        self.failover_timeout_ms = 3000
         self.hot_clients = [1, 2]
         self.stampede_clients = [8, 32, 64]
         self.write_clients = [1, 2]

@@ -303,8 +303,8 @@ def diagnose(ctx, results, targets):
             p0 = prof(ctx.pg_a, script)
             t.profile = (fmt_profile("update, WAL invalidation on", p1)
                          + fmt_profile("update, WAL invalidation off", p0))
-        elif t.id == "outage_errors":
-            ou = results["outage"]
+        elif t.id in ("outage_errors", "failover_errors"):
+            ou = results["outage" if t.id == "outage_errors" else "failover"]
             for server, runs in ou["runs"].items():
                 for r in runs:
                     for line in r.get("error_lines", [])[:5]:

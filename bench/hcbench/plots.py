@@ -207,6 +207,34 @@ plot 'outage_%s.dat' using 1:2 with points pt 7 ps 0.25 notitle
     return p.plot("outage", body, w=1200, h=380 * len(names))
 
 
+def failover_plot(p, cfg, fo):
+    names = [n for n in ("A", "B") if n in fo.get("timeline", {})]
+    if not names:
+        return None
+    body = ("set multiplot layout %d,1 title 'Redis failover: read latency over time "
+            "(first repetition)'\n" % len(names))
+    for n in names:
+        tl = fo["timeline"][n]
+        p.dat("failover_%s.dat" % n, [(t, l / 1000.0) for t, l in tl["points"]])
+        body += "unset arrow\nunset label\n"
+        for i, (ph, t) in enumerate(tl["marks"]):
+            label = {"during": "master killed", "after": "first L2 hit or store on the new master",
+                     "sentinels": "sentinels name it"}.get(ph, ph)
+            body += "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead lc rgb '#aa0000' dt 2\n" % (t, t)
+            body += "set label '%s' at %.3f, graph %.2f offset 0.3,0 font ',9'\n" % (
+                label, t, 0.93 - 0.07 * (i % 3))
+        end = max(t for _, t in tl["marks"])
+        body += "set xrange [0:%.3f]\n" % (end + 0.6)
+        body += """set logscale y
+set ylabel 'read latency (ms)'
+set xlabel 'seconds'
+set title 'server %s (%s)'
+plot 'failover_%s.dat' using 1:2 with points pt 7 ps 0.25 notitle
+""" % (n, "L1 + L2" if n == "A" else "L2 only", n)
+    body += "unset multiplot\n"
+    return p.plot("failover", body, w=1200, h=380 * len(names))
+
+
 def scaling_plots(p, cfg, sc):
     out = []
     rows = []

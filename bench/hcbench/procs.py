@@ -1,4 +1,5 @@
-"""The servers a benchmark run starts: PostgreSQL, Redis and pgpool-II.
+"""The servers a benchmark run starts: PostgreSQL, Redis (and Redis Sentinel)
+and pgpool-II.
 
 Everything listens on 127.0.0.1 only, on ports picked free at start, and
 keeps its files under the run's scratch directory.  As root, servers run as
@@ -147,25 +148,29 @@ def pid_cwd(pid):
 
 
 class Redis:
-    def __init__(self, procs, name):
+    def __init__(self, procs, name, args=()):
         self.procs = procs
+        self.name = name
         self.dir = procs.mkdir(os.path.join(procs.scratch, name))
         self.pidfile = os.path.join(self.dir, "redis.pid")
         self.logfile = os.path.join(self.dir, "redis.log")
         self.port = None
         self.pid = None
+        self.args = list(args)      # extra arguments, e.g. --replicaof HOST PORT
         procs.on_stop(name, self.stop)
+
+    def command(self, port):
+        return ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "yes",
+                "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru",
+                "--dir", self.dir, "--pidfile", self.pidfile, "--logfile", self.logfile] + self.args
 
     def start(self, port=None):
         for attempt in range(5):
             p = port or free_port()
             if os.path.exists(self.pidfile):
                 os.unlink(self.pidfile)
-            self.procs.run_as_server([
-                "redis-server", "--port", str(p), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "yes",
-                "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru",
-                "--dir", self.dir, "--pidfile", self.pidfile, "--logfile", self.logfile])
+            self.procs.run_as_server(self.command(p))
             for _ in range(100):
                 pid = read_pid(self.pidfile)
                 if pid and self.ping(p):
@@ -185,6 +190,15 @@ class Redis:
             return r.stdout.strip() == "PONG"
         except subprocess.TimeoutExpired:
             return False
+
+    def cli(self, *args, timeout=5):
+        """redis-cli output (trimmed); '' when it does not answer in time."""
+        try:
+            r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args),
+                               capture_output=True, text=True, timeout=timeout)
+            return r.stdout.strip()
+        except subprocess.TimeoutExpired:
+            return ""
 
     def _ours(self):
         return (self.pid is not None and pid_alive(self.pid)
@@ -212,6 +226,60 @@ class Redis:
         if not wait_gone(self.pid, 5):
             os.kill(self.pid, signal.SIGKILL)
         self.pid = None
+
+
+class Sentinel(Redis):
+    """redis-sentinel (Debian's package) monitoring one master.  Its
+    configuration file is written at the first start and kept: a sentinel
+    rewrites it with what it learns (the current master, its replicas, the
+    other sentinels), so a restarted one knows where the master went."""
+
+    def __init__(self, procs, name, master_name, master_port, quorum=2, down_after_ms=1000,
+                 failover_timeout_ms=3000):
+        Redis.__init__(self, procs, name)
+        self.master_name = master_name
+        self.monitor = (master_port, quorum, down_after_ms, failover_timeout_ms)
+        self.conf = os.path.join(self.dir, "sentinel.conf")
+        self.conf_port = None
+
+    def command(self, port):
+        if self.conf_port != port:
+            mport, quorum, down_after, timeout = self.monitor
+            n = self.master_name
+            with open(self.conf, "w") as f:
+                f.write("\n".join([
+                    "port %d" % port, "bind 127.0.0.1", "daemonize yes",
+                    "pidfile %s" % self.pidfile, "logfile %s" % self.logfile, "dir %s" % self.dir,
+                    "sentinel monitor %s 127.0.0.1 %d %d" % (n, mport, quorum),
+                    "sentinel down-after-milliseconds %s %d" % (n, down_after),
+                    "sentinel failover-timeout %s %d" % (n, timeout),
+                    "sentinel parallel-syncs %s 1" % n]) + "\n")
+            self.procs.own(self.conf)
+            self.conf_port = port
+        return ["redis-sentinel", self.conf]
+
+    def master_addr(self):
+        """host:port of the master as this sentinel names it now, or None."""
+        out = self.cli("SENTINEL", "get-master-addr-by-name", self.master_name, timeout=2).split()
+        return "%s:%s" % (out[0], out[1]) if len(out) == 2 and out[1].isdigit() else None
+
+    def master_info(self):
+        """SENTINEL master NAME as a dict (flags, num-slaves, num-other-sentinels, ...)."""
+        out = self.cli("SENTINEL", "master", self.master_name, timeout=2).splitlines()
+        return dict(zip(out[0::2], out[1::2])) if len(out) % 2 == 0 else {}
+
+    def replicas_up(self):
+        """Replicas this sentinel sees up and linked to the master."""
+        lines = self.cli("SENTINEL", "replicas", self.master_name, timeout=2).splitlines()
+        up, cur = 0, {}
+        for k, v in zip(lines[0::2], lines[1::2]):
+            if k == "name" and cur:
+                up += cur.get("flags") == "slave" and cur.get("master-link-status") == "ok"
+                cur = {}
+            cur[k] = v
+        if cur:
+            up += cur.get("flags") == "slave" and cur.get("master-link-status") == "ok"
+        return up
 
 
 class Postgres:

@@ -78,7 +78,7 @@ class Report:
         facts = self.ctx.facts
         self.w("- data: %s listings (`housing.listings`, %s with indexes)" % (
             "{:,}".format(facts.get("rows", 0)), facts.get("table_size", "?")),
-               "- each figure: the median of %d runs (scaling and Redis outage: %d), min–max "
+               "- each figure: the median of %d runs (scaling, Redis outage and failover: %d), min–max "
                "in parentheses; the runs of a workload alternate (A B C A B C …), and every "
                "ratio is taken between runs of the same repetition, then its median reported"
                % (cfg.reps, cfg.slow_reps),
@@ -100,6 +100,10 @@ class Report:
                "`synchronous_commit = off` (writes measure the commit's CPU path, not fsync), "
                "`jit = off`; housing_cache settings are the defaults" % cfg.shared_buffers,
                "- raw numbers: `results.json`; plot data and gnuplot scripts: `data/`")
+        if "failover" in self.results:
+            self.w("- for the failover workload only: a Redis master, a replica and three "
+                   "sentinels of its own (redis-sentinel), A and B pointed at the sentinels by "
+                   "`ALTER SYSTEM` while it runs")
         if "standby" in self.results:
             self.w("- for the standby workload only: **S**, a streaming hot standby of A "
                    "(`pg_basebackup -R`, A's settings, `hot_standby = on`), with "
@@ -115,6 +119,7 @@ class Report:
         self.http_section()
         self.scaling_section()
         self.standby_section()
+        self.failover_section()
         self.timing_section()
         if self.p.failed:
             self.w("## Plots not drawn", "")
@@ -587,6 +592,81 @@ class Report:
         if not hasattr(self, "_scaling_pngs"):
             self._scaling_pngs = plots.scaling_plots(self.p, self.cfg, self.results["scaling"])
         return self._scaling_pngs[i]
+
+    def failover_section(self):
+        self.w("## 9. Redis failover (Sentinel)", "")
+        fo = self.section_state("failover")
+        if fo is None:
+            return
+        from .failover import PHASES
+        self.w("A Redis master, a replica and three sentinels of the workload's own "
+               "(redis-sentinel; quorum 2, `down-after-milliseconds %d`, `failover-timeout %d`); "
+               "the servers use them through `housing_cache.redis_sentinels`, with "
+               "`breaker_backoff_ms = 200` and `breaker_max_backoff_ms = 1000`.  One pgbench "
+               "run per sequence (%d clients; the outage workload's mix: 95%% `get_listing(id)` "
+               "of a Zipf-drawn id among the first 10,000 listings, 5%% price updates of one "
+               "of them; the cache warmed first): *before* %s s healthy; the master is killed "
+               "(SIGKILL) and *during* lasts until the cache first uses the promoted replica "
+               "(its first L2 hit there, or its first L2 store: on A reads are L1 hits, so its "
+               "Redis traffic is the fills of what the writes invalidated), seen by a probe "
+               "session polling `housing_cache.stats` every 20 ms (`redis_master` names the "
+               "new master and `l2_hits` or `l2_stores` grew since it first did); "
+               "*after* is the rest of the run.  Then the killed master comes back as a "
+               "replica and the next sequence kills the new master.  Reads are assigned to a "
+               "phase by their completion time; errors are pgbench's failed transactions and "
+               "aborted clients.  A: L1 + L2; B: L2 only%s." % (
+                   fo["down_after_ms"], fo["failover_timeout_ms"], fo["clients"],
+                   fmt_num(fo["phase_s"]),
+                   " (the smoke run: B only, one sequence)" if self.cfg.smoke else ""), "")
+        rows = []
+        for server in fo["servers"]:
+            runs = fo["runs"].get(server, [])
+            for ph, label in PHASES:
+                pr = [r["phases"][ph] for r in runs if ph in r["phases"]]
+                rows.append([server, "%s (%s)" % (ph, label), fmt_sum(S(pr, "seconds")),
+                             fmt_sum(S(pr, "read_p50_us")), fmt_sum(S(pr, "read_p99_us")),
+                             fmt_sum(S(pr, "read_max_us", 1e-3)), sum(p["errors"] for p in pr),
+                             fmt_sum(S(pr, "l2_hits")), fmt_sum(S(pr, "l2_stores")),
+                             fmt_sum(S(pr, "redis_errors")),
+                             fmt_sum(S(pr, "breaker_skips")), fmt_sum(S(pr, "redis_discoveries")),
+                             fmt_sum(S(pr, "redis_failovers"))])
+        self.table(["server", "phase", "seconds", "read p50 µs", "read p99 µs", "read max ms",
+                    "errors", "l2_hits", "l2_stores", "redis_errors", "breaker_skips", "discoveries",
+                    "failovers"], rows)
+        rows = []
+        for server in fo["servers"]:
+            runs = [r for r in fo["runs"].get(server, []) if "before" in r["phases"]]
+
+            def ratio(ph, field):
+                return fmt_ratio(summary(ratios(
+                    [r["phases"].get(ph, {}).get(field) for r in runs],
+                    [r["phases"]["before"].get(field) for r in runs])))
+            rows.append([server, ratio("during", "read_p50_us"), ratio("during", "read_p99_us"),
+                         ratio("after", "read_p50_us"), ratio("after", "read_p99_us")])
+        self.w("Latency ratios to *before*, per sequence (median, min–max):", "")
+        self.table(["server", "during p50", "during p99", "after p50", "after p99"], rows)
+        rows = []
+        for server in fo["servers"]:
+            runs = fo["runs"].get(server, [])
+            engine = [r["first_l2_s"] - r["named_s"] for r in runs
+                      if r.get("first_l2_s") is not None and r.get("named_s") is not None]
+            rows.append([server, fmt_sum(S(runs, "named_s"), unit=" s"),
+                         fmt_sum(S(runs, "switched_s"), unit=" s"),
+                         fmt_sum(S(runs, "first_hit_s"), unit=" s"),
+                         fmt_sum(S(runs, "first_store_s"), unit=" s"),
+                         fmt_sum(summary(engine), unit=" s"),
+                         "%d of %d" % (sum(1 for r in runs if r.get("first_l2_s") is not None),
+                                       len(runs))])
+        self.w("From the master's death (median, min–max):", "")
+        self.table(["server", "a sentinel names the new master", "`redis_master` shows it",
+                    "first L2 hit on it", "first L2 store on it", "first use − sentinels",
+                    "sequences that got there"], rows)
+        self.w("*first use − sentinels* (the first L2 hit or store, whichever came first, "
+               "less the time a sentinel first named the new master) is the cache's own part: "
+               "the sentinels' failover (`down-after-milliseconds` plus the election) comes "
+               "first.  A has (almost) no L2 hits: its reads are L1 hits, before the failover "
+               "as after.", "")
+        self.img(plots.failover_plot(self.p, self.cfg, fo), "failover")
 
     def timing_section(self):
         self.w("## Run", "")

@@ -165,4 +165,16 @@ def evaluate(cfg, results):
         t.passed = total == 0
         t.measured = "%d" % total
     ts.append(t)
+
+    t = Target("failover_errors", "errors seen by clients during a Redis failover (Sentinel)", "= 0")
+    fo = results.get("failover")
+    if _ok(fo):
+        total = 0
+        for server, runs in fo["runs"].items():
+            e = sum(r["errors"] for r in runs)
+            total += e
+            t.cases.append(("server %s, all phases, all repetitions" % server, e, e == 0))
+        t.passed = total == 0
+        t.measured = "%d" % total
+    ts.append(t)
     return ts

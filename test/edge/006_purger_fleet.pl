@@ -46,7 +46,11 @@ for my $case (
 	[ [ '--varnish', 'http://x/', '--alive-for', 'soon' ], qr/--alive-for: 'soon' is not a number of seconds/ ],
 	[ [ '--varnish', 'http://x/', '--reorder-window-ms', '-1' ], qr/--reorder-window-ms/ ],
 	[ [ '--varnish', 'http://x/', '--frobnicate' ], qr/unknown option '--frobnicate'/ ],
-	[ [ '--varnish', 'http://x/', '--heartbeat-ms', '1000', '--heartbeat-timeout-ms', '900' ], qr/must be longer/ ])
+	[ [ '--varnish', 'http://x/', '--heartbeat-ms', '1000', '--heartbeat-timeout-ms', '900' ], qr/must be longer/ ],
+	[ [ '--varnish', 'http://x/', '--redis-sentinels', '127.0.0.1' ], qr/--redis-sentinels: '127\.0\.0\.1' is not host:port/ ],
+	[ [ '--varnish', 'http://x/', '--redis-sentinels', 'a:1,a:1' ], qr/--redis-sentinels: 'a:1' is listed twice/ ],
+	[ [ '--varnish', 'http://x/', '--redis-sentinels', '::1:26379' ], qr/write an IPv6 address in brackets/ ],
+	[ [ '--varnish', 'http://x/', '--redis-sentinel-master', 'my master' ], qr/--redis-sentinel-master: 'my master' contains blanks/ ])
 {
 	my ($args, $re) = @$case;
 	my ($rc, $out) = run_purger(@$args);
@@ -58,9 +62,21 @@ for my $case (
 	my ($rc, $out) = run_purger('--varnish', 'http://x/');
 	like($out, qr/HC_PURGER_REDIS_DB: 'x'/, 'a bad environment variable is named');
 }
+{
+	local $ENV{HC_PURGER_REDIS_SENTINELS} = 'h:0';
+	my ($rc, $out) = run_purger('--varnish', 'http://x/');
+	like($out, qr/HC_PURGER_REDIS_SENTINELS: the port of 'h:0' must be a number/, 'a bad sentinel list in the environment is named');
+}
+{
+	local $ENV{HC_PURGER_REDIS_SENTINEL_PASSWORD} = 'x';
+	my ($rc, $out) = run_purger('--varnish', 'http://x/', '--redis-sentinel-password-file', '/nonexistent');
+	is($rc, 2, 'two sentinel passwords: exit 2');
+	like($out, qr/both give a password/, '... saying why');
+}
 my ($rc, $help) = run_purger('--help');
 is($rc, 0, '--help: exit 0');
 like($help, qr/--reorder-window-ms/, '--help lists the options');
+like($help, qr/--redis-sentinels .*--redis-sentinel-master .*--redis-sentinel-password-file/s, '... the Sentinel ones too');
 
 # --- a fleet, behind a password-protected Redis ------------------------------------
 

@@ -428,8 +428,10 @@ my $purger_count = 0;
 
 =head2 EdgeStack::Purger->start(redis => $redis, edges => [$varnish, ...], %opts)
 
-Options: channel, args (extra options).  Returns at once; wait_log for its
-state.
+Options: channel, args (extra options); instead of redis, sentinels =>
+[HousingCache::Sentinel, ...] (C<--redis-sentinels> and
+C<--redis-sentinel-master>, the first one's master name).  Returns at once;
+wait_log for its state.
 
 =cut
 
@@ -448,7 +450,11 @@ sub _start
 	my $o = $self->{opts};
 	croak "$EdgeStack::PURGER_BIN is not built (make -C purger)" unless -x $EdgeStack::PURGER_BIN;
 	# HC_PURGER_WRAPPER: e.g. "valgrind --leak-check=full --error-exitcode=99"
-	my @cmd = (split(' ', $ENV{HC_PURGER_WRAPPER} // ''), $EdgeStack::PURGER_BIN, '--redis-host', '127.0.0.1', '--redis-port', $o->{redis}->port,
+	my @redis = $o->{sentinels}
+	  ? ('--redis-sentinels', join(',', map { '127.0.0.1:' . $_->port } @{ $o->{sentinels} }),
+		'--redis-sentinel-master', $o->{sentinels}[0]->master_name)
+	  : ('--redis-host', '127.0.0.1', '--redis-port', $o->{redis}->port);
+	my @cmd = (split(' ', $ENV{HC_PURGER_WRAPPER} // ''), $EdgeStack::PURGER_BIN, @redis,
 		(map { ('--varnish', ref $_ ? $_->purge_url : $_) } @{ $o->{edges} }),
 		(defined $o->{channel} ? ('--channel', $o->{channel}) : ()),
 		@{ $o->{args} || [] });
@@ -487,7 +493,8 @@ use Time::HiRes qw(usleep time);
 
 A process that publishes a heartbeat every interval with the epoch and seq
 last given to C<set> (none until then, and none after C<set(off => 1)>),
-reconnecting to Redis whenever it must.
+reconnecting to Redis whenever it must; with the Redis's password (AUTH)
+if it has one.
 
 =cut
 
@@ -506,7 +513,8 @@ sub start
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', $self->{log};
 		open STDERR, '>&', \*STDOUT;
-		_loop($o{redis}->port, $o{channel}, $self->{state}, $self->{cluster}, $o{interval_ms} // 200);
+		_loop($o{redis}->port, $o{channel}, $self->{state}, $self->{cluster}, $o{interval_ms} // 200,
+			$o{redis}->password);
 		POSIX::_exit(0);
 	}
 	$self->{pid} = $pid;
@@ -540,7 +548,7 @@ sub cluster { return $_[0]->{cluster} }
 
 sub _loop
 {
-	my ($port, $channel, $state, $cluster, $interval_ms) = @_;
+	my ($port, $channel, $state, $cluster, $interval_ms, $password) = @_;
 	my $stop = 0;
 	$SIG{TERM} = $SIG{INT} = sub { $stop = 1 };
 	$SIG{PIPE} = 'IGNORE';
@@ -553,15 +561,20 @@ sub _loop
 		if ($text =~ /^(\d+) (\d+)$/)
 		{
 			my $msg = qq({"v":1,"type":"heartbeat","cluster":"$cluster","epoch":"$1","seq":$2});
-			$sock //= IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
-				Timeout => 1);
-			if ($sock)
-			{
-				my @args = ('PUBLISH', $channel, $msg);
-				my $ok = print $sock '*3' . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @args);
+			my $command = sub {
+				my @args = @_;
+				my $ok = print $sock '*' . scalar(@args) . "\r\n"
+				  . join('', map { '$' . length($_) . "\r\n$_\r\n" } @args);
 				my $line = $ok ? <$sock> : undef;
-				$sock = undef unless defined $line;
+				$sock = undef unless defined $line && $line !~ /^-/;
+			};
+			unless ($sock)
+			{
+				$sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
+					Timeout => 1);
+				$command->('AUTH', $password) if $sock && defined $password;
 			}
+			$command->('PUBLISH', $channel, $msg) if $sock;
 		}
 		usleep($interval_ms * 1000);
 	}
