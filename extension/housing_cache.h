@@ -441,6 +441,7 @@ extern Size HcPublishShmemSize(void);
 extern void HcPublishShmemInit(char *base, bool found, LWLock *lock);
 extern bool HcPublishCommit(char *msg, int (*finish) (char *msg, uint64 seq),
 							const char *channel);
+extern int	HcPublishMaxMessage(int channel_len);
 extern void HcPublisherRegister(void);
 extern PGDLLEXPORT void housing_cache_publisher_main(Datum arg);
 

@@ -246,6 +246,28 @@ add_reset_tags(void)
  * The number and the LSN are only known at COMMIT; room for them is
  * reserved.
  */
+static void
+build_message(StringInfo buf, const char *dbname8, bool table_wide_only)
+{
+	appendStringInfo(buf, "{\"v\":1,\"type\":\"invalidation\",\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
+					 GetSystemIdentifier());
+	escape_json(buf, dbname8);
+	appendStringInfo(buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":", hc_shared->epoch);
+	message_has_xid = FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+	if (message_has_xid)
+		appendStringInfo(buf, "%u", XidFromFullTransactionId(GetTopFullTransactionIdIfAny()));
+	else
+		appendStringInfoString(buf, "null");
+	if (table_wide_only)
+		appendStringInfo(buf, ",\"tags\":[%s],\"truncated\":true,", table_tags->data);
+	else
+		appendStringInfo(buf, ",\"tags\":[%s%s%s],\"truncated\":%s,",
+						 table_tags->data,
+						 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
+						 other_tags->data,
+						 publish_truncated ? "true" : "false");
+}
+
 void
 HcMessagePrepare(void)
 {
@@ -258,23 +280,27 @@ HcMessagePrepare(void)
 	if (publish_truncated)
 		add_reset_tags();
 	old = MemoryContextSwitchTo(message_cxt);
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"v\":1,\"type\":\"invalidation\",\"cluster\":\"" UINT64_FORMAT "\",\"database\":",
-					 GetSystemIdentifier());
 	dbname8 = HcTextAsUtf8(dbname ? dbname : "", dbname ? strlen(dbname) : 0);
-	escape_json(&buf, dbname8);
+	initStringInfo(&buf);
+	build_message(&buf, dbname8, false);
+
+	/*
+	 * Too long for the publisher's queue: the table-wide tags alone (with
+	 * "T/<star>" for every table), which say enough to purge by.
+	 */
+	if (buf.len + NUMBER_ROOM > HcPublishMaxMessage(strlen(hc_channel)))
+	{
+		if (!publish_truncated)
+		{
+			publish_truncated = true;
+			MemoryContextSwitchTo(old);
+			add_reset_tags();
+			MemoryContextSwitchTo(message_cxt);
+		}
+		resetStringInfo(&buf);
+		build_message(&buf, dbname8, true);
+	}
 	pfree(dbname8);
-	appendStringInfo(&buf, ",\"epoch\":\"" UINT64_FORMAT "\",\"xid\":", hc_shared->epoch);
-	message_has_xid = FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
-	if (message_has_xid)
-		appendStringInfo(&buf, "%u", XidFromFullTransactionId(GetTopFullTransactionIdIfAny()));
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfo(&buf, ",\"tags\":[%s%s%s],\"truncated\":%s,",
-					 table_tags->data,
-					 (table_tags->len > 0 && other_tags->len > 0) ? "," : "",
-					 other_tags->data,
-					 publish_truncated ? "true" : "false");
 	enlargeStringInfo(&buf, NUMBER_ROOM);
 	message = buf.data;
 	message_len = buf.len;

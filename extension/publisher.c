@@ -92,6 +92,18 @@ HcPublishShmemInit(char *base, bool found, LWLock *lock)
 	queue->size = (uint32) hc_publish_queue_kb * 1024;
 }
 
+/*
+ * The longest message the queue takes on this channel (message.c shortens
+ * a longer one to its table-wide tags).
+ */
+int
+HcPublishMaxMessage(int channel_len)
+{
+	if (queue == NULL)
+		return MAX_ENTRY;
+	return (int) Min(queue->size / 2, MAX_ENTRY) - (int) sizeof(HcQueueEntry) - channel_len - 8;
+}
+
 /* padded size of an entry */
 static uint32
 entry_size(uint32 channel_len, uint32 msg_len)
@@ -168,7 +180,8 @@ HcPublisherRegister(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/* a connection to no database: it shows in pg_stat_activity */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "housing_cache", BGW_MAXLEN);
@@ -271,6 +284,7 @@ housing_cache_publisher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	if (queue == NULL)
 		proc_exit(0);
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	buf = MemoryContextAlloc(TopMemoryContext, BATCH_BYTES + MAX_ENTRY + 2 * BATCH_MAX);
 	pg_atomic_write_u32(&queue->worker_procno, MyProc->pgprocno);
 
