@@ -478,7 +478,8 @@ events_handle(struct MHD_Connection *c, const char *method, const char *role, co
 	int			r = -1;
 
 	if (!enabled)
-		return reply_json_error(404, "HC404", "the event stream is off: hc_http runs without --redis-host",
+		return reply_json_error(404, "HC404",
+								"the event stream is off: hc_http runs without --redis-host or --redis-sentinels",
 								NULL, NULL);
 	if (strcmp(method, "GET") != 0)
 	{
@@ -550,9 +551,9 @@ events_init(const EventsConfig *conf)
 	FeedConfig	fc;
 
 	settings = *conf;
-	if (settings.redis_host == NULL)
+	if (settings.redis_host == NULL && settings.nsentinels == 0)
 	{
-		log_msg("events: off (no --redis-host): GET /api/events answers 404");
+		log_msg("events: off (no --redis-host or --redis-sentinels): GET /api/events answers 404");
 		return true;
 	}
 	ring_cap = (uint64_t) (settings.backlog > 0 ? settings.backlog : 1);
@@ -561,6 +562,10 @@ events_init(const EventsConfig *conf)
 		.redis_host = settings.redis_host,
 		.redis_port = settings.redis_port,
 		.redis_password = settings.redis_password,
+		.sentinels = settings.sentinels,
+		.nsentinels = settings.nsentinels,
+		.sentinel_master = settings.sentinel_master,
+		.sentinel_password = settings.sentinel_password,
 		.redis_db = settings.redis_db,
 		.channel = settings.channel,
 		.connect_timeout_ms = 1000,

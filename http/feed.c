@@ -21,6 +21,26 @@
  * The thread never holds a lock an HTTP thread waits for while it talks to
  * Redis or to the database; it blocks only itself.  The Redis connection is
  * watched with PING while idle; on any error it reconnects with backoff.
+ *
+ * Under Redis Sentinel (--redis-sentinels) the address is discovered at
+ * every connection, as the engine and hc_purger do it (hiredis 0.14 has no
+ * Sentinel client): the sentinels are asked in turn, from the one that
+ * named the master last (connect timeout, AUTH when they have a password,
+ * SENTINEL get-master-addr-by-name), and the address one names is used only
+ * once ROLE, on the subscription's own connection before SUBSCRIBE,
+ * answers "master"; an address that fails (a sentinel that lags a
+ * failover names the old master, or a replica) has the next sentinel
+ * asked, each address once per round.  A failover is followed because it
+ * ends the subscription: the old master dies or hangs (the connection
+ * fails, PING goes unanswered), or is demoted (Sentinel closes its
+ * clients).  The backoff stops at 1 s instead of 5: a failover lasts
+ * seconds, and a round costs each sentinel one question.  One case ends no
+ * connection, a master cut off from the sentinels and the engine but not
+ * from us: what we see is silence (the engine's publisher sends a heartbeat
+ * every second), so after SILENCE_S without a message on the channel the
+ * sentinels are asked again, and if they name another master we move
+ * there; while they name ours, the next question waits twice as long, up
+ * to a minute.
  */
 #include "hc_http.h"
 
@@ -43,6 +63,9 @@
 #define READERS_MISS_S 2.0		/* an unknown table reloads at most this often */
 #define BACKOFF_MIN_S 0.25
 #define BACKOFF_MAX_S 5.0
+#define SENTINEL_BACKOFF_MAX_S 1.0	/* under Sentinel: a failover lasts seconds */
+#define SILENCE_S 3.0			/* under Sentinel: ask them after this long without a message */
+#define CHECK_MAX_S 60.0		/* ... and again at most this far apart */
 
 static FeedConfig conf;
 static pthread_t thread;
@@ -58,6 +81,14 @@ static Readers *readers;
 static double readers_loaded_at;	/* last successful load, mono_now() */
 static double readers_tried_at;		/* last attempt */
 static uint64_t all_roles;
+
+/* The Redis of the subscription (rc), as host:port. */
+static char at_text[ADDR_TEXT_LEN];
+/* Sentinel only. */
+static HostPort at;				/* the master subscribed at (or being tried) */
+static bool has_master;
+static HostPort master;			/* the master subscribed at last */
+static int last_good;			/* the sentinel that named it */
 
 /* --- waking the thread -------------------------------------------------- */
 
@@ -343,50 +374,93 @@ message(const char *payload, size_t len)
 	json_free(msg);
 }
 
-static void
+/* True when it was a message on the channel. */
+static bool
 reply(redisReply *r)
 {
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
 		r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
 		r->element[2]->type == REDIS_REPLY_STRING)
+	{
 		message(r->element[2]->str, r->element[2]->len);
+		return true;
+	}
 	/* "subscribe" confirmations and "pong"s: nothing to do */
+	return false;
 }
 
 /* --- the Redis connection ------------------------------------------------- */
 
 static bool
-command_ok(const char *what, redisReply *r, char *err, size_t errlen)
+command_ok(redisContext *c, const char *what, redisReply *r, char *err, size_t errlen)
 {
 	bool		ok = r != NULL && r->type != REDIS_REPLY_ERROR;
 
 	if (!ok)
-		snprintf(err, errlen, "%s: %s", what, r ? r->str : rc->errstr);
+		snprintf(err, errlen, "%s: %s", what, r ? r->str : c->errstr);
 	if (r)
 		freeReplyObject(r);
 	return ok;
 }
 
-/* Connect, authenticate, select, subscribe; err says why not. */
-static bool
-subscribe(char *err, size_t errlen)
+static redisContext *
+connect_to(const char *host, int port, char *err, size_t errlen)
 {
 	struct timeval tv = {conf.connect_timeout_ms / 1000, (conf.connect_timeout_ms % 1000) * 1000};
+	redisContext *c = redisConnectWithTimeout(host, port, tv);
+
+	if (c == NULL || c->err)
+	{
+		snprintf(err, errlen, "%s", c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+/*
+ * Connect to host:port, authenticate, under Sentinel check that it is a
+ * master (ROLE), select, subscribe: rc.  err says why not (rc may then be
+ * left open: the caller frees it).
+ */
+static bool
+subscribe_at(const char *host, int port, bool check_role, char *err, size_t errlen)
+{
 	redisReply *r;
 
-	rc = redisConnectWithTimeout(conf.redis_host, conf.redis_port, tv);
-	if (rc == NULL || rc->err)
-	{
-		snprintf(err, errlen, "%s", rc ? rc->errstr : "out of memory");
+	rc = connect_to(host, port, err, errlen);
+	if (rc == NULL)
 		return false;
-	}
-	redisSetTimeout(rc, tv);
 	redisEnableKeepAlive(rc);
+	/* not the command in err: it carries the password */
 	if (conf.redis_password && *conf.redis_password &&
-		!command_ok("AUTH", redisCommand(rc, "AUTH %s", conf.redis_password), err, errlen))
+		!command_ok(rc, "AUTH", redisCommand(rc, "AUTH %s", conf.redis_password), err, errlen))
 		return false;
+	if (check_role)
+	{
+		bool		is_master;
+
+		r = redisCommand(rc, "ROLE");
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+		{
+			if (command_ok(rc, "ROLE", r, err, errlen))
+				snprintf(err, errlen, "ROLE: unexpected reply");
+			return false;
+		}
+		is_master = r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING &&
+			strcmp(r->element[0]->str, "master") == 0;
+		if (!is_master)
+			snprintf(err, errlen, "not a master (ROLE: %.20s)",
+					 r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING
+					 ? r->element[0]->str : "?");
+		freeReplyObject(r);
+		if (!is_master)
+			return false;
+	}
 	if (conf.redis_db != 0 &&
-		!command_ok("SELECT", redisCommand(rc, "SELECT %d", conf.redis_db), err, errlen))
+		!command_ok(rc, "SELECT", redisCommand(rc, "SELECT %d", conf.redis_db), err, errlen))
 		return false;
 	r = redisCommand(rc, "SUBSCRIBE %s", conf.channel);
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY)
@@ -394,9 +468,210 @@ subscribe(char *err, size_t errlen)
 		freeReplyObject(r);
 		return true;
 	}
-	if (command_ok("SUBSCRIBE", r, err, errlen))
+	if (command_ok(rc, "SUBSCRIBE", r, err, errlen))
 		snprintf(err, errlen, "SUBSCRIBE: unexpected reply");
 	return false;
+}
+
+/* --- Redis Sentinel ------------------------------------------------------- */
+
+/*
+ * Ask sentinel i where the master is: true with *found, else err says why
+ * (never with the password).
+ */
+static bool
+ask_sentinel(int i, HostPort *found, char *err, size_t errlen)
+{
+	const HostPort *s = &conf.sentinels[i];
+	redisContext *c = connect_to(s->host, s->port, err, errlen);
+	redisReply *r;
+	bool		ok = false;
+
+	if (c == NULL)
+		return false;
+	if (conf.sentinel_password && *conf.sentinel_password)
+	{
+		r = redisCommand(c, "AUTH %s", conf.sentinel_password);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		{
+			snprintf(err, errlen, "AUTH: %s", r ? "the sentinel refused the password" : c->errstr);
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			return false;
+		}
+		freeReplyObject(r);
+	}
+	r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", conf.sentinel_master);
+	if (r == NULL)
+		snprintf(err, errlen, "%s", c->errstr[0] ? c->errstr : "no answer");
+	else if (r->type == REDIS_REPLY_NIL)
+		snprintf(err, errlen, "does not know master \"%s\"", conf.sentinel_master);
+	else if (r->type == REDIS_REPLY_ERROR)
+		snprintf(err, errlen, "%.150s", r->str);
+	else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			 r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+		snprintf(err, errlen, "unexpected answer to SENTINEL get-master-addr-by-name");
+	else
+	{
+		const redisReply *h = r->element[0];
+		const redisReply *p = r->element[1];
+		char		porttext[16];
+		char	   *end;
+		long		port;
+
+		snprintf(porttext, sizeof(porttext), "%.*s", (int) (p->len < 15 ? p->len : 15), p->str);
+		errno = 0;
+		port = strtol(porttext, &end, 10);
+		if (h->len == 0 || h->len > HOST_MAXLEN || memchr(h->str, '\0', h->len) != NULL ||
+			end == porttext || *end != '\0' || errno != 0 || port < 1 || port > 65535)
+			snprintf(err, errlen, "named an invalid address for master \"%s\"", conf.sentinel_master);
+		else
+		{
+			memcpy(found->host, h->str, h->len);
+			found->host[h->len] = '\0';
+			found->port = (int) port;
+			ok = true;
+		}
+	}
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return ok;
+}
+
+/*
+ * Ask the sentinels in turn, from the one that named the master last,
+ * until one names an address: true with *found and *which (the sentinel);
+ * false when none did (err says why the last one failed).
+ */
+static bool
+ask_round(HostPort *found, int *which, char *err, size_t errlen)
+{
+	char		why[320];
+	char		s[ADDR_TEXT_LEN];
+
+	for (int k = 0; k < conf.nsentinels && !atomic_load(&stopping); k++)
+	{
+		int			i = (last_good + k) % conf.nsentinels;
+
+		if (ask_sentinel(i, found, why, sizeof(why)))
+		{
+			*which = i;
+			return true;
+		}
+		address_format(&conf.sentinels[i], s, sizeof(s));
+		snprintf(err, errlen, "sentinel %s: %s", s, why);
+	}
+	if (atomic_load(&stopping))
+		snprintf(err, errlen, "stopping");
+	return false;
+}
+
+/*
+ * Subscribe at the master the sentinels name: each sentinel in turn, from
+ * the one that named it last; each address named is tried once (ROLE must
+ * say master).  err says why no address would do.
+ */
+static bool
+subscribe_sentinel(char *err, size_t errlen)
+{
+	HostPort	tried[MAX_SENTINELS];
+	int			ntried = 0;
+	char		detail[1024] = "no sentinel asked";
+
+	for (int k = 0; k < conf.nsentinels && !atomic_load(&stopping); k++)
+	{
+		int			i = (last_good + k) % conf.nsentinels;
+		char		why[320];
+		char		s[ADDR_TEXT_LEN];
+		char		old[ADDR_TEXT_LEN];
+		HostPort	found;
+		bool		seen = false;
+
+		address_format(&conf.sentinels[i], s, sizeof(s));
+		if (!ask_sentinel(i, &found, why, sizeof(why)))
+		{
+			snprintf(detail, sizeof(detail), "sentinel %s: %s", s, why);
+			continue;
+		}
+		for (int j = 0; j < ntried; j++)
+			seen |= address_equal(&tried[j], &found);
+		if (seen)
+			continue;			/* it failed already in this round */
+		tried[ntried++] = found;
+		at = found;
+		address_format(&at, at_text, sizeof(at_text));
+		if (!subscribe_at(at.host, at.port, true, why, sizeof(why)))
+		{
+			snprintf(detail, sizeof(detail), "%s, named by sentinel %s: %s", at_text, s, why);
+			if (rc)
+				redisFree(rc);
+			rc = NULL;
+			continue;
+		}
+		last_good = i;
+		if (!has_master)
+			log_msg("events: master \"%s\" is at %s (named by sentinel %s)",
+					conf.sentinel_master, at_text, s);
+		else if (!address_equal(&master, &at))
+		{
+			address_format(&master, old, sizeof(old));
+			log_msg("events: master \"%s\" moved from %s to %s (named by sentinel %s)",
+					conf.sentinel_master, old, at_text, s);
+		}
+		master = at;
+		has_master = true;
+		return true;
+	}
+	snprintf(err, errlen, "no sentinel named a usable master \"%s\" (%s)", conf.sentinel_master,
+			 atomic_load(&stopping) ? "stopping" : detail);
+	return false;
+}
+
+/*
+ * Subscribed under Sentinel and hearing nothing: do the sentinels name
+ * another master?  True when they do (move there).
+ */
+static bool
+master_moved(void)
+{
+	static bool complained;
+	HostPort	named;
+	int			which;
+	char		err[700];
+	char		named_text[ADDR_TEXT_LEN];
+	char		s[ADDR_TEXT_LEN];
+
+	if (!ask_round(&named, &which, err, sizeof(err)))
+	{
+		if (!complained && !atomic_load(&stopping))
+			log_msg("events: cannot ask the sentinels whether master \"%s\" moved (%s); staying at %s",
+					conf.sentinel_master, err, at_text);
+		complained = true;
+		return false;
+	}
+	complained = false;
+	if (address_equal(&named, &at))
+	{
+		last_good = which;
+		return false;
+	}
+	address_format(&named, named_text, sizeof(named_text));
+	address_format(&conf.sentinels[which], s, sizeof(s));
+	log_msg("events: sentinel %s names %s as master \"%s\", not %s, where we hear nothing: moving",
+			s, named_text, conf.sentinel_master, at_text);
+	return true;
+}
+
+/* Connect and subscribe, at the configured Redis or where the sentinels say. */
+static bool
+subscribe(char *err, size_t errlen)
+{
+	if (conf.nsentinels > 0)
+		return subscribe_sentinel(err, errlen);
+	snprintf(at_text, sizeof(at_text), "%s:%d", conf.redis_host, conf.redis_port);
+	return subscribe_at(conf.redis_host, conf.redis_port, false, err, errlen);
 }
 
 static bool
@@ -433,6 +708,10 @@ listen_channel(char *err, size_t errlen)
 	double		window = conf.reorder_ms / 1000.0;
 	double		last_data = mono_now();
 	double		ping_at = 0;
+	/* under Sentinel: when to ask whether the master moved, if silent */
+	double		last_message = mono_now();
+	double		check_interval = SILENCE_S;
+	double		check_at = 0;
 
 	for (;;)
 	{
@@ -443,7 +722,12 @@ listen_channel(char *err, size_t errlen)
 
 		while ((got = redisGetReplyFromReader(rc, &r)) == REDIS_OK && r != NULL)
 		{
-			reply(r);
+			if (reply(r))
+			{
+				last_message = mono_now();
+				check_interval = SILENCE_S;
+				check_at = 0;
+			}
 			freeReplyObject(r);
 			r = NULL;
 		}
@@ -470,6 +754,18 @@ listen_channel(char *err, size_t errlen)
 		{
 			snprintf(err, errlen, "no answer to PING within %.0f s", PING_TIMEOUT_S);
 			return;
+		}
+		if (conf.nsentinels > 0 && now - last_message >= SILENCE_S && now >= check_at)
+		{
+			/* blocks this thread only, a connect timeout per sentinel at most */
+			if (master_moved())
+			{
+				snprintf(err, errlen, "the sentinels name another master");
+				return;
+			}
+			check_at = mono_now() + check_interval;
+			check_interval = check_interval * 2 > CHECK_MAX_S ? CHECK_MAX_S : check_interval * 2;
+			continue;			/* the socket may have data by now */
 		}
 		if (poll(p, 2, ms_until(seq_deadline(&seq, window), 1000)) < 0 && errno != EINTR)
 		{
@@ -500,8 +796,9 @@ static void *
 feed_main(void *arg)
 {
 	double		backoff = BACKOFF_MIN_S;
+	double		backoff_max = conf.nsentinels > 0 ? SENTINEL_BACKOFF_MAX_S : BACKOFF_MAX_S;
 	bool		complained = false;
-	char		err[256];
+	char		err[1280];
 
 	(void) arg;
 	refresh_readers();
@@ -509,18 +806,24 @@ feed_main(void *arg)
 	{
 		if (!subscribe(err, sizeof(err)))
 		{
-			if (!complained)
-				log_msg("events: cannot subscribe to Redis at %s:%d: %s (retrying)",
-						conf.redis_host, conf.redis_port, err);
-			complained = true;
 			if (rc)
 				redisFree(rc);
 			rc = NULL;
+			if (atomic_load(&stopping))
+				break;
+			if (!complained)
+			{
+				if (conf.nsentinels > 0)
+					log_msg("events: cannot subscribe to Redis: %s (retrying)", err);
+				else
+					log_msg("events: cannot subscribe to Redis at %s: %s (retrying)", at_text, err);
+			}
+			complained = true;
 			nap(backoff);
-			backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff * 2;
+			backoff = backoff * 2 > backoff_max ? backoff_max : backoff * 2;
 			continue;
 		}
-		log_msg("events: subscribed to %s at %s:%d", conf.channel, conf.redis_host, conf.redis_port);
+		log_msg("events: subscribed to %s at %s", conf.channel, at_text);
 		complained = false;
 		backoff = BACKOFF_MIN_S;
 		seq_forget(&seq);
@@ -529,7 +832,7 @@ feed_main(void *arg)
 		redisFree(rc);
 		rc = NULL;
 		if (!atomic_load(&stopping))
-			log_msg("events: lost the Redis connection (%s); reconnecting", err);
+			log_msg("events: lost the Redis connection to %s (%s); reconnecting", at_text, err);
 	}
 	return NULL;
 }

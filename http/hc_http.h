@@ -275,6 +275,27 @@ int			readers_count(const Readers *r);
 bool		readers_lookup(const Readers *r, const char *tag, size_t len, ReaderInfo *out);
 
 /* ------------------------------------------------------------------------
+ * Addresses (address.c, a copy of purger/address.c): host:port lists, as
+ * --redis-sentinels and the engine's housing_cache.redis_sentinels take them.
+ * ------------------------------------------------------------------------ */
+#define HOST_MAXLEN 255
+#define ADDR_TEXT_LEN (HOST_MAXLEN + 9) /* "[host]:65535" */
+#define MAX_SENTINELS 16
+
+typedef struct HostPort
+{
+	char		host[HOST_MAXLEN + 1];
+	int			port;
+} HostPort;
+
+/* Parse text into list[0..*count); empty text: an empty list.  On failure
+ * *err says why (without the option's name). */
+bool		address_list_parse(const char *text, HostPort *list, int max, int *count,
+							   char *err, size_t errlen);
+void		address_format(const HostPort *a, char *buf, size_t size);
+bool		address_equal(const HostPort *a, const HostPort *b);
+
+/* ------------------------------------------------------------------------
  * The invalidation feed (feed.c): one thread subscribed to the engine's
  * Redis channel, which turns messages into edge keys per role and tells
  * when messages may have been missed.
@@ -287,9 +308,17 @@ typedef struct FeedKey
 
 typedef struct FeedConfig
 {
-	const char *redis_host;
+	const char *redis_host;		/* not used under Sentinel */
 	int			redis_port;
 	const char *redis_password; /* NULL or empty: no AUTH */
+	/*
+	 * Redis Sentinel (nsentinels > 0): the master they name as
+	 * sentinel_master, confirmed by ROLE, followed across failovers.
+	 */
+	const HostPort *sentinels;
+	int			nsentinels;
+	const char *sentinel_master;
+	const char *sentinel_password;	/* NULL or empty: no AUTH */
 	int			redis_db;
 	const char *channel;
 	int			connect_timeout_ms;

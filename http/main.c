@@ -51,10 +51,14 @@ typedef struct Config
 	unsigned	shutdown_timeout_s;
 	const char *pid_file;
 	bool		quiet;
-	/* the event stream (events.c); redis_host NULL: off */
+	/* the event stream (events.c); redis_host NULL and no sentinels: off */
 	const char *redis_host;
 	int			redis_port;
 	char	   *redis_password;
+	HostPort	sentinels[MAX_SENTINELS];	/* none: redis_host, redis_port */
+	int			nsentinels;
+	const char *sentinel_master;
+	char	   *sentinel_password;
 	int			redis_db;
 	const char *redis_channel;
 	int			events_backlog;
@@ -547,6 +551,17 @@ usage(FILE *out)
 			"  --redis-password-file F  the password in a file (its first line)\n"
 			"                           [HC_HTTP_REDIS_PASSWORD_FILE]\n"
 			"  --redis-db N             [HC_HTTP_REDIS_DB, 0]\n"
+			"  --redis-sentinels LIST   host:port of each Redis Sentinel, comma-separated\n"
+			"                           ([addr]:port for IPv6): serve GET /api/events from\n"
+			"                           the master they name, and follow its failovers;\n"
+			"                           --redis-host and --redis-port are then not used\n"
+			"                           [HC_HTTP_REDIS_SENTINELS; none]\n"
+			"  --redis-sentinel-master NAME  the name they monitor the master by\n"
+			"                           [HC_HTTP_REDIS_SENTINEL_MASTER, mymaster]\n"
+			"  --redis-sentinel-password PW  the sentinels' password (AUTH)\n"
+			"                           [HC_HTTP_REDIS_SENTINEL_PASSWORD]\n"
+			"  --redis-sentinel-password-file F  ... in a file (its first line)\n"
+			"                           [HC_HTTP_REDIS_SENTINEL_PASSWORD_FILE]\n"
 			"  --redis-channel NAME     housing_cache.channel of the database\n"
 			"                           [HC_HTTP_REDIS_CHANNEL, housing_cache:invalidations]\n"
 			"  --events-backlog N       events kept for Last-Event-ID [1024]\n"
@@ -622,7 +637,8 @@ enum
 	OPT_JWT_ENV, OPT_ANON, OPT_ROLES, OPT_STMT, OPT_POOLTO, OPT_BODY, OPT_URL, OPT_HEADER,
 	OPT_IDLE, OPT_REQTO, OPT_MAXCONN, OPT_SHUTDOWN, OPT_PID, OPT_QUIET, OPT_MINT, OPT_TTL,
 	OPT_REDIS_HOST, OPT_REDIS_PORT, OPT_REDIS_PW, OPT_REDIS_PW_FILE, OPT_REDIS_DB,
-	OPT_REDIS_CHANNEL, OPT_EV_BACKLOG, OPT_EV_KEEPALIVE, OPT_EV_REORDER,
+	OPT_REDIS_CHANNEL, OPT_SENTINELS, OPT_SENTINEL_MASTER, OPT_SENTINEL_PW, OPT_SENTINEL_PW_FILE,
+	OPT_EV_BACKLOG, OPT_EV_KEEPALIVE, OPT_EV_REORDER,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -645,6 +661,27 @@ read_first_line(const char *opt, const char *path)
 	return xstrdup(line);
 }
 
+/* The name the sentinels know the master by: as the engine's
+ * housing_cache.redis_sentinel_master and hc_purger take it. */
+static void
+check_master_name(const char *opt, const char *name)
+{
+	const char *why = NULL;
+
+	if (*name == '\0')
+		why = "empty";
+	else if (strlen(name) > HOST_MAXLEN)
+		why = "longer than 255 characters";
+	for (const char *c = name; why == NULL && *c; c++)
+		if ((unsigned char) *c <= ' ' || *c == 0x7f)
+			why = "blanks or control characters";
+	if (why)
+	{
+		fprintf(stderr, "hc_http: invalid value for %s: \"%.100s\" (%s)\n", opt, name, why);
+		exit(2);
+	}
+}
+
 /* The roles a subscriber of the event stream may have: the anonymous one
  * first, then the token roles. */
 static void
@@ -665,7 +702,7 @@ event_roles(void)
 		if (!dup)
 			cfg.event_roles[cfg.nevent_roles++] = xstrdup(cfg.jwt_roles[i]);
 	}
-	if (cfg.nevent_roles > 64 && cfg.redis_host)
+	if (cfg.nevent_roles > 64 && (cfg.redis_host || cfg.nsentinels > 0))
 	{
 		fprintf(stderr, "hc_http: the event stream serves at most 64 roles (--anon-role and --jwt-roles)\n");
 		exit(2);
@@ -709,6 +746,10 @@ parse_args(int argc, char **argv)
 		{"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
 		{"redis-db", required_argument, NULL, OPT_REDIS_DB},
 		{"redis-channel", required_argument, NULL, OPT_REDIS_CHANNEL},
+		{"redis-sentinels", required_argument, NULL, OPT_SENTINELS},
+		{"redis-sentinel-master", required_argument, NULL, OPT_SENTINEL_MASTER},
+		{"redis-sentinel-password", required_argument, NULL, OPT_SENTINEL_PW},
+		{"redis-sentinel-password-file", required_argument, NULL, OPT_SENTINEL_PW_FILE},
 		{"events-backlog", required_argument, NULL, OPT_EV_BACKLOG},
 		{"events-keepalive", required_argument, NULL, OPT_EV_KEEPALIVE},
 		{"events-reorder-ms", required_argument, NULL, OPT_EV_REORDER},
@@ -720,6 +761,12 @@ parse_args(int argc, char **argv)
 	const char *static_dir = env_or("HC_HTTP_STATIC", NULL);
 	const char *redis_password = env_or("HC_HTTP_REDIS_PASSWORD", NULL);
 	const char *redis_password_file = env_or("HC_HTTP_REDIS_PASSWORD_FILE", NULL);
+	const char *sentinels = env_or("HC_HTTP_REDIS_SENTINELS", NULL);
+	const char *sentinels_from = "HC_HTTP_REDIS_SENTINELS";
+	const char *sentinel_master_from = "HC_HTTP_REDIS_SENTINEL_MASTER";
+	const char *sentinel_password = env_or("HC_HTTP_REDIS_SENTINEL_PASSWORD", NULL);
+	const char *sentinel_password_file = env_or("HC_HTTP_REDIS_SENTINEL_PASSWORD_FILE", NULL);
+	bool		redis_addr_given = env_or("HC_HTTP_REDIS_HOST", NULL) || env_or("HC_HTTP_REDIS_PORT", NULL);
 	int			o;
 
 	cfg.listen = env_or("HC_HTTP_LISTEN", "127.0.0.1");
@@ -744,6 +791,7 @@ parse_args(int argc, char **argv)
 	cfg.redis_port = (int) parse_long("HC_HTTP_REDIS_PORT", env_or("HC_HTTP_REDIS_PORT", "6379"), 1, 65535);
 	cfg.redis_db = (int) parse_long("HC_HTTP_REDIS_DB", env_or("HC_HTTP_REDIS_DB", "0"), 0, 1000000);
 	cfg.redis_channel = env_or("HC_HTTP_REDIS_CHANNEL", "housing_cache:invalidations");
+	cfg.sentinel_master = env_or("HC_HTTP_REDIS_SENTINEL_MASTER", "mymaster");
 	cfg.events_backlog = 1024;
 	cfg.events_keepalive_s = 15;
 	cfg.events_reorder_ms = 1000;
@@ -826,9 +874,11 @@ parse_args(int argc, char **argv)
 				break;
 			case OPT_REDIS_HOST:
 				cfg.redis_host = optarg;
+				redis_addr_given = true;
 				break;
 			case OPT_REDIS_PORT:
 				cfg.redis_port = (int) parse_long("--redis-port", optarg, 1, 65535);
+				redis_addr_given = true;
 				break;
 			case OPT_REDIS_PW:
 				redis_password = optarg;
@@ -841,6 +891,20 @@ parse_args(int argc, char **argv)
 				break;
 			case OPT_REDIS_CHANNEL:
 				cfg.redis_channel = optarg;
+				break;
+			case OPT_SENTINELS:
+				sentinels = optarg;
+				sentinels_from = "--redis-sentinels";
+				break;
+			case OPT_SENTINEL_MASTER:
+				cfg.sentinel_master = optarg;
+				sentinel_master_from = "--redis-sentinel-master";
+				break;
+			case OPT_SENTINEL_PW:
+				sentinel_password = optarg;
+				break;
+			case OPT_SENTINEL_PW_FILE:
+				sentinel_password_file = optarg;
 				break;
 			case OPT_EV_BACKLOG:
 				cfg.events_backlog = (int) parse_long("--events-backlog", optarg, 1, 1000000);
@@ -879,6 +943,30 @@ parse_args(int argc, char **argv)
 		cfg.redis_password = read_first_line("--redis-password-file", redis_password_file);
 	else if (redis_password)
 		cfg.redis_password = xstrdup(redis_password);
+	if (sentinels)
+	{
+		char		err[256];
+
+		/* the same rules as hc_purger's and the engine's (address.c) */
+		if (!address_list_parse(sentinels, cfg.sentinels, MAX_SENTINELS, &cfg.nsentinels,
+								err, sizeof(err)))
+		{
+			fprintf(stderr, "hc_http: invalid value for %s: %s\n", sentinels_from, err);
+			exit(2);
+		}
+	}
+	if (cfg.nsentinels > 0)
+	{
+		check_master_name(sentinel_master_from, cfg.sentinel_master);
+		if (sentinel_password_file && *sentinel_password_file)
+			cfg.sentinel_password = read_first_line("--redis-sentinel-password-file",
+													sentinel_password_file);
+		else if (sentinel_password)
+			cfg.sentinel_password = xstrdup(sentinel_password);
+		if (redis_addr_given)
+			fprintf(stderr, "hc_http: note: --redis-host and --redis-port (HC_HTTP_REDIS_HOST, "
+					"HC_HTTP_REDIS_PORT) are not used with --redis-sentinels\n");
+	}
 	cfg.jwt_roles = split_roles(roles);
 	event_roles();
 	if (static_dir && *static_dir)
@@ -959,6 +1047,10 @@ start_handlers(void)
 		.redis_host = cfg.redis_host,
 		.redis_port = cfg.redis_port,
 		.redis_password = cfg.redis_password,
+		.sentinels = cfg.sentinels,
+		.nsentinels = cfg.nsentinels,
+		.sentinel_master = cfg.sentinel_master,
+		.sentinel_password = cfg.sentinel_password,
 		.redis_db = cfg.redis_db,
 		.channel = cfg.redis_channel,
 		.roles = cfg.event_roles,
@@ -1011,6 +1103,7 @@ main(int argc, char **argv)
 		free(tok);
 		free(cfg.jwt_secret);
 		free(cfg.redis_password);
+		free(cfg.sentinel_password);
 		free((void *) cfg.static_dir);
 		free_roles(cfg.jwt_roles);
 		free_roles(cfg.event_roles);
@@ -1175,6 +1268,7 @@ out_pool:
 	pool_destroy(read_pool);
 	free(cfg.jwt_secret);
 	free(cfg.redis_password);
+	free(cfg.sentinel_password);
 	free((void *) cfg.static_dir);
 	free_roles(cfg.jwt_roles);
 	free_roles(cfg.event_roles);

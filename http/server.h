@@ -45,14 +45,19 @@ Reply		api_handle(struct MHD_Connection *c, const char *method, const char *path
 bool		api_authenticate(struct MHD_Connection *c, char **role, Reply *fail);
 
 /*
- * What events.c needs of the settings; the strings and roles must outlive
- * events_shutdown().  redis_host NULL: the stream is off (404).
+ * What events.c needs of the settings; the strings, sentinels and roles
+ * must outlive events_shutdown().  redis_host NULL and no sentinels: the
+ * stream is off (404).
  */
 typedef struct EventsConfig
 {
-	const char *redis_host;
+	const char *redis_host;		/* not used under Sentinel */
 	int			redis_port;
 	const char *redis_password;
+	const HostPort *sentinels;	/* nsentinels > 0: Redis under Sentinel */
+	int			nsentinels;
+	const char *sentinel_master;
+	const char *sentinel_password;
 	int			redis_db;
 	const char *channel;
 	char	   *const *roles;	/* a subscriber's possible roles, at most 64 */

@@ -23,6 +23,14 @@ HcHttp - PostgreSQL + Redis + hc_http for one test of the http suite
   my $ev = $es->next_event(5);                   # { event, data, id, comment }
   $stack->publish('housing_cache:invalidations', { type => 'invalidation', ... });
   $esrv->threads; $esrv->rss_kb;                 # from /proc
+  my $mark = $esrv->mark;                        # its log: what came after
+  $esrv->wait_log(qr/subscribed to/, 10, $mark); $esrv->log_text($mark);
+
+  # Redis under Sentinel: the node on an existing Redis (the master), then
+  # the engine (ALTER SYSTEM + reload) and hc_http pointed at the sentinels
+  my $stack = HcHttp->new(redis => $master);
+  $stack->use_sentinels(\@sentinels, password => $sentinel_pw);
+  my $ssrv = $stack->start_server($stack->events_args);   # --redis-sentinels ...
 
   # a primary that can stream, and a hot standby of it as the read database
   my $pair = HcHttp->new(listings => 200, streaming => 1);
@@ -41,7 +49,15 @@ Every server started is stopped when the test ends, even when it dies.
 
 Options of C<new>: C<name>, C<listings>, C<conf> (lines for the node's
 postgresql.conf), C<streaming> (WAL for streaming replication, so that
-C<add_standby> can make a hot standby of the node).
+C<add_standby> can make a hot standby of the node), C<redis> (a
+HousingCache::Redis to use instead of a new one, its password included).
+
+The sentinel form: C<use_sentinels> points the engine at Redis Sentinels
+(HousingCache::Sentinel) with C<ALTER SYSTEM> and a reload, and waits until
+it has found the master through them; from then on C<events_args> gives
+hc_http C<--redis-sentinels> and C<--redis-sentinel-master>, and the
+passwords (the master's, the sentinels') as files, never on the command
+line.
 
 Requests go through curl (C<--path-as-is>, so that dot segments reach the
 server as written).  Event streams (C<HcHttp::Events>) through a socket of
@@ -65,6 +81,7 @@ use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep time);
 
 use HousingCache::Redis;
+use HousingCache::Sentinel;
 use HousingCache::Test;
 
 our $JWT_SECRET = 'hc-http-test-secret-0123456789abcdefghij';
@@ -78,7 +95,7 @@ sub new
 	croak "$BIN is not built (make -C http)" unless -x $BIN;
 
 	my $self = bless {}, $class;
-	$self->{redis} = HousingCache::Redis->new;
+	$self->{redis} = $opts{redis} // HousingCache::Redis->new;
 	my $conf = $opts{conf} // '';
 	# what PostgreSQL::Test::Cluster's allows_streaming sets, after its
 	# wal_level = minimal
@@ -125,13 +142,89 @@ sub add_standby
 	return $standby;
 }
 
+# A file holding a secret (its first line), in a directory of the stack's.
+sub _secret_file
+{
+	my ($self, $name, $secret) = @_;
+	$self->{secrets} //= File::Temp->newdir;
+	my $file = "$self->{secrets}/$name";
+	open my $fh, '>', $file or croak "$file: $!";
+	print $fh "$secret\n";
+	close $fh or croak "$file: $!";
+	return $file;
+}
+
 # The options that subscribe hc_http to the node's Redis, on the engine's
-# channel or another.
+# channel or another: its address, or after use_sentinels the sentinels.
 sub events_args
 {
 	my ($self, $channel) = @_;
-	return ('--redis-host', '127.0.0.1', '--redis-port', $self->{redis}->port,
-		defined $channel ? ('--redis-channel', $channel) : ());
+	my @args;
+	if ($self->{sentinels})
+	{
+		my $s = $self->{sentinels};
+		push @args, '--redis-sentinels', $s->{list}, '--redis-sentinel-master', $s->{name};
+		push @args, '--redis-sentinel-password-file', $self->_secret_file('sentinel_pw', $s->{password})
+		  if defined $s->{password};
+	}
+	else
+	{
+		push @args, '--redis-host', '127.0.0.1', '--redis-port', $self->{redis}->port;
+	}
+	push @args, '--redis-password-file', $self->_secret_file('redis_pw', $self->{redis}->password)
+	  if defined $self->{redis}->password;
+	push @args, '--redis-channel', $channel if defined $channel;
+	return @args;
+}
+
+=pod
+
+=head2 $stack->use_sentinels(\@sentinels, password => $pw, timeout => 60)
+
+The sentinel form.  The engine asks these sentinels (HousingCache::Sentinel,
+all monitoring the same master under one name) where the master is:
+C<ALTER SYSTEM SET> C<housing_cache.redis_sentinels>,
+C<redis_sentinel_master> and C<redis_sentinel_password> (C<password>, the
+sentinels' own), then C<pg_reload_conf()>; returns once a read has made the
+engine find the master they name (C<redis_master> in
+C<housing_cache.stats>).  Afterwards C<events_args> points hc_http at the
+same sentinels.  The node's Redis (C<redis> of C<new>) should be that
+master, so that its password is the engine's C<redis_password>.
+
+=cut
+
+sub use_sentinels
+{
+	my ($self, $sentinels, %opts) = @_;
+	croak 'use_sentinels: no sentinels' unless $sentinels && @$sentinels;
+	my $node = $self->{node};
+	my $list = HousingCache::Sentinel->setting(@$sentinels);
+	my $name = $sentinels->[0]->master_name;
+	my $quote = sub { my $v = shift; $v =~ s/'/''/g; return "'$v'" };
+	$node->safe_psql('postgres', join('',
+		'ALTER SYSTEM SET housing_cache.redis_sentinels = ', $quote->($list), ';',
+		'ALTER SYSTEM SET housing_cache.redis_sentinel_master = ', $quote->($name), ';',
+		defined $opts{password}
+		? ('ALTER SYSTEM SET housing_cache.redis_sentinel_password = ', $quote->($opts{password}), ';')
+		: (),
+		'SELECT pg_reload_conf();'));
+	$self->{sentinels} = { list => $list, name => $name, password => $opts{password} };
+
+	my $want = $sentinels->[0]->master_addr // croak 'use_sentinels: the sentinels name no master';
+	my $deadline = time + ($opts{timeout} // 60);
+	my ($now, $i) = ('', 0);
+	while (time < $deadline)
+	{
+		# a read that misses L1 reaches Redis, which makes a backend
+		# discover the master
+		$i++;
+		$now = $node->safe_psql('postgres',
+			"SELECT housing_cache.get_listing($i) IS NULL; SELECT redis_master FROM housing_cache.stats");
+		$now = (split /\n/, $now)[-1] // '';
+		return $now if $now eq $want;
+		usleep(100_000);
+	}
+	croak "use_sentinels: the engine did not find the master $want through the sentinels (it says '$now')";
 }
 
 # PUBLISH each payload (a string, or a reference to encode as JSON) on the
@@ -239,12 +332,34 @@ sub pid { return $_[0]->{pid} }
 sub base { return 'http://127.0.0.1:' . $_[0]->{port} }
 sub logfile { return $_[0]->{log} }
 
+# The log (after $mark, if given).
 sub log_text
 {
-	my ($self) = @_;
+	my ($self, $mark) = @_;
 	open my $fh, '<', $self->{log} or return '';
 	local $/;
-	return <$fh> // '';
+	my $text = <$fh> // '';
+	return defined $mark ? substr($text, $mark) : $text;
+}
+
+# The log's length now, for wait_log and log_text to look past.
+sub mark { return -s $_[0]->{log} // 0 }
+
+# Wait up to $timeout seconds for a line of the log (after $mark) matching
+# $re; returns the line, or undef.
+sub wait_log
+{
+	my ($self, $re, $timeout, $mark) = @_;
+	my $deadline = time + ($timeout // 10);
+	for (;;)
+	{
+		for my $line (split /\n/, substr($self->log_text, $mark // 0))
+		{
+			return $line if $line =~ $re;
+		}
+		return undef if time >= $deadline;
+		usleep(20_000);
+	}
 }
 
 sub is_running
