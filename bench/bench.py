@@ -18,13 +18,14 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hcbench import (checks, config, diagnose, failover, hot, http_wl, mixed,  # noqa: E402
-                     outage, procs, report, scaling, setup, stampede, standby, targets, writes)
+from hcbench import (checks, config, diagnose, edge, failover, fragments, hot,  # noqa: E402
+                     http_wl, mixed, outage, procs, report, scaling, setup, stampede, standby,
+                     targets, writes)
 from hcbench.procs import log  # noqa: E402
 
 WORKLOADS = {"hot": hot, "stampede": stampede, "writes": writes, "mixed": mixed,
-             "scaling": scaling, "http": http_wl, "outage": outage, "failover": failover,
-             "standby": standby}
+             "fragments": fragments, "scaling": scaling, "http": http_wl, "edge": edge,
+             "outage": outage, "failover": failover, "standby": standby}
 OUTPUTS = ("REPORT.md", "results.json")
 
 
@@ -77,6 +78,10 @@ def save_logs(ctx, results_dir):
                       (ctx.redis and ctx.redis.logfile, "redis.log"),
                       (ctx.pgpool and ctx.pgpool.logfile, "pgpool.log"),
                       (os.path.join(ctx.scratch, "hc_http.log"), "hc_http.log")) + tuple(
+                          # the edge workload's servers
+                          (os.path.join(ctx.scratch, n + ".log"), n + ".log")
+                          for n in ("hc_http-edge", "hc_http-uncached", "varnish", "purger",
+                                    "seed")) + tuple(
                           # the failover workload's Redis servers and sentinels
                           (os.path.join(ctx.scratch, d, "redis.log"), d + ".log")
                           for d in sorted(os.listdir(ctx.scratch)) if d.startswith("failover-")):

@@ -31,9 +31,32 @@ def missing_numbers(cfg, results):
             _runs_have(r["runs"], "p99_us", cfg.reps, "stampede", problems)
         elif w == "writes":
             _runs_have(r["runs"], "tps", cfg.reps, "writes", problems)
+            _runs_have(r["runs"], "server_cpu_us", cfg.reps, "writes", problems)
         elif w == "mixed":
             _runs_have(r["runs"], "hit_ratio", cfg.slow_reps, "mixed", problems)
             _runs_have(r["runs"], "tps", cfg.slow_reps, "mixed", problems)
+            _runs_have({k: v for k, v in r["runs"].items() if k.endswith("/composed")},
+                       "fragment_hit_ratio", cfg.slow_reps, "mixed", problems)
+        elif w == "fragments":
+            _runs_have(r["runs"], "read_ms", cfg.reps, "fragments", problems)
+            ck = r.get("check") or {}
+            if (ck.get("tier"), ck.get("fragment_fills")) != ("l1", 1):
+                problems.append("fragments: after a title edit the composed read was %s with %s "
+                                "cards computed, not an L1 list with 1" % (
+                                    ck.get("tier"), ck.get("fragment_fills")))
+        elif w == "edge":
+            _runs_have(r["runs"], "rps", cfg.slow_reps, "edge", problems)
+            for v, runs in r["runs"].items():
+                if any(x.get("errors") for x in runs):
+                    problems.append("edge %s: wrk saw errors (non-2xx/3xx or socket errors)" % v)
+            rounds = (r.get("latency") or {}).get("rounds") or []
+            if len(rounds) < cfg.slow_reps or any(x.get("p99_ms") is None for x in rounds):
+                problems.append("edge: purge latency has %d of %d rounds" % (len(rounds),
+                                                                            cfg.slow_reps))
+            stale = sum(x.get("stale_after_5s", 0) for x in rounds)
+            if stale:
+                problems.append("edge: %d write(s) whose new answer the edge did not serve "
+                                "within 5 s" % stale)
         elif w == "scaling":
             _runs_have({k: v for k, v in r["value"].items() if not k.endswith("/fill")},
                        "p50_us", cfg.slow_reps, "scaling (value size)", problems)

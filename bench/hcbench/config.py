@@ -12,8 +12,8 @@ def env_int(name, default):
 # standby last: it switches WAL invalidation on in A for its own duration and
 # runs a third server, which would otherwise weigh on the other workloads;
 # failover points A and B at sentinels of its own for its duration
-ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "scaling", "http", "outage", "failover",
-                 "standby"]
+ALL_WORKLOADS = ["hot", "stampede", "writes", "mixed", "fragments", "scaling", "http", "edge",
+                 "outage", "failover", "standby"]
 
 
 class Config:
@@ -107,6 +107,10 @@ class Config:
         self.table_sizes = sorted(set([n for n in (10000, 100000, 1000000) if n < self.rows]
                                       + [self.rows]))
         self.http_bin = os.environ.get("BENCH_HTTP_BIN")
+        # edge workload: wrk's connections (2 threads), and writes per round
+        # of the purge latency
+        self.edge_connections = env_int("BENCH_EDGE_CONNECTIONS", 8)
+        self.purge_writes = env_int("BENCH_PURGE_WRITES", 10 if self.smoke else 100)
 
     def length_text(self, length=None):
         length = length or self.length

@@ -1,4 +1,4 @@
-"""Workload 9: Redis that fails over (Sentinel).
+"""Workload 11: Redis that fails over (Sentinel).
 
 Setup, at the start of the workload: a Redis master and a replica of it
 (their own, not the bench's Redis) and three sentinels (Debian's

@@ -1,4 +1,4 @@
-"""Workload 6: HTTP through the development server (http/, hc_http) with wrk.
+"""Workload 7: HTTP through the development server (http/, hc_http) with wrk.
 
 The server is built from http/ into the scratch directory and started
 against server A as the API's authenticator role.  Three runs alternate:
@@ -43,7 +43,13 @@ end
 
 
 def build(ctx):
-    """Path of a freshly built hc_http, or (None, why)."""
+    """Path of a freshly built hc_http, or (None, why); built once per run."""
+    if getattr(ctx, "http_build", None) is None:
+        ctx.http_build = _build(ctx)
+    return ctx.http_build
+
+
+def _build(ctx):
     cfg = ctx.cfg
     if cfg.http_bin:
         if os.access(cfg.http_bin, os.X_OK):
@@ -95,16 +101,28 @@ def parse_wrk(out):
 
 
 class HttpServer:
-    def __init__(self, ctx, binary):
+    """hc_http in front of server A, as the API's authenticator role.
+
+    name: its log is scratch/NAME.log; options: libpq's options (e.g.
+    "-c housing_cache.enabled=off")."""
+
+    def __init__(self, ctx, binary, name="hc_http", options=None, pool=4):
         self.ctx = ctx
         self.binary = binary
+        self.name = name
+        self.options = options
+        self.pool = pool
         self.proc = None
         self.port = None
-        self.logfile = os.path.join(ctx.scratch, "hc_http.log")
-        ctx.procs.on_stop("hc_http", self.stop)
+        self.logfile = os.path.join(ctx.scratch, name + ".log")
+        ctx.procs.on_stop(name, self.stop)
 
     def start(self):
         A = self.ctx.pg_a
+        db = "host=127.0.0.1 port=%d dbname=housing user=authenticator application_name=%s" % (
+            A.port, self.name)
+        if self.options:
+            db += " options='%s'" % self.options
         for _ in range(5):
             self.port = free_port()
             env = dict(os.environ)
@@ -112,9 +130,8 @@ class HttpServer:
             with open(self.logfile, "a") as logf:
                 self.proc = subprocess.Popen(
                     [self.binary, "--listen", "127.0.0.1", "--port", str(self.port),
-                     "--db", "host=127.0.0.1 port=%d dbname=housing user=authenticator "
-                             "application_name=hc_http" % A.port,
-                     "--pool", "4", "--threads", "4", "--quiet"],
+                     "--db", db, "--pool", str(self.pool), "--threads", str(self.pool),
+                     "--quiet"],
                     stdout=logf, stderr=subprocess.STDOUT, env=env)
             for _ in range(100):
                 if self.proc.poll() is not None:
@@ -128,7 +145,7 @@ class HttpServer:
                 time.sleep(0.1)
             self.stop()
         with open(self.logfile) as f:
-            raise BenchError("hc_http did not start:\n" + f.read()[-2000:])
+            raise BenchError("%s did not start:\n" % self.name + f.read()[-2000:])
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -1,4 +1,4 @@
-"""Workload 5: Redis outage.
+"""Workload 6: Redis outage.
 
 One pgbench run (2 clients) goes on while Redis is healthy, paused (SIGSTOP:
 connections hang, commands time out), resumed (SIGCONT), killed (SIGKILL:

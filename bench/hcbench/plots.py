@@ -133,17 +133,18 @@ unset multiplot
 def writes_plot(p, cfg, wr):
     rows = []
     modes = list(wr["modes"].keys())
-    for c in cfg.write_clients:
-        row = ["%d client%s" % (c, "s" if c > 1 else "")]
-        for m in modes:
-            row += list(med(wr["runs"]["%d/%s" % (c, m)], "tps"))
-        rows.append(row)
+    for sync in wr["sync_modes"]:
+        for c in cfg.write_clients:
+            row = ["sync %s, %d client%s" % (sync, c, "s" if c > 1 else "")]
+            for m in modes:
+                row += list(med(wr["runs"]["%d/%s/%s" % (c, sync, m)], "tps"))
+            rows.append(row)
     p.dat("writes.dat", rows)
     series = ", ".join("'writes.dat' using %d:%d:%d%s title '%s'" % (
         2 + 3 * i, 3 + 3 * i, 4 + 3 * i, ":xtic(1)" if i == 0 else "", wr["modes"][m])
         for i, m in enumerate(modes))
     return p.plot("writes", """
-set title 'Single-row price updates: throughput (median of runs, bars: min-max)'
+set title 'Single-row edits (edit mix): throughput (median of runs, bars: min-max)'
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.85 border -1
@@ -151,36 +152,103 @@ set ylabel 'updates/s'
 set yrange [0:*]
 set key outside bottom center horizontal
 plot %s
-""" % series, w=900, h=500)
+""" % series, w=1100, h=500)
 
 
 def mixed_plot(p, cfg, mx):
+    modes = list(mx["modes"].keys())
     rows = []
-    for mix in (95, 80):
+    for mix in mx["mixes"]:
         row = ["%d/%d" % (mix, 100 - mix)]
-        for m in ("city", "table"):
-            runs = mx["runs"]["%d/%s" % (mix, m)]
-            hr = med(runs, "hit_ratio")
+        for m in modes:
+            hr = med(mx["runs"]["%d/%s" % (mix, m)], "hit_ratio")
             row += [x * 100 if x is not None else None for x in hr]
-        for m in ("city", "table"):
+        for m in modes:
             row += list(med(mx["runs"]["%d/%s" % (mix, m)], "tps"))
         rows.append(row)
     p.dat("mixed.dat", rows)
+    k = len(modes)
+    hits = ", ".join("'mixed.dat' using %d:%d:%d%s title '%s'" % (
+        2 + 3 * i, 3 + 3 * i, 4 + 3 * i, ":xtic(1)" if i == 0 else "", mx["modes"][m])
+        for i, m in enumerate(modes))
+    tps = ", ".join("'mixed.dat' using %d:%d:%d%s title '%s'" % (
+        2 + 3 * (k + i), 3 + 3 * (k + i), 4 + 3 * (k + i), ":xtic(1)" if i == 0 else "",
+        mx["modes"][m]) for i, m in enumerate(modes))
     return p.plot("mixed", """
 set multiplot layout 1,2 title 'Mixed load, Zipf over cities and pages (median of runs, bars: min-max)'
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.85 border -1
 set xlabel 'read/write mix'
-set key outside bottom center horizontal
-set ylabel 'hit ratio (%)'
+set key outside bottom center vertical
+set ylabel 'clean reads: nothing computed (%%)'
 set yrange [0:100]
-plot 'mixed.dat' using 2:3:4:xtic(1) title 'per-city tags', '' using 5:6:7 title 'table tag only'
+plot %s
 set ylabel 'transactions/s'
 set yrange [0:*]
-plot 'mixed.dat' using 8:9:10:xtic(1) title 'per-city tags', '' using 11:12:13 title 'table tag only'
+plot %s
 unset multiplot
-""", w=1200, h=500)
+""" % (hits, tps), w=1300, h=560)
+
+
+def fragments_plot(p, cfg, fr):
+    short = {"fill": "composed: 1 of 20 cards computed", "whole-miss": "whole page, per city: miss",
+             "whole-uncached": "whole page, uncached"}
+    rows = []
+    for m, label in fr["modes"].items():
+        rows.append([short.get(m, label)] + [x * 1000 if x is not None else None
+                                             for x in med(fr["runs"][m], "read_ms")])
+    p.dat("fragments.dat", rows)
+    return p.plot("fragments", """
+set title 'A search page after a title edit of one of its listings: the read (mean, median of runs, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set ylabel 'microseconds'
+set yrange [0:*]
+set xtics noenhanced
+plot 'fragments.dat' using 2:3:4:xtic(1) notitle
+""", w=1000, h=480)
+
+
+def edge_plot(p, cfg, ed):
+    rows = []
+    for v, label in ed["variants"].items():
+        rows.append([label] + list(med(ed["runs"][v], "rps")))
+    p.dat("edge.dat", rows)
+    return p.plot("edge", """
+set title 'The same search URL, wrk -t2 -c%d on the same 2 cores: requests/s (median, bars: min-max)'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set logscale y
+set ylabel 'requests/s'
+set xtics rotate by -20 left
+set bmargin 8
+set rmargin 12
+plot 'edge.dat' using 2:3:4:xtic(1) notitle
+""" % ed["connections"], w=1200, h=560)
+
+
+def purge_plot(p, cfg, lat):
+    vals = sorted(x for r in lat["rounds"] for x in r["all_ms"])
+    if not vals:
+        return None
+    n = len(vals)
+    p.dat("purge_latency.dat", [(v, (i + 1) / float(n)) for i, v in enumerate(vals)])
+    return p.plot("purge_latency", """
+set title 'Commit -> the edge serves the new answer: distribution over %d writes'
+set xlabel 'milliseconds'
+set ylabel 'share of writes'
+set logscale x
+set xrange [%g:%g]
+set yrange [0:1.02]
+set key bottom right
+set xtics add ("0.5" 0.5, "1" 1, "2" 2, "5" 5, "20" 20, "50" 50, "100" 100)
+set arrow from 50, graph 0 to 50, graph 1 nohead lc rgb '#aa0000' dt 2
+set label 'goal for p99: 50 ms' at 50, graph 0.5 right offset -0.5,0 font ',9'
+plot 'purge_latency.dat' using 1:2 with steps lw 2 title 'commit to the new answer'
+""" % (n, vals[0] / 1.5, max(vals[-1] * 1.5, 80)), w=900, h=480)
 
 
 def outage_plot(p, cfg, ou):

@@ -147,6 +147,87 @@ def pid_cwd(pid):
         return None
 
 
+# --- CPU time from /proc: what a process (and its children) cost the machine ---
+
+TICK = None
+
+
+def _ticks():
+    global TICK
+    if TICK is None:
+        TICK = os.sysconf("SC_CLK_TCK")
+    return TICK
+
+
+def _stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields[0] is field 3 (state): utime 14, stime 15, cutime 16, cstime 17
+    return [int(x) for x in fields[11:15]]
+
+
+def _children(pid):
+    """PIDs of a process's live children (/proc/PID/task/*/children, or a scan
+    of /proc where the kernel has no such file)."""
+    kids = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                kids += [int(x) for x in f.read().split()]
+        return kids
+    except OSError:
+        pass
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def tree_cpu_s(pid):
+    """CPU seconds of a process, its children that ended (as it reaped them)
+    and its live children: a postmaster's, the whole server's so far."""
+    st = _stat(pid)
+    if st is None:
+        return None
+    total = sum(st)
+    for k in _children(pid):
+        ks = _stat(k)
+        if ks:
+            total += ks[0] + ks[1]
+    return total / float(_ticks())
+
+
+def process_cpu_s(pid):
+    st = _stat(pid) if pid else None
+    return (st[0] + st[1]) / float(_ticks()) if st else None
+
+
+def postmaster_pid(pg):
+    return read_pid(os.path.join(pg.data, "postmaster.pid"))
+
+
+def child_named(pid, title):
+    """The PID of a live child of pid whose command line contains title (a
+    PostgreSQL auxiliary process by its process title), or None."""
+    for k in _children(pid):
+        try:
+            with open("/proc/%d/cmdline" % k, "rb") as f:
+                if title in f.read().decode(errors="replace"):
+                    return k
+        except OSError:
+            continue
+    return None
+
+
 class Redis:
     def __init__(self, procs, name, args=()):
         self.procs = procs
@@ -411,7 +492,8 @@ class Postgres:
                  "breaker_closes", "fill_waits", "fill_timeouts", "early_refreshes",
                  "stale_served", "invalidations", "publishes", "publish_failures",
                  "wal_records_logged", "wal_records_replayed", "wal_slots_resolved",
-                 "wal_overflows", "standby_catching_up")
+                 "wal_overflows", "standby_catching_up", "fragment_hits", "fragment_fills",
+                 "heartbeats")
 
     def stats(self, db="housing"):
         out = self.psql("SELECT %s, breaker_state FROM housing_cache.stats" %

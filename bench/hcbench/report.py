@@ -4,7 +4,7 @@ import os
 
 from . import plots
 from .agg import fmt_num, fmt_ratio, fmt_sum, ratios, summary
-from .targets import hot_ratio, wal_record_loss
+from .targets import hot_ratio, trigger_loss, wal_record_loss
 
 
 def S(runs, field, scale=1.0):
@@ -115,8 +115,10 @@ class Report:
         self.stampede_section()
         self.writes_section()
         self.mixed_section()
+        self.fragments_section()
         self.outage_section()
         self.http_section()
+        self.edge_section()
         self.scaling_section()
         self.standby_section()
         self.failover_section()
@@ -147,11 +149,13 @@ class Report:
             self.w("<details><summary>%s: every case</summary>" % t.name, "")
             rows = []
             for label, val, ok in t.cases:
-                if isinstance(val, dict):
-                    v = fmt_ratio(val) if t.id not in ("trigger_overhead",
-                                                       "wal_record_cost") else (
-                        "%.1f%% (%.1f–%.1f%%)" % (100 * val["median"], 100 * val["min"],
-                                                   100 * val["max"]))
+                if isinstance(val, dict) and t.kind in ("loss", "share"):
+                    v = "%.1f%% (%.1f–%.1f%%)" % (100 * val["median"], 100 * val["min"],
+                                                  100 * val["max"])
+                elif isinstance(val, dict) and t.kind in ("rps", "ms"):
+                    v = fmt_sum(val, unit=" ms" if t.kind == "ms" else " req/s")
+                elif isinstance(val, dict):
+                    v = fmt_ratio(val)
                 else:
                     v = str(val)
                 rows.append([label, v, "pass" if ok else "FAIL"])
@@ -265,24 +269,55 @@ class Report:
         wr = self.section_state("writes")
         if wr is None:
             return
+        if "sync_modes" not in wr:
+            self.w("(results of an earlier version of this workload: not shown)", "")
+            return
         cfg = self.cfg
-        self.w("`UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = :id` "
-               "(random id), one row per transaction.  *triggers disabled*: `ALTER TABLE "
-               "housing.listings DISABLE TRIGGER housing_cache_invalidate` (its state checked in "
-               "pg_trigger), re-enabled with `ENABLE ALWAYS TRIGGER`.  *publish = off*: the "
-               "triggers run, no invalidation message is sent to Redis "
-               "(`PGOPTIONS='-c housing_cache.publish=off'`).", "")
+        from .mixed import EDITS
+        self.w("Single-row edits of random listings, one per transaction, the mixed workload's "
+               "edit mix: %s.  Each edit changes its column (so that column-aware tags see "
+               "it).  *triggers (as installed)*: the row trigger collects tags, the commit "
+               "bumps their generations and queues a message that the publisher worker "
+               "publishes to Redis.  *publish = off*: the triggers run, no message "
+               "(`PGOPTIONS='-c housing_cache.publish=off'`).  *triggers disabled*: `ALTER "
+               "TABLE housing.listings DISABLE TRIGGER housing_cache_invalidate` (its state "
+               "checked in pg_trigger), re-enabled with `ENABLE ALWAYS TRIGGER`.  "
+               "`synchronous_commit = off` is the servers' setting here (the commit's CPU "
+               "path); `on` (`PGOPTIONS`) is what users run: each commit waits for its WAL "
+               "flush.  *× no triggers*: per-repetition ratio to the run without triggers.  "
+               "*server CPU*: the CPU time of every process of server A (backends, the "
+               "publisher worker, WAL writer…) over the run, from /proc, per update; *Redis "
+               "CPU* the same for Redis." % ", ".join(
+                   "%d%% %s" % (share, kind) for kind, share in EDITS), "")
         rows = []
-        for c in cfg.write_clients:
-            off = [r["tps"] for r in wr["runs"]["%d/no-triggers" % c]]
-            for m, label in wr["modes"].items():
-                runs = wr["runs"]["%d/%s" % (c, m)]
-                rel = summary(ratios([r["tps"] for r in runs], off))
-                rows.append([c, label, fmt_sum(S(runs, "tps")), fmt_ratio(rel),
-                             fmt_sum(S(runs, "p50_us")), fmt_sum(S(runs, "p99_us")),
-                             fmt_sum(S(runs, "publishes"))])
-        self.table(["clients", "configuration", "updates/s", "× no triggers", "p50 µs",
-                    "p99 µs", "messages published"], rows)
+        for sync in wr["sync_modes"]:
+            for c in cfg.write_clients:
+                off = [r["tps"] for r in wr["runs"]["%d/%s/no-triggers" % (c, sync)]]
+                for m, label in wr["modes"].items():
+                    runs = wr["runs"]["%d/%s/%s" % (c, sync, m)]
+                    rel = summary(ratios([r["tps"] for r in runs], off))
+                    pub = [r["publishes"] / r["n"] if r.get("n") else None for r in runs]
+                    rows.append([sync, c, label, fmt_sum(S(runs, "tps")),
+                                 "1×" if m == "no-triggers" else fmt_ratio(rel),
+                                 fmt_sum(S(runs, "p50_us")), fmt_sum(S(runs, "p99_us")),
+                                 fmt_sum(S(runs, "server_cpu_us")),
+                                 fmt_sum(S(runs, "redis_cpu_us")),
+                                 fmt_sum(summary(pub))])
+        self.table(["synchronous_commit", "clients", "configuration", "updates/s",
+                    "× no triggers", "p50 µs", "p99 µs", "server CPU µs per update",
+                    "Redis CPU µs per update", "messages per update"], rows)
+        for sync, tid in (("off", "trigger_overhead"), ("on", "trigger_overhead_sync")):
+            losses = []
+            for c in cfg.write_clients:
+                l = trigger_loss(wr, c, sync)
+                if l:
+                    losses.append("%d client%s %.1f%% (%.1f–%.1f%%)" % (
+                        c, "s" if c > 1 else "", 100 * l["median"], 100 * l["min"],
+                        100 * l["max"]))
+            self.w("- " + self.goal_line(tid) + "  Throughput lost, 1 − tps(triggers) ÷ "
+                   "tps(no triggers), median of per-repetition values (min–max): "
+                   + "; ".join(losses) + ".")
+        self.w("")
         self.img(plots.writes_plot(self.p, cfg, wr), "writes")
 
     def mixed_section(self):
@@ -290,34 +325,233 @@ class Report:
         mx = self.section_state("mixed")
         if mx is None:
             return
-        self.w("%d clients, %s per run after a warm-up of %s; reads: the newest-first search "
-               "of a city and page drawn with "
-               "`random_zipfian(…, 1.1)` (20 cities ranked by size, pages 1–10) through "
-               "`housing_cache.fetch()`; writes: a price update of a random listing.  *per-city "
-               "tags*: the search registered as `bench.search_city` with "
-               "`'{housing.listings/city=$1}'` (as the built-in is); *table tag only*: the same "
-               "SQL as `bench.search_table` with `'{housing.listings}'`, so every write "
-               "invalidates every answer.  Each run starts from an invalidated table.  A miss "
-               "runs the whole search (%s ms uncached here), so throughput follows the hit "
-               "ratio.  Hit ratio = (L1 + L2 hits) / (hits + misses + bypasses) over the "
-               "measured run." % (mx["clients"], self.cfg.length_text(self.cfg.mixed_length),
-                                  self.cfg.length_text(self.cfg.mixed_warmup),
-                                  self.uncached_search_ms()), "")
+        if "mixes" not in mx:
+            self.w("(results of an earlier version of this workload: not shown)", "")
+            return
+        from .mixed import EDITS
+        self.w("%d clients, %s per run after a warm-up of %s, each run from an invalidated "
+               "table; the three configurations alternate run by run.  Reads: the "
+               "newest-first search of a city and a page drawn with `random_zipfian(…, 1.1)` "
+               "(20 cities ranked by size, pages 1–10).  Writes: an edit of a random listing, "
+               "%s (between active and pending: a listing leaves the searches and comes back "
+               "at its next such edit)." % (
+                   mx["clients"], self.cfg.length_text(self.cfg.mixed_length),
+                   self.cfg.length_text(self.cfg.mixed_warmup),
+                   ", ".join("%d%% %s" % (share, kind) for kind, share in EDITS)), "")
+        self.w("- *composed* — `housing_cache.search_listings(city, page)`, the portal as "
+               "installed: the page's id list (depends on the columns it filters and sorts "
+               "on, per city) plus one cached card per listing (its row, the columns it "
+               "shows); column-aware tags.",
+               "- *whole, per city* — the same page computed whole by one query (the search "
+               "before it was composed: `test/sql/fragments.sql`'s `whole()`), registered as "
+               "`bench.whole_city` with `'{housing.listings/city=$1}'`, read with "
+               "`housing_cache.column_tags = off`: the product before this change — any edit "
+               "in a city invalidates its pages.",
+               "- *whole, table tag* — the same query as `bench.whole_table` with "
+               "`'{housing.listings}'`, `column_tags = off`: any edit invalidates every page.",
+               "")
+        self.w("A read is *clean* when nothing was computed for it: its answer (for composed "
+               "searches, its id list) came from L1 or L2 and no card was computed; each read "
+               "asks `housing_cache.last_lookup()` in the same statement and counts itself "
+               "(one `nextval()`) when it was not clean.  *Id list hits*: (L1 + L2 hits) ÷ "
+               "lookups of the answer (for whole pages, the same as clean reads); *card hits*: "
+               "`fragment_hits` ÷ (`fragment_hits` + `fragment_fills`).  A miss of a whole "
+               "page runs the whole search (%s ms uncached here, the hot search).  Throughput "
+               "counts reads and writes." % self.uncached_search_ms(), "")
         rows = []
-        for mix in (95, 80):
-            city = mx["runs"]["%d/city" % mix]
-            table = mx["runs"]["%d/table" % mix]
-            for m, runs in (("city", city), ("table", table)):
-                rows.append(["%d/%d" % (mix, 100 - mix), mx["modes"][m],
+        for mix in mx["mixes"]:
+            city = [r["tps"] for r in mx["runs"]["%d/city" % mix]]
+            table = [r["tps"] for r in mx["runs"]["%d/table" % mix]]
+            for m, label in mx["modes"].items():
+                runs = mx["runs"]["%d/%s" % (mix, m)]
+                rows.append(["%d/%d" % (mix, 100 - mix), label,
                              fmt_sum(S(runs, "hit_ratio", 100), unit="%"),
+                             fmt_sum(S(runs, "list_hit_ratio", 100), unit="%"),
+                             fmt_sum(S(runs, "fragment_hit_ratio", 100), unit="%")
+                             if m == "composed" else "–",
                              fmt_sum(S(runs, "tps")),
-                             fmt_ratio(summary(ratios([r["tps"] for r in runs],
-                                                      [r["tps"] for r in table]))),
+                             fmt_ratio(summary(ratios([r["tps"] for r in runs], city))),
+                             fmt_ratio(summary(ratios([r["tps"] for r in runs], table))),
                              fmt_sum(S(runs, "read_p50_us")), fmt_sum(S(runs, "read_p99_us")),
                              fmt_sum(S(runs, "write_p99_us"))])
-        self.table(["read/write", "tags", "hit ratio", "tps", "× table tag", "read p50 µs",
-                    "read p99 µs", "write p99 µs"], rows)
+        self.table(["read/write", "configuration", "clean reads", "id list hits", "card hits",
+                    "tps", "× whole, per city", "× whole, table", "read p50 µs", "read p99 µs",
+                    "write p99 µs"], rows)
+        self.w(self.goal_line("mixed_hits"), "")
+        rows = []
+        for mix in mx["mixes"]:
+            for m, label in mx["modes"].items():
+                runs = mx["runs"]["%d/%s" % (mix, m)]
+
+                def share(f):
+                    return summary([f(r) / r["reads"] * 100 if r.get("reads") else None
+                                    for r in runs])
+                rows.append(["%d/%d" % (mix, 100 - mix), label,
+                             fmt_sum(share(lambda r: r["misses"]), unit="%"),
+                             fmt_sum(share(lambda r: r["bypasses"]), unit="%"),
+                             fmt_sum(share(lambda r: max(0, r["dirty_reads"] - r["misses"]
+                                                         - r["bypasses"])), unit="%")
+                             if m == "composed" else "–",
+                             fmt_sum(summary([r["fragment_fills"] / r["reads"]
+                                              if r.get("reads") else None for r in runs]))
+                             if m == "composed" else "–",
+                             fmt_sum(S(runs, "reads")), fmt_sum(S(runs, "writes"))])
+        self.w("Reads that computed something, as a share of all reads (median of runs): the "
+               "answer missed (*miss*: computed and stored), was computed without the cache "
+               "(*bypass*: a write to its tags was in flight), or only cards were computed "
+               "(*cards only*: the id list was a hit).", "")
+        self.table(["read/write", "configuration", "miss", "bypass", "cards only",
+                    "cards computed per read", "reads per run", "writes per run"], rows)
         self.img(plots.mixed_plot(self.p, self.cfg, mx), "mixed load")
+
+    def fragments_section(self):
+        self.w("## 5. A page missing one card", "")
+        fr = self.section_state("fragments")
+        if fr is None:
+            return
+        ck = fr["check"]
+        self.w("The page: `search_listings(city => '%s')` (newest first, page 1, %d listings).  "
+               "A pgbench transaction edits the title of the listing on its card %d (id %d; "
+               "the title gains or loses a trailing `*`), then reads the page; 1 client, %s "
+               "per run, the configurations alternating.  The read's latency is the mean of "
+               "its statement (`pgbench -r`); the figures per read come from "
+               "`housing_cache.stats` over the run.  Checked before the runs: after such an "
+               "edit, `last_lookup()` of the composed read says tier `%s`, %d cards from the "
+               "cache, %d computed." % (
+                   fr["city"], fr["page_size"], 10, fr["listing"],
+                   self.cfg.length_text(), ck["tier"], ck["fragment_hits"],
+                   ck["fragment_fills"]), "")
+        rows = []
+        unc = [r["read_ms"] for r in fr["runs"]["whole-uncached"]]
+        for m, label in fr["modes"].items():
+            runs = fr["runs"][m]
+            rel = summary(ratios(unc, [r["read_ms"] for r in runs]))
+            rows.append([label, fmt_sum(S(runs, "read_ms", 1000)),
+                         "1×" if m == "whole-uncached" else fmt_ratio(rel),
+                         fmt_sum(S(runs, "l1_hits")), fmt_sum(S(runs, "misses")),
+                         fmt_sum(S(runs, "bypasses")), fmt_sum(S(runs, "fragment_hits")),
+                         fmt_sum(S(runs, "fragment_fills")), fmt_sum(S(runs, "db_executions"))])
+        self.table(["configuration", "read mean µs", "whole uncached ÷ this", "L1 hits per read",
+                    "misses per read", "bypasses per read", "cards from cache per read",
+                    "cards computed per read", "queries run per read"], rows)
+        s_ = summary(ratios(unc, [r["read_ms"] for r in fr["runs"]["fill"]]))
+        if s_:
+            self.w("A page whose id list is cached and one card of 20 is missing costs %s× "
+                   "less than computing the page whole without the cache (median of "
+                   "per-repetition ratios, min–max %s–%s×).  No goal is set for this ratio." % (
+                       fmt_num(s_["median"]), fmt_num(s_["min"]), fmt_num(s_["max"])), "")
+        self.img(plots.fragments_plot(self.p, self.cfg, fr), "fragments")
+
+    def edge_section(self):
+        self.w("## 8. The HTTP edge against the seed stack", "")
+        ed = self.section_state("edge")
+        if ed is None:
+            return
+        cfg = self.cfg
+        self.w("Started for this workload only, on loopback: `hc_http` (built from `http/`, "
+               "pool of 4 connections, 4 threads) in front of A; a second `hc_http` whose "
+               "connections set `housing_cache.enabled = off` (*uncached*); `varnishd` "
+               "through `edge/run` with `edge/housing_cache.vcl` in front of the first "
+               "(malloc 64 MB); `hc_purger` (built from `purger/`) on A's invalidation "
+               "channel, vouching for the edge; and the **seed stack** a team would build "
+               "instead (`bench/seed`): Django 3.2 + Django REST framework, one view running "
+               "the search as one query (the search computed whole) on the same database, "
+               "`cache_page(5)` on Redis through django-redis (database 1 of the bench's "
+               "Redis), under gunicorn with %d sync workers (2 × cores + 1), all from Debian "
+               "packages.  Every endpoint answers the same %d-byte body for `GET %s`, checked "
+               "byte for byte before the runs (status and cache state: %s)." % (
+                   ed["seed_workers"], ed["body_bytes"], ed["path"],
+                   ", ".join("%s %s" % (k, tuple(v)) for k, v in ed["checks"].items())), "")
+        self.w("`wrk -t%d -c%d -d%ds --latency`, every variant once per repetition, "
+               "alternating; %d repetitions.  **wrk runs on the same 2 cores as the servers**: "
+               "each figure is what the machine does with wrk's own CPU taken out of it (wrk's "
+               "share is in the CPU table below).  *× seed cached*: the per-repetition ratio "
+               "to the seed's cached endpoint." % (
+                   ed["threads"], ed["connections"], cfg.http_duration,
+                   len(ed["runs"]["edge"])), "")
+        rows = []
+        seed = [r["rps"] for r in ed["runs"]["seed"]]
+        for v, label in ed["variants"].items():
+            runs = ed["runs"][v]
+            rows.append([label, fmt_sum(S(runs, "rps")),
+                         "1×" if v == "seed" else
+                         fmt_ratio(summary(ratios([r["rps"] for r in runs], seed))),
+                         fmt_sum(S(runs, "p50_us")), fmt_sum(S(runs, "p99_us")),
+                         sum(r["errors"] for r in runs), self.edge_served(v, runs)])
+        self.table(["variant", "requests/s", "× seed cached", "p50 µs", "p99 µs", "errors",
+                    "served by (per request)"], rows)
+        for tid in ("edge_vs_seed", "edge_rps", "origin_vs_seed"):
+            self.w("- " + self.goal_line(tid))
+        self.w("")
+        parts = ["postgres", "hc_http", "hc_http-uncached", "varnish", "seed", "redis", "wrk"]
+        rows = []
+        for v, label in ed["variants"].items():
+            runs = ed["runs"][v]
+            row = [label]
+            total = []
+            for r in runs:
+                cpu = r.get("cpu_us") or {}
+                total.append(sum(cpu.get(p, 0) for p in parts) if cpu else None)
+            for p_ in parts:
+                row.append(fmt_sum(summary([(r.get("cpu_us") or {}).get(p_) for r in runs])))
+            row.append(fmt_sum(summary(total)))
+            rows.append(row)
+        self.w("CPU time per request of each part of the stack (µs, from /proc over each "
+               "run; *postgres* is every process of server A, *seed* gunicorn's master and "
+               "workers, *wrk* the load generator itself).  On 2 cores the budget is "
+               "2,000,000 µs per second: requests/s × total ≈ 2,000,000 when the machine is "
+               "saturated.", "")
+        self.table(["variant"] + ["%s" % p_ for p_ in parts] + ["total"], rows)
+        self.img(plots.edge_plot(self.p, cfg, ed), "edge throughput")
+
+        lat = ed.get("latency")
+        self.w("### Purge latency: commit → the edge serves the new answer", "")
+        if lat:
+            self.w("Per write: `GET %s` is cached at the edge (a HIT); the price of a listing "
+                   "on that page is updated on A (autocommit, `synchronous_commit = %s` as the "
+                   "bench's servers run), and from the moment psql has the commit's reply, one "
+                   "client polls the page through the edge (kept-alive connection) until the "
+                   "new price shows.  The latency includes the edge's MISS: the origin "
+                   "computing the new page.  *purged by*: from the commit's reply to the start "
+                   "of the first request that was no longer a HIT (an upper bound of when the "
+                   "purge landed; about 0 when the very first request already missed: the "
+                   "message goes out at commit, before the client has the reply); *refill*: "
+                   "that request's duration.  The clock starts when psql has printed what "
+                   "follows the commit's reply: up to psql's own round trip late (%s ms for "
+                   "`SELECT 1`, median of 20).  %d round%s of %d writes; the goal is checked "
+                   "on the median of the rounds' p99." % (
+                       lat["path"], lat["synchronous_commit"], fmt_num(lat.get("psql_rtt_ms")),
+                       len(lat["rounds"]), "s" if len(lat["rounds"]) > 1 else "",
+                       lat["rounds"][0]["writes"]), "")
+            rows = []
+            for i, r in enumerate(lat["rounds"]):
+                rows.append([i + 1, r["writes"], fmt_num(r["p50_ms"]), fmt_num(r["p99_ms"]),
+                             fmt_num(r["max_ms"]), fmt_num(r["purged_p50_ms"]),
+                             fmt_num(r["purged_p99_ms"]), fmt_num(r["refill_p50_ms"]),
+                             fmt_num(r["polls_mean"]), r["not_cached_before"]])
+            po = lat["pooled"]
+            rows.append(["all", po["writes"], fmt_num(po["p50_ms"]), fmt_num(po["p99_ms"]),
+                         fmt_num(po["max_ms"]), "", "", "", "", ""])
+            self.table(["round", "writes", "p50 ms", "p99 ms", "max ms", "purged by p50 ms",
+                        "purged by p99 ms", "refill p50 ms", "polls per write",
+                        "pages not cached before the write"], rows)
+            self.w(self.goal_line("purge_p99"), "")
+            self.img(plots.purge_plot(self.p, cfg, lat), "purge latency")
+
+    @staticmethod
+    def edge_served(v, runs):
+        def avg(k):
+            vals = [(r.get("served") or {}).get(k) for r in runs]
+            vals = [x for x in vals if x is not None]
+            return sum(vals) / len(vals) if vals else 0
+        if v == "edge":
+            return "Varnish hits %.0f%%, misses %.2f%%, passes %.2f%%" % (
+                100 * avg("cache_hit"), 100 * avg("cache_miss"), 100 * avg("s_pass"))
+        if v in ("origin", "304"):
+            return "L1 %.0f%%, misses %.2f%%" % (100 * avg("l1_hits"), 100 * avg("misses"))
+        if v == "uncached":
+            return "%.1f queries, %.2f bypasses" % (avg("db_executions"), avg("bypasses"))
+        return "%.2f Redis commands" % avg("redis_commands")
 
     def uncached_search_ms(self):
         st = self.results.get("stampede") or {}
@@ -326,7 +560,7 @@ class Report:
         return "?"
 
     def outage_section(self):
-        self.w("## 5. Redis outage", "")
+        self.w("## 6. Redis outage", "")
         ou = self.section_state("outage")
         if ou is None:
             return
@@ -373,7 +607,7 @@ class Report:
         self.img(plots.outage_plot(self.p, self.cfg, ou), "outage")
 
     def http_section(self):
-        self.w("## 6. HTTP", "")
+        self.w("## 7. HTTP", "")
         ht = self.section_state("http")
         if ht is None:
             return
@@ -396,7 +630,7 @@ class Report:
         self.img(plots.http_plot(self.p, self.cfg, ht), "http")
 
     def scaling_section(self):
-        self.w("## 7. Scaling", "")
+        self.w("## 9. Scaling", "")
         sc = self.section_state("scaling")
         if sc is None:
             return
@@ -446,7 +680,7 @@ class Report:
         return ""
 
     def standby_section(self):
-        self.w("## 8. Hot standby", "")
+        self.w("## 10. Hot standby", "")
         sb = self.section_state("standby")
         if sb is None:
             return
@@ -503,7 +737,7 @@ class Report:
         wr = sb.get("writes") or {}
         self.w("### b. Cost of the WAL record on the primary's writes", "")
         if wr.get("runs"):
-            self.w("The single-row update of the writes workload "
+            self.w("A single-row price update "
                    "(`UPDATE housing.listings SET price_cents = price_cents + 1 WHERE id = :id`, "
                    "random id) on A, with `housing_cache.set_wal_invalidation(true)` and "
                    "`(false)` alternating (one statement between runs, its state checked in "
@@ -594,7 +828,7 @@ class Report:
         return self._scaling_pngs[i]
 
     def failover_section(self):
-        self.w("## 9. Redis failover (Sentinel)", "")
+        self.w("## 11. Redis failover (Sentinel)", "")
         fo = self.section_state("failover")
         if fo is None:
             return

@@ -1,4 +1,4 @@
-"""Workload 7: scaling with the answer's size and the table's size.
+"""Workload 9: scaling with the answer's size and the table's size.
 
 Value size: bench.blob(id) answers a JSON string of exactly 1 KiB .. 1 MiB
 (a watched helper table).  For each size, 1 client: the floor (repeat('x',

@@ -22,6 +22,23 @@ CITIES = ["New York", "Los Angeles", "Chicago", "Houston", "Phoenix", "Philadelp
           "San Antonio", "San Diego", "Dallas", "Austin", "Boston", "Denver", "Seattle",
           "Miami", "Portland", "Atlanta", "Nashville", "Minneapolis", "Detroit", "San Francisco"]
 
+# The newest-first search as one query (test/sql/fragments.sql's whole(): the
+# portal's search before it was composed), parameters as the portal's
+# registered searches take them: city, min/max price, min bedrooms, page,
+# page size.  bench/seed/seed/views.py runs the same SQL.
+WHOLE_FILTER = ("status = 'active' AND ($1 IS NULL OR city = $1) "
+                "AND ($2 IS NULL OR price_cents >= $2) AND ($3 IS NULL OR price_cents <= $3) "
+                "AND ($4 IS NULL OR bedrooms >= $4)")
+WHOLE_NEWEST_SQL = """SELECT json_build_object(
+    'total', (SELECT count(*) FROM housing.listings WHERE %(f)s),
+    'page', $5, 'page_size', $6,
+    'items', coalesce((
+        SELECT json_agg(i ORDER BY i.created_at DESC, i.id DESC)
+          FROM (SELECT id, title, city, neighborhood, price_cents, bedrooms,
+                       bathrooms, area_sqm, lat, lon, created_at
+                  FROM housing.listings WHERE %(f)s ORDER BY created_at DESC, id DESC
+                 LIMIT $6 OFFSET ($5 - 1) * $6) i), '[]'::json))""" % {"f": WHOLE_FILTER}
+
 # The hot search of the portal, and its row form (what pgpool-II can cache).
 SEARCH_SQL = ("housing_cache.search_listings(city => 'Boston', min_bedrooms => 2, "
               "sort => 'price_asc')")
@@ -36,7 +53,7 @@ QUERIES = [("search", SEARCH_SQL), ("listing", LISTING_SQL), ("stats", STATS_SQL
 
 
 def pg_settings(cfg, redis_port):
-    return {
+    s = {
         "shared_preload_libraries": "housing_cache",
         "housing_cache.redis_host": "127.0.0.1",
         "housing_cache.redis_port": redis_port,
@@ -54,6 +71,13 @@ def pg_settings(cfg, redis_port):
         "log_min_messages": "warning",
         "log_checkpoints": "off",
     }
+    # BENCH_PG_SETTINGS="name=value;name=value": more settings for both
+    # servers, for experiments (e.g. housing_cache.generation_slots=1048576)
+    for item in os.environ.get("BENCH_PG_SETTINGS", "").split(";"):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            s[k.strip()] = v.strip()
+    return s
 
 
 BENCH_SCHEMA = r"""
@@ -74,14 +98,31 @@ SELECT housing_cache.register_query(
     $q$SELECT to_json(b.payload) FROM bench.blobs b WHERE b.id = $1$q$,
     '{int}', '{bench.blobs/id=$1}');
 
--- The built-in newest-first search registered twice: with per-city tags (as
--- the built-in is) and with the table tag only, for the mixed workload.
-SELECT housing_cache.register_query('bench.search_city', q.sql, q.param_types,
-                                    '{housing.listings/city=$1}')
-  FROM housing_cache.queries q WHERE q.name = 'housing.search_newest';
-SELECT housing_cache.register_query('bench.search_table', q.sql, q.param_types,
-                                    '{housing.listings}')
-  FROM housing_cache.queries q WHERE q.name = 'housing.search_newest';
+-- The newest-first search computed whole, as one query (the portal's search
+-- before it was composed: test/sql/fragments.sql's whole()), registered twice
+-- for the mixed and fragments workloads: tagged per city, and with the table
+-- tag only.  Their readers run with housing_cache.column_tags = off, so that
+-- they behave as answers did before column-aware tags.
+SELECT housing_cache.register_query('bench.whole_city', %(whole)s,
+                                    '{text,bigint,bigint,integer,integer,integer}',
+                                    '{housing.listings/city=$1}');
+SELECT housing_cache.register_query('bench.whole_table', %(whole)s,
+                                    '{text,bigint,bigint,integer,integer,integer}',
+                                    '{housing.listings}');
+
+-- The mixed workload's readers count here the reads that were not served
+-- from the cache whole (a miss, a bypass, or a fragment computed): one
+-- nextval() per such read, none per clean one.
+CREATE UNLOGGED SEQUENCE bench.dirty_reads;
+
+-- The seed stack's role (bench/seed: Django reading the same table).
+DO $r$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_seed') THEN
+        CREATE ROLE bench_seed LOGIN;
+    END IF;
+END $r$;
+GRANT USAGE ON SCHEMA housing TO bench_seed;
+GRANT SELECT ON housing.listings TO bench_seed;
 """
 
 
@@ -125,13 +166,18 @@ class Context:
                    lambda: a.psql("SELECT housing_cache.generate_listings(%d)" % cfg.rows))
         self.timed("VACUUM ANALYZE", lambda: a.psql("VACUUM ANALYZE housing.listings"))
         sizes = "'{%s}'" % ",".join(str(k * 1024) for k in cfg.value_sizes_kib)
-        a.psql(BENCH_SCHEMA % {"sizes": sizes})
+        a.psql(BENCH_SCHEMA % {"sizes": sizes,
+                               "whole": "$w$%s$w$" % WHOLE_NEWEST_SQL})
         a.psql("VACUUM ANALYZE bench.blobs")
         a.psql("CHECKPOINT")
 
         # B: the same cluster, copied while A is stopped, without L1
         a.stop()
-        self.pg_b = Postgres(self.procs, "pg_b", dict(settings, **{"housing_cache.l1_size_mb": 0}))
+        # B publishes on a channel of its own: it is a copy of A's cluster
+        # (the same system identifier), and a purger following A's messages
+        # (the edge workload) must not hear B's heartbeats as A's
+        self.pg_b = Postgres(self.procs, "pg_b", dict(settings, **{
+            "housing_cache.l1_size_mb": 0, "housing_cache.channel": "housing_cache:bench-B"}))
         self.timed("copy the cluster for B", lambda: self.pg_b.copy_from(a))
         a.start()
         self.pg_b.start()

@@ -1,4 +1,4 @@
-"""Workload 8: a hot standby serving cached answers.
+"""Workload 10: a hot standby serving cached answers.
 
 Setup, at the start of the workload: WAL invalidation switched on in every
 bench database of A (housing_cache.set_wal_invalidation(true)), then S, a
@@ -229,7 +229,8 @@ def fills(ctx, out):
             warm(ctx, A, SEARCH_SQL)
             warm(ctx, S, SEARCH_SQL)
             lsn = A.psql(["SET synchronous_commit = on",
-                          "UPDATE housing.listings SET price_cents = price_cents WHERE id = %d"
+                          "UPDATE housing.listings SET price_cents = price_cents + 1 "
+                          "WHERE id = %d"
                           % lid,
                           "SELECT housing_cache.last_commit_lsn()"]).splitlines()[-1]
             replay_ms = wait_replay(S, lsn)
