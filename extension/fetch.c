@@ -1052,7 +1052,9 @@ typedef struct HcLayoutEntry
 	HcLayout   *layout;
 } HcLayoutEntry;
 
+/* the memo starts over past either bound */
 #define LAYOUTS_MAX 1024
+#define LAYOUTS_BYTES (8 * 1024 * 1024)
 static HTAB *layouts = NULL;
 static MemoryContext layouts_cxt = NULL;
 
@@ -1130,7 +1132,8 @@ get_layout(HcCall *call, const char *list, int len)
 	HcLayoutEntry *e;
 	bool		found;
 
-	if (layouts == NULL || hash_get_num_entries(layouts) >= LAYOUTS_MAX)
+	if (layouts == NULL || hash_get_num_entries(layouts) >= LAYOUTS_MAX ||
+		MemoryContextMemAllocated(layouts_cxt, true) > LAYOUTS_BYTES)
 	{
 		HASHCTL		ctl;
 
