@@ -34,6 +34,7 @@ OBJS = \
 	extension/conditional.o \
 	extension/fetch.o \
 	extension/stats.o \
+	extension/httpapi.o \
 	portal/listings.o
 
 # Install scripts.  Every released version's scripts stay shipped, so that

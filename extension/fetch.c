@@ -45,6 +45,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/bytea.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/snapmgr.h"
@@ -1021,56 +1023,198 @@ typedef struct HcComposed
 	uint64	   *gens;
 } HcComposed;
 
-/* the fragments' ids as values of the id type, their slots and tags */
-static const char *
-compose_generations(HcCall *call, const HcIdArray *ids, HcComposed *c)
+/*
+ * What a list answer says of its fragments, which is the same for every
+ * read of that answer (its key names its content): the ids, their text,
+ * the generation slots of each, their tags, and where the array of ids is
+ * in the list's text.  Kept per backend by the list's key, so that a page
+ * read again costs no JSON parsing, id conversion or tag hashing.
+ */
+typedef struct HcLayout
+{
+	uint8		list_digest[HC_DIGEST_LEN];	/* hash key */
+	int			n;
+	int			start;			/* the array of ids in the list's text */
+	int			end;
+	Datum	   *ids;
+	char	  **canon;
+	int		   *first_slot;
+	int		   *nslots;
+	int			total_slots;
+	uint32	   *slots;
+	char	   *tags;			/* each followed by a NUL */
+	int			tags_len;
+} HcLayout;
+
+typedef struct HcLayoutEntry
+{
+	uint8		list_digest[HC_DIGEST_LEN];
+	HcLayout   *layout;
+} HcLayoutEntry;
+
+/* the memo starts over past either bound */
+#define LAYOUTS_MAX 1024
+#define LAYOUTS_BYTES (8 * 1024 * 1024)
+static HTAB *layouts = NULL;
+static MemoryContext layouts_cxt = NULL;
+
+static HcLayout *
+build_layout(HcCall *call, const char *list, int len)
 {
 	HcFragmentsDef *fr = call->def->fragments;
+	HcIdArray	ids;
+	HcLayout   *l;
 	StringInfoData buf;
+	StringInfoData tags;
+	uint32	   *slots;
+	MemoryContext old;
+
+	find_ids(call->def, list, len, &ids);
+	old = MemoryContextSwitchTo(layouts_cxt);
+	l = palloc0(sizeof(HcLayout));
+	memcpy(l->list_digest, call->digest, HC_DIGEST_LEN);
+	l->n = ids.n;
+	l->start = ids.start;
+	l->end = ids.end;
+	l->ids = palloc(sizeof(Datum) * Max(l->n, 1));
+	l->canon = palloc(sizeof(char *) * Max(l->n, 1));
+	l->first_slot = palloc(sizeof(int) * Max(l->n, 1));
+	l->nslots = palloc(sizeof(int) * Max(l->n, 1));
+	slots = palloc(sizeof(uint32) * Max(l->n, 1) * HC_MAX_TAGS);
+	initStringInfo(&tags);
+	MemoryContextSwitchTo(old);
 
 	initStringInfo(&buf);
-	c->n = ids->n;
-	c->pieces = palloc0(sizeof(HcPiece) * Max(c->n, 1));
-	c->slots = palloc(sizeof(uint32) * Max(c->n, 1) * HC_MAX_TAGS);
-	c->gens = palloc(sizeof(uint64) * Max(c->n, 1) * HC_MAX_TAGS);
-	c->nslots = 0;
-	for (int i = 0; i < c->n; i++)
+	for (int i = 0; i < l->n; i++)
 	{
-		HcPiece    *p = &c->pieces[i];
+		Datum		id = OidInputFunctionCall(fr->id_input, ids.ids[i], fr->id_ioparam, -1);
+		int			n = 0;
 
-		p->id = OidInputFunctionCall(fr->id_input, ids->ids[i], fr->id_ioparam, -1);
-		p->canon = OidOutputFunctionCall(fr->id_output, p->id);
-		p->first_slot = c->nslots;
+		old = MemoryContextSwitchTo(layouts_cxt);
+		l->ids[i] = datumCopy(id, fr->id_byval, fr->id_len);
+		l->canon[i] = OidOutputFunctionCall(fr->id_output, l->ids[i]);
+		MemoryContextSwitchTo(old);
+		l->first_slot[i] = l->total_slots;
 		for (int t = 0; t < fr->ntemplates; t++)
 		{
 			HcTagTemplate *tt = &fr->templates[t];
-			int			len = 0;
-			const char *tag = template_tag(tt, p->id, false, p->canon, &buf, &len);
+			int			taglen = 0;
+			const char *tag = template_tag(tt, l->ids[i], false, l->canon[i], &buf, &taglen);
 
+			old = MemoryContextSwitchTo(layouts_cxt);
 			if (tag == NULL)
 			{
-				p->nslots = template_slots(tt, tt->table_hash, false,
-										   c->slots + p->first_slot, p->nslots);
-				add_tag(&call->tags, tt->table_tag, strlen(tt->table_tag));
+				n = template_slots(tt, tt->table_hash, false, slots + l->first_slot[i], n);
+				add_tag(&tags, tt->table_tag, strlen(tt->table_tag));
 			}
 			else
 			{
-				p->nslots = template_slots(tt, tt->param == 0 ? tt->literal_hash : HcTagHash(tag, len),
-										   true, c->slots + p->first_slot, p->nslots);
-				add_tag(&call->tags, tag, len);
+				n = template_slots(tt, tt->param == 0 ? tt->literal_hash : HcTagHash(tag, taglen),
+								   true, slots + l->first_slot[i], n);
+				add_tag(&tags, tag, taglen);
 			}
+			MemoryContextSwitchTo(old);
 		}
-		c->nslots += p->nslots;
+		l->nslots[i] = n;
+		l->total_slots += n;
 	}
 	pfree(buf.data);
+	l->slots = slots;
+	l->tags = tags.data;
+	l->tags_len = tags.len;
+	return l;
+}
+
+/* the layout of this list answer, from the backend's memo or built */
+static HcLayout *
+get_layout(HcCall *call, const char *list, int len)
+{
+	HcLayoutEntry *e;
+	bool		found;
+
+	if (layouts == NULL || hash_get_num_entries(layouts) >= LAYOUTS_MAX ||
+		MemoryContextMemAllocated(layouts_cxt, true) > LAYOUTS_BYTES)
+	{
+		HASHCTL		ctl;
+
+		if (layouts != NULL)
+			hash_destroy(layouts);
+		if (layouts_cxt == NULL)
+			layouts_cxt = AllocSetContextCreate(TopMemoryContext,
+												"housing_cache composed layouts",
+												ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(layouts_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = HC_DIGEST_LEN;
+		ctl.entrysize = sizeof(HcLayoutEntry);
+		ctl.hcxt = layouts_cxt;
+		layouts = hash_create("housing_cache composed layouts", 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(layouts, call->digest, HASH_FIND, NULL);
+	if (e != NULL)
+		return e->layout;
+	{
+		HcLayout   *l = build_layout(call, list, len);
+
+		e = hash_search(layouts, call->digest, HASH_ENTER, &found);
+		e->layout = l;
+		return l;
+	}
+}
+
+/* the fragments of a layout, their generations read now */
+static const char *
+compose_generations(HcCall *call, const HcLayout *l, HcComposed *c)
+{
+	c->n = l->n;
+	c->pieces = palloc0(sizeof(HcPiece) * Max(c->n, 1));
+	c->slots = l->slots;
+	c->nslots = l->total_slots;
+	c->gens = palloc(sizeof(uint64) * Max(c->nslots, 1));
+	for (int i = 0; i < c->n; i++)
+	{
+		c->pieces[i].id = l->ids[i];
+		c->pieces[i].canon = l->canon[i];
+		c->pieces[i].first_slot = l->first_slot[i];
+		c->pieces[i].nslots = l->nslots[i];
+	}
+	for (int off = 0; off < l->tags_len; off += strlen(l->tags + off) + 1)
+		add_tag(&call->tags, l->tags + off, strlen(l->tags + off));
 	if (!HcReadGenerations(c->slots, c->nslots, c->gens))
 		return "write in flight";
 	return NULL;
 }
 
-/* each fragment's key, and the page's: the list's and every fragment's */
+/*
+ * The page's key: the list's key (which covers the definition, the settings
+ * that change how values print and, where it matters, the role) and every
+ * fragment's id and generations.  One digest: a page read again needs no
+ * fragment's key.
+ */
 static void
-compose_keys(HcCall *call, HcComposed *c, uint8 *page_digest, char *page_key)
+compose_page_key(HcCall *call, const HcComposed *c, uint8 *page_digest, char *page_key)
+{
+	HcKeyBuilder kb;
+
+	HcKeyInit(&kb);
+	HcKeyAdd(&kb, "page", 4);
+	HcKeyAdd(&kb, call->digest, HC_DIGEST_LEN);
+	HcKeyAdd(&kb, call->def->fragments->digest, HC_DIGEST_LEN);
+	for (int i = 0; i < c->n; i++)
+	{
+		const HcPiece *p = &c->pieces[i];
+
+		HcKeyAdd(&kb, p->canon, strlen(p->canon) + 1);
+		HcKeyAdd(&kb, c->gens + p->first_slot, sizeof(uint64) * p->nslots);
+	}
+	HcKeyFinish(&kb, page_digest, page_key);
+}
+
+/* each fragment's key, for a page that must be assembled */
+static void
+compose_piece_keys(HcCall *call, HcComposed *c)
 {
 	HcFragmentsDef *fr = call->def->fragments;
 	HcKeyBuilder kb;
@@ -1091,12 +1235,6 @@ compose_keys(HcCall *call, HcComposed *c, uint8 *page_digest, char *page_key)
 		HcKeyAdd(&kb, c->gens + p->first_slot, sizeof(uint64) * p->nslots);
 		HcKeyFinish(&kb, p->digest, p->key);
 	}
-	HcKeyInit(&kb);
-	HcKeyAdd(&kb, "page", 4);
-	HcKeyAdd(&kb, call->digest, HC_DIGEST_LEN);
-	for (int i = 0; i < c->n; i++)
-		HcKeyAdd(&kb, c->pieces[i].digest, HC_DIGEST_LEN);
-	HcKeyFinish(&kb, page_digest, page_key);
 }
 
 /*
@@ -1272,6 +1410,7 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 	uint8		page_digest[HC_DIGEST_LEN];
 	char		page_key[HC_KEY_MAXLEN];
 	HcValue		page;
+	HcLayout   *layout;
 	int			hits = 0;
 	int			fills = 0;
 	uint64	   *regens;
@@ -1299,13 +1438,15 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 		*isnull = true;
 		return (Datum) 0;
 	}
-	find_ids(call->def, list.data, list.len, &ids);
+	layout = get_layout(call, list.data, list.len);
+	ids.start = layout->start;
+	ids.end = layout->end;
 
-	/* the fragments' generations and keys, and the page's */
-	reason = compose_generations(call, &ids, &c);
+	/* the fragments' generations, and the page's key */
+	reason = compose_generations(call, layout, &c);
 	if (reason != NULL)
 		return compose_bypass(call, reason, isnull);
-	compose_keys(call, &c, page_digest, page_key);
+	compose_page_key(call, &c, page_digest, page_key);
 	memcpy(call->digest, page_digest, HC_DIGEST_LEN);
 	strlcpy(call->key, page_key, sizeof(call->key));
 
@@ -1332,6 +1473,7 @@ fetch_composed(HcCall *call, const char *if_none_match, bool *isnull)
 	}
 
 	/* the fragments: L1, then one MGET, then one query */
+	compose_piece_keys(call, &c);
 	{
 		HcPiece   **missing = palloc(sizeof(HcPiece *) * Max(c.n, 1));
 		const char **keys = palloc(sizeof(char *) * Max(c.n, 1));

@@ -394,6 +394,12 @@ HcDefineGucs(void)
 							HC_SETTING(hc_publish_queue_kb), 64, 1024 * 1024,
 							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("housing_cache.publish_batch_ms",
+							"How long the publisher gathers the messages of commits that follow the one that woke it.",
+							"They go out as one PUBLISH (a JSON array of messages): a busy writer pays less, a consumer hears of a commit up to this much later.  0: at once.",
+							HC_SETTING(hc_publish_batch_ms), 0, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("housing_cache.heartbeat_ms",
 							"How often the publisher worker publishes the last invalidation message number.",
 							"On the invalidation channel, through the Redis of the server's configuration, so that consumers (an HTTP edge's purger) learn of a message they missed.  0: no heartbeat.",

@@ -32,6 +32,8 @@
  *	  conditional.c		If-None-Match for the next cached call
  *	  fetch.c			the read path: bypass, key, L1, L2, fill
  *	  stats.c			stats view, reset and last_lookup()
+ *	  httpapi.c			PostgREST's request and response settings: a request
+ *						header, X-Min-LSN, the cache headers of an answer
  *	  ../portal/listings.c	the housing portal's entry points (extension
  *						housing_portal, same library)
  *
@@ -118,6 +120,7 @@ extern int	hc_http_max_age;
 extern int	hc_http_shared_max_age;
 extern int	hc_heartbeat_ms;
 extern int	hc_publish_queue_kb;
+extern int	hc_publish_batch_ms;
 extern int	hc_escalate_rows;
 extern char *hc_value_secret;
 extern char *hc_value_secret_file;
@@ -611,6 +614,8 @@ typedef struct HcLastLookup
 
 extern HcLastLookup hc_last_lookup;
 extern const char *HcLastLookupTags(int *len);
+extern char *HcLastLookupEdgeKeys(void);
+extern char *HcRequestHeader(const char *name);
 
 extern Datum HcFetch(const char *name, int nargs, Datum *values,
 					 bool *nulls, const char *if_none_match, bool *isnull);

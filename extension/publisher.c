@@ -13,7 +13,9 @@
  * in publish_failures; its number is gone, which consumers notice.
  *
  * The worker ("housing_cache publisher", with the library preloaded)
- * publishes what the queue holds, in order, in one round trip per batch,
+ * publishes what the queue holds, in order, in one round trip per batch
+ * (gathered for housing_cache.publish_batch_ms after a commit wakes it;
+ * messages of one channel in one PUBLISH, a JSON array of them),
  * through the Redis of the server's configuration, each message on the
  * channel its writer had (housing_cache.channel).  Every
  * housing_cache.heartbeat_ms it publishes a heartbeat with the last number
@@ -244,6 +246,71 @@ take_batch(char *buf, const char **channels, const char **msgs, size_t *lens,
 	return n;
 }
 
+/*
+ * Publish a batch: consecutive messages of one channel go out as one
+ * PUBLISH whose payload is a JSON array of them (a single message as
+ * itself), so that a burst of commits costs Redis and its subscribers one
+ * message, not one each.  Counts the messages published and lost.
+ */
+static void
+publish_batch(int n, const char **channels, const char **msgs, size_t *lens, StringInfo joined)
+{
+	const char *out_channels[BATCH_MAX];
+	const char *out_msgs[BATCH_MAX];
+	size_t		out_lens[BATCH_MAX];
+	int			first[BATCH_MAX];	/* each payload's first message */
+	int			count[BATCH_MAX];	/* ... and how many it holds */
+	int			offset[BATCH_MAX];	/* where a joined one starts in joined */
+	int			nout = 0;
+	int			ok;
+	int			published = 0;
+
+	resetStringInfo(joined);
+	for (int i = 0; i < n;)
+	{
+		int			j = i + 1;
+
+		while (j < n && strcmp(channels[j], channels[i]) == 0)
+			j++;
+		first[nout] = i;
+		count[nout] = j - i;
+		offset[nout] = joined->len;
+		if (j - i > 1)
+		{
+			appendStringInfoChar(joined, '[');
+			for (int k = i; k < j; k++)
+			{
+				if (k > i)
+					appendStringInfoChar(joined, ',');
+				appendBinaryStringInfo(joined, msgs[k], lens[k]);
+			}
+			appendStringInfoChar(joined, ']');
+		}
+		nout++;
+		i = j;
+	}
+	/* joined is complete: it no longer moves */
+	for (int k = 0; k < nout; k++)
+	{
+		out_channels[k] = channels[first[k]];
+		if (count[k] == 1)
+		{
+			out_msgs[k] = msgs[first[k]];
+			out_lens[k] = lens[first[k]];
+		}
+		else
+		{
+			out_msgs[k] = joined->data + offset[k];
+			out_lens[k] = (k + 1 < nout ? offset[k + 1] : joined->len) - offset[k];
+		}
+	}
+	ok = HcRedisPublishBatch(nout, out_channels, out_msgs, out_lens);
+	for (int k = 0; k < ok; k++)
+		published += count[k];
+	HcStatAdd(HC_STAT_PUBLISHES, published);
+	HcStatAdd(HC_STAT_PUBLISH_FAILURES, n - published);
+}
+
 static void
 publish_heartbeat(uint64 seq)
 {
@@ -278,6 +345,8 @@ housing_cache_publisher_main(Datum arg)
 	size_t		lens[BATCH_MAX];
 	TimestampTz last_heartbeat = 0;
 	uint64		seq = 0;
+	StringInfo	joined;
+	int			rc = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -286,6 +355,7 @@ housing_cache_publisher_main(Datum arg)
 		proc_exit(0);
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	buf = MemoryContextAlloc(TopMemoryContext, BATCH_BYTES + MAX_ENTRY + 2 * BATCH_MAX);
+	joined = makeStringInfo();
 	pg_atomic_write_u32(&queue->worker_procno, MyProc->pgprocno);
 
 	for (;;)
@@ -305,13 +375,10 @@ housing_cache_publisher_main(Datum arg)
 		for (;;)
 		{
 			int			n = take_batch(buf, channels, msgs, lens, &emptied, &seq);
-			int			ok;
 
 			if (n == 0)
 				break;
-			ok = HcRedisPublishBatch(n, channels, msgs, lens);
-			HcStatAdd(HC_STAT_PUBLISHES, ok);
-			HcStatAdd(HC_STAT_PUBLISH_FAILURES, n - ok);
+			publish_batch(n, channels, msgs, lens, joined);
 			if (emptied)
 				break;
 		}
@@ -328,8 +395,17 @@ housing_cache_publisher_main(Datum arg)
 			timeout = Max(1, Min(hc_heartbeat_ms,
 								 hc_heartbeat_ms - (long) ((now - last_heartbeat) / 1000)));
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+
+		/*
+		 * Woken by a commit: let the next ones join it for a moment, so that
+		 * they go out in one PUBLISH (publish_batch_ms: what a consumer
+		 * waits at most, for what a busy writer saves).
+		 */
+		if ((rc & WL_LATCH_SET) && hc_publish_batch_ms > 0)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 hc_publish_batch_ms, PG_WAIT_EXTENSION);
 	}
 }

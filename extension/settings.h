@@ -44,7 +44,7 @@
 	X(STRING, char *, hc_channel,                  "housing_cache:invalidations") \
 	X(BOOL,   bool,   hc_publish,                  true) \
 	X(INT,    int,    hc_publish_max_tags,         256) \
-	X(INT,    int,    hc_generation_slots,         65536) \
+	X(INT,    int,    hc_generation_slots,         1048576) \
 	X(INT,    int,    hc_breaker_backoff_ms,       500) \
 	X(INT,    int,    hc_breaker_max_backoff_ms,   30000) \
 	X(INT,    int,    hc_l1_size_mb,               64) \
@@ -60,6 +60,7 @@
 	X(INT,    int,    hc_http_shared_max_age,      3600) \
 	X(INT,    int,    hc_heartbeat_ms,             1000) \
 	X(INT,    int,    hc_publish_queue_kb,         1024) \
+	X(INT,    int,    hc_publish_batch_ms,         1) \
 	X(INT,    int,    hc_wal_rmgr_id,              128) \
 	X(STRING, char *, hc_min_lsn,                  "") \
 	X(INT,    int,    hc_min_lsn_wait_ms,          1000)

@@ -153,15 +153,20 @@ lookup_tags_array(const char *tags, int len)
 /*
  * The edge keys of the last answer (edge.c), separated by spaces as xkey
  * and Surrogate-Key headers have them: one per tag, and the key of "*",
- * everything of the database.
+ * everything of the database.  NULL when it went around the cache.
  */
-static Datum
-lookup_edge_keys(const char *tags, int len)
+char *
+HcLastLookupEdgeKeys(void)
 {
-	char	   *dbname = get_database_name(MyDatabaseId);
+	int			len;
+	const char *tags = HcLastLookupTags(&len);
+	char	   *dbname;
 	StringInfoData out;
 	char		key[HC_EDGE_KEY_LEN + 1];
 
+	if (len == 0)
+		return NULL;
+	dbname = get_database_name(MyDatabaseId);
 	if (dbname == NULL)
 		dbname = "";
 	initStringInfo(&out);
@@ -172,7 +177,7 @@ lookup_edge_keys(const char *tags, int len)
 	}
 	HcEdgeKey(dbname, "*", 1, key);
 	appendStringInfoString(&out, key);
-	return CStringGetTextDatum(out.data);
+	return out.data;
 }
 
 /*
@@ -220,7 +225,7 @@ housing_cache_last_lookup(PG_FUNCTION_ARGS)
 		else if (strcmp(col, "tags") == 0 && tags_len > 0)
 			values[c] = lookup_tags_array(tags, tags_len);
 		else if (strcmp(col, "edge_keys") == 0 && tags_len > 0)
-			values[c] = lookup_edge_keys(tags, tags_len);
+			values[c] = CStringGetTextDatum(HcLastLookupEdgeKeys());
 		else if (strcmp(col, "fragment_hits") == 0)
 			values[c] = Int32GetDatum(lk->fragment_hits);
 		else if (strcmp(col, "fragment_fills") == 0)

@@ -49,7 +49,7 @@
 /*
  * Generation slots of the shim's shared state.  Each input compares every
  * slot before and after its transaction, so this harness runs with 1024,
- * the setting's minimum, rather than its default of 65536: 64 times fewer
+ * the setting's minimum, rather than its default of 1048576: 1024 times fewer
  * slots to copy and compare per input, and the same protocol.
  */
 #define MESSAGE_NSLOTS 1024

@@ -320,11 +320,9 @@ verdict(SeqVerdict v)
 }
 
 static void
-message(const char *payload, size_t len)
+one_message(const JsonValue *msg)
 {
 	static double last_complaint;
-	const char *err = NULL;
-	JsonValue  *msg = json_parse(payload, len, &err);
 	const JsonValue *type,
 			   *epoch,
 			   *version;
@@ -340,14 +338,12 @@ message(const char *payload, size_t len)
 			last_complaint = mono_now();
 			log_msg("events: ignoring a message on %s that is not a JSON object", conf.channel);
 		}
-		json_free(msg);
 		return;
 	}
 	version = json_get(msg, "v");
 	if (version && version->type == JSON_NUMBER && version->num != 1)
 	{
 		conf.reset(conf.arg, "a message of an unknown version");
-		json_free(msg);
 		return;
 	}
 	type = json_get(msg, "type");
@@ -371,7 +367,26 @@ message(const char *payload, size_t len)
 		}
 		invalidation(msg, id[0] ? id : NULL);
 	}
-	json_free(msg);
+}
+
+/*
+ * A payload is one message, or a JSON array of messages (the engine's
+ * publisher sends a burst of commits as one), handled in order.
+ */
+static void
+message(const char *payload, size_t len)
+{
+	const char *err = NULL;
+	JsonValue  *v = json_parse(payload, len, &err);
+
+	if (v != NULL && v->type == JSON_ARRAY)
+	{
+		for (const JsonValue *m = v->child; m != NULL; m = m->next)
+			one_message(m);
+	}
+	else
+		one_message(v);
+	json_free(v);
 }
 
 /* True when it was a message on the channel. */

@@ -9,6 +9,10 @@
  *	  "epoch":"...","seq":N,"xid":N,"tags":[...],"truncated":false,"lsn":"..."}
  *	 {"v":1,"type":"heartbeat","cluster":"...","epoch":"...","seq":N}
  *
+ * A payload may also be a JSON array of such messages (the engine's
+ * publisher sends a burst of commits as one PUBLISH); purger_message()
+ * takes them one by one with message_from_json().
+ *
  * Unknown fields are ignored; an unknown type, or a version other than 1,
  * is MSG_OTHER (ignored by the caller).  A message without "type" is an
  * invalidation (engines before the edge contract sent no type and no
@@ -64,10 +68,8 @@ bool
 message_parse(const char *text, size_t len, Message *msg, char *err, size_t errlen)
 {
 	JsonValue  *doc;
-	const JsonValue *v;
-	const JsonValue *tags;
 	char		jerr[128];
-	bool		ok = false;
+	bool		ok;
 
 	memset(msg, 0, sizeof(*msg));
 	doc = json_parse(text, len, jerr, sizeof(jerr));
@@ -77,6 +79,20 @@ message_parse(const char *text, size_t len, Message *msg, char *err, size_t errl
 			snprintf(err, errlen, "not JSON: %s", jerr);
 		return false;
 	}
+	ok = message_from_json(doc, msg, err, errlen);
+	json_free(doc);
+	return ok;
+}
+
+/* The same, from a parsed value (an element of a payload that is an array). */
+bool
+message_from_json(const JsonValue *doc, Message *msg, char *err, size_t errlen)
+{
+	const JsonValue *v;
+	const JsonValue *tags;
+	bool		ok = false;
+
+	memset(msg, 0, sizeof(*msg));
 	if (doc->type != JSON_OBJECT)
 	{
 		set_err(err, errlen, "not a JSON object");
@@ -199,7 +215,6 @@ tags_unreadable:
 	if (!msg->has_seq)
 		ok = false;
 done:
-	json_free(doc);
 	if (!ok)
 		message_free(msg);
 	return ok;

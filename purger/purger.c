@@ -489,14 +489,43 @@ malformed(Purger *p, const char *err, hc_ms now)
 		p->malformed_unreported++;
 }
 
+static void purger_one_message(Purger *p, const JsonValue *doc, hc_ms now);
+
+/*
+ * A payload is one message, or a JSON array of messages (the engine's
+ * publisher sends a burst of commits as one PUBLISH), taken in order.
+ */
 void
 purger_message(void *arg, const char *payload, size_t len, hc_ms now)
 {
 	Purger	   *p = arg;
+	char		jerr[128];
+	char		err[160];
+	JsonValue  *doc = json_parse(payload, len, jerr, sizeof(jerr));
+
+	if (doc == NULL)
+	{
+		snprintf(err, sizeof(err), "not JSON: %s", jerr);
+		malformed(p, err, now);
+		return;
+	}
+	if (doc->type == JSON_ARRAY)
+	{
+		for (size_t i = 0; i < doc->count; i++)
+			purger_one_message(p, doc->items[i], now);
+	}
+	else
+		purger_one_message(p, doc, now);
+	json_free(doc);
+}
+
+static void
+purger_one_message(Purger *p, const JsonValue *doc, hc_ms now)
+{
 	Message		msg;
 	char		err[160];
 
-	if (!message_parse(payload, len, &msg, err, sizeof(err)))
+	if (!message_from_json(doc, &msg, err, sizeof(err)))
 	{
 		malformed(p, err, now);
 		return;

@@ -121,6 +121,7 @@ typedef struct Message
 #define EPOCH_MAX_LEN 20		/* a uint64 in decimal */
 
 extern bool message_parse(const char *text, size_t len, Message *msg, char *err, size_t errlen);
+extern bool message_from_json(const JsonValue *doc, Message *msg, char *err, size_t errlen);
 extern void message_free(Message *msg);
 
 /* --- edgekey.c ---------------------------------------------------------------- */

@@ -460,6 +460,21 @@ test_policy(void)
 	CHECK(decided_all() == 1 && purger_announce(p)->m == 12, "12 lost: everything, M 12");
 	calls_reset();
 
+	/* a burst published as one array: each message in order, no gap */
+	send_msg(p, 4300, "[{\"v\":1,\"type\":\"invalidation\",\"cluster\":\"c1\",\"database\":\"housing\","
+			 "\"epoch\":\"11\",\"seq\":13,\"tags\":[\"housing.listings/city=Boston\"]}, "
+			 "{\"v\":1,\"type\":\"invalidation\",\"cluster\":\"c1\",\"database\":\"housing\","
+			 "\"epoch\":\"11\",\"seq\":14,\"tags\":[\"*\"]}]");
+	CHECK(count('K') == 2 && decided_all() == 0 && purger_announce(p)->m == 14,
+		  "an array of seqs 13 and 14: two purges by key, M 14 (%zu by key, %zu everything)",
+		  count('K'), decided_all());
+	CHECK(strcmp(fake.calls[0].keys, boston) == 0 && strcmp(fake.calls[1].keys, star) == 0,
+		  "... in order");
+	calls_reset();
+	send_msg(p, 4500, "[7, {\"v\":1,\"type\":\"heartbeat\",\"cluster\":\"c1\",\"epoch\":\"11\",\"seq\":14}]");
+	CHECK(decided_all() == 0 && count('K') == 0, "a malformed element is skipped, the heartbeat read");
+	calls_reset();
+
 	/* heartbeats stop */
 	HB(p, 5000, "11", 12);
 	purger_tick(p, 8000);

@@ -113,3 +113,24 @@ SET housing_cache.publish = off;
 SELECT housing_cache.purge_edge();
 RESET housing_cache.publish;
 DROP FUNCTION header(text);
+
+-- http_request_header() reads request.headers as ->> would, and never fails
+BEGIN;
+SELECT set_config('request.headers', '{"if-none-match": "\"a\"", "x-n": 5, "x-obj": {"a": [1, 2]}, "x-null": null, "x-dup": "1", "x-dup": "2"}', true);
+SELECT housing_cache.http_request_header('if-none-match') AS inm,
+       housing_cache.http_request_header('x-n') AS n,
+       housing_cache.http_request_header('x-obj') AS obj,
+       housing_cache.http_request_header('x-null') IS NULL AS null_is_null,
+       housing_cache.http_request_header('x-dup') AS last_wins,
+       housing_cache.http_request_header('missing') IS NULL AS missing,
+       housing_cache.http_request_header(NULL) IS NULL AS null_name;
+SELECT set_config('request.headers', '["not", "an object"]', true);
+SELECT housing_cache.http_request_header('not') IS NULL AS array_is_no_headers;
+SELECT set_config('request.headers', '{"broken": ', true);
+SELECT housing_cache.http_request_header('broken') IS NULL AS broken_is_no_headers;
+SELECT set_config('request.headers', '{"x-min-lsn": "  0/0  "}', true);
+SELECT housing_cache.http_apply_min_lsn();
+SELECT current_setting('housing_cache.min_lsn') AS min_lsn_trimmed;
+SELECT set_config('request.headers', '{"x-min-lsn": "nonsense"}', true);
+SELECT housing_cache.http_apply_min_lsn();
+ROLLBACK;

@@ -54,6 +54,7 @@ sub wait_for_output
 # The next message on the channel, decoded; undef if none came in time.
 # Heartbeats are kept aside in @heartbeats unless asked for.
 my @heartbeats;
+my @pending;    # the rest of a payload that carried several messages
 
 sub next_message
 {
@@ -62,9 +63,14 @@ sub next_message
 	my $deadline = time + ($secs // 30);
 	while (1)
 	{
-		return undef unless wait_for_output($re, $deadline - time);
-		$sub_out =~ s/^.*?$re//s or return undef;
-		my $m = decode_json($1);
+		if (!@pending)
+		{
+			return undef unless wait_for_output($re, $deadline - time);
+			$sub_out =~ s/^.*?$re//s or return undef;
+			push @pending, channel_messages($1);
+			next;
+		}
+		my $m = shift @pending;
 		return $m if $with_heartbeats || ($m->{type} // '') ne 'heartbeat';
 		push @heartbeats, $m;
 	}

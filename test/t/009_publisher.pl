@@ -84,7 +84,7 @@ sub pump
 	$sub->pump_nb if $sub && $sub->pumpable;
 	while ($sub_out =~ s/^message\n\Q$channel\E\n([^\n]*)\n//)
 	{
-		push @inbox, decode_json($1);
+		push @inbox, channel_messages($1);
 	}
 	return;
 }

@@ -503,17 +503,25 @@ sub wait_for_output
 }
 
 # The next invalidation message (heartbeats are skipped).
+my @pending;    # the rest of a payload that carried several messages
+
 sub next_message
 {
 	my $re = qr/message\n\Q$channel\E\n([^\n]*)\n/;
 	while (1)
 	{
-		return undef unless wait_for_output($re, 30);
-		$sub_out =~ s/^.*?$re//s or return undef;
-		my $raw = $1;
-		my $m = eval { JSON::PP->new->utf8->decode($raw) };
-		diag("not JSON: $raw") unless $m;
-		return $m unless $m && ($m->{type} // '') eq 'heartbeat';
+		if (!@pending)
+		{
+			return undef unless wait_for_output($re, 30);
+			$sub_out =~ s/^.*?$re//s or return undef;
+			my $raw = $1;
+			my @m = eval { channel_messages($raw) };
+			diag("not JSON: $raw") unless @m;
+			return undef unless @m;
+			push @pending, @m;
+		}
+		my $m = shift @pending;
+		return $m unless ($m->{type} // '') eq 'heartbeat';
 	}
 }
 

@@ -34,7 +34,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(new_node new_standby wait_for_replay stat ten_listings_sql cached_call);
+our @EXPORT = qw(new_node new_standby wait_for_replay stat ten_listings_sql cached_call channel_messages);
 our @EXPORT_OK = @EXPORT;
 
 =pod
@@ -256,6 +256,26 @@ sub cached_call
         fragment_hits => $fragment_hits,
         fragment_fills => $fragment_fills,
     };
+}
+
+=over
+
+=item channel_messages($payload)
+
+The messages of one payload on the invalidation channel, in order: a
+payload is one JSON object, or a JSON array of them (the publisher sends a
+burst of commits as one PUBLISH).  Dies when the payload is not JSON.
+
+=back
+
+=cut
+
+sub channel_messages
+{
+    my ($payload) = @_;
+    require JSON::PP;
+    my $v = JSON::PP->new->utf8->decode($payload);
+    return ref $v eq 'ARRAY' ? @$v : ($v);
 }
 
 1;
