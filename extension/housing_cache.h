@@ -234,6 +234,8 @@ extern void HcSlotUnmark(uint32 slot);
 typedef struct HcKeyBuilder
 {
 	void	   *ctx;			/* OpenSSL digest context */
+	int			used;			/* bytes of buf not yet digested */
+	uint8		buf[512];		/* small components are gathered here */
 } HcKeyBuilder;
 
 extern void HcKeyBegin(HcKeyBuilder *kb);
@@ -576,10 +578,13 @@ typedef struct HcQueryDef
 	uint8		digest[HC_DIGEST_LEN];	/* of the definition */
 	SPIPlanPtr	plan;
 	HcFragmentsDef *fragments;	/* a composed query's, or NULL */
+	struct HcNullColumns *null_columns; /* HcColumnsForNulls()'s memo */
+	int			n_null_columns;
 } HcQueryDef;
 
 extern void HcRegistryInit(void);
 extern HcQueryDef *HcGetQuery(const char *name);
+extern const uint64 *HcColumnsForNulls(HcQueryDef *def, const bool *nulls);
 extern int	HcPinSearchPath(void);
 extern void HcUnpinSearchPath(int nestlevel);
 

@@ -34,7 +34,9 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -637,6 +639,238 @@ hc_template_columns(HcTagTemplate *templates, int ntemplates, CachedPlanSource *
 		templates[widest].all_columns = true;
 		templates[widest].ncolumns = 0;
 	}
+}
+
+/* ---------- the columns an answer reads, given its NULL parameters ---------- */
+
+/*
+ * A filter that is optional ("$2 IS NULL OR price_cents >= $2") reads its
+ * column only when its parameter is given.  For the parameters of a call
+ * that are NULL, the query is folded as a plan for them would be (the
+ * NULL test is true, so is the OR), and the columns it still reads are
+ * the ones its answer depends on: a subset of each template's columns.
+ * Only these two rules are applied, which evaluate nothing, so folding
+ * cannot fail; what they leave is read as before.
+ */
+typedef struct HcNullColumns
+{
+	uint32		nullmask;		/* bit i: parameter i + 1 is NULL */
+	bool		reduced;		/* false: every column, as registered */
+	uint64		keep[HC_MAX_TEMPLATES];	/* bit c: tt->column_hashes[c] is read */
+} HcNullColumns;
+
+#define HC_MAX_NULL_COLUMNS 64	/* memo entries per definition */
+
+typedef struct HcFoldNulls
+{
+	const bool *nulls;
+	int			nparams;
+} HcFoldNulls;
+
+static Node *
+hc_fold_nulls(Node *node, void *context)
+{
+	HcFoldNulls *f = context;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Param))
+	{
+		Param	   *p = (Param *) node;
+
+		if (p->paramkind == PARAM_EXTERN && p->paramid >= 1 &&
+			p->paramid <= f->nparams && f->nulls[p->paramid - 1])
+			return (Node *) makeNullConst(p->paramtype, p->paramtypmod, p->paramcollid);
+		return (Node *) copyObject(p);
+	}
+	if (IsA(node, Query))
+		return (Node *) query_tree_mutator((Query *) node, hc_fold_nulls, context, 0);
+	node = expression_tree_mutator(node, hc_fold_nulls, context);
+	if (IsA(node, NullTest))
+	{
+		NullTest   *nt = (NullTest *) node;
+
+		if (IsA(nt->arg, Const) && ((Const *) nt->arg)->constisnull)
+			return makeBoolConst(nt->nulltesttype == IS_NULL, false);
+	}
+	else if (IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop != NOT_EXPR)
+	{
+		BoolExpr   *b = (BoolExpr *) node;
+		bool		decides = (b->boolop == OR_EXPR);	/* true decides an OR */
+		ListCell   *lc;
+
+		foreach(lc, b->args)
+		{
+			Const	   *c = lfirst(lc);
+
+			if (IsA(c, Const) && !c->constisnull && DatumGetBool(c->constvalue) == decides)
+				return makeBoolConst(decides, false);
+		}
+	}
+	return node;
+}
+
+/* The columns of relations that Vars of a query tree read. */
+typedef struct HcVarReads
+{
+	List	   *rtables;		/* of the queries around, innermost last */
+	List	   *reads;			/* HcReadColumns */
+	bool		unknown;		/* a Var this cannot place */
+} HcVarReads;
+
+static bool
+hc_vars_walker(Node *node, void *context)
+{
+	HcVarReads *r = context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+		List	   *rtable;
+		RangeTblEntry *rte;
+
+		if (v->varlevelsup >= (Index) list_length(r->rtables))
+		{
+			r->unknown = true;
+			return false;
+		}
+		rtable = list_nth(r->rtables, list_length(r->rtables) - 1 - v->varlevelsup);
+		if (v->varno < 1 || v->varno > list_length(rtable))
+		{
+			r->unknown = true;
+			return false;
+		}
+		rte = rt_fetch(v->varno, rtable);
+		/* a join's, a subquery's or a CTE's columns are walked where they are defined */
+		if (rte->rtekind == RTE_RELATION)
+		{
+			HcReadColumns *rc = hc_read_columns_of(&r->reads, rte->relid);
+			char	   *name = v->varattno > 0 ? get_attname(rte->relid, v->varattno, true) : NULL;
+
+			if (name == NULL)
+				rc->whole_rows = true;
+			else
+				rc->names = list_append_unique(rc->names, makeString(name));
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		bool		result;
+
+		r->rtables = lappend(r->rtables, ((Query *) node)->rtable);
+		/* the join aliases' expressions too */
+		result = query_tree_walker((Query *) node, hc_vars_walker, context, 0);
+		r->rtables = list_delete_last(r->rtables);
+		return result;
+	}
+	return expression_tree_walker(node, hc_vars_walker, context);
+}
+
+static void
+hc_columns_for_nulls(HcQueryDef *def, const bool *nulls, HcNullColumns *nc)
+{
+	List	   *sources = SPI_plan_get_plan_sources(def->plan);
+	CachedPlanSource *ps;
+	HcFoldNulls fold = {nulls, def->nparams};
+	HcVarReads vr = {NIL, NIL, false};
+	ListCell   *lc;
+
+	nc->reduced = false;
+	if (list_length(sources) != 1)
+		return;
+	ps = linitial(sources);
+	if (!ps->is_valid || ps->query_list == NIL)
+		return;
+	foreach(lc, ps->query_list)
+	{
+		Node	   *q = hc_fold_nulls((Node *) lfirst(lc), &fold);
+
+		(void) hc_vars_walker(q, &vr);
+	}
+	if (vr.unknown)
+		return;
+	for (int i = 0; i < def->ntemplates; i++)
+	{
+		HcTagTemplate *tt = &def->templates[i];
+		List	   *family;
+		ListCell   *lc2;
+
+		nc->keep[i] = ~UINT64CONST(0);
+		if (tt->all_columns || tt->ncolumns > 64)
+			continue;
+		family = find_all_inheritors(tt->relid, NoLock, NULL);
+		nc->keep[i] = 0;
+		foreach(lc2, vr.reads)
+		{
+			HcReadColumns *rc = lfirst(lc2);
+			ListCell   *lc3;
+
+			if (!list_member_oid(family, rc->relid))
+				continue;
+			if (rc->whole_rows)
+			{
+				nc->keep[i] = ~UINT64CONST(0);
+				break;
+			}
+			foreach(lc3, rc->names)
+			{
+				uint64		h = HcColumnHash(strVal(lfirst(lc3)));
+
+				for (int c = 0; c < tt->ncolumns; c++)
+				{
+					if (tt->column_hashes[c] == h)
+						nc->keep[i] |= UINT64CONST(1) << c;
+				}
+			}
+		}
+	}
+	nc->reduced = true;
+}
+
+/*
+ * For each template of def, a mask of the columns (tt->column_hashes) that
+ * an answer for these NULL parameters reads; NULL when every column counts
+ * (no parameter is NULL, or nothing could be left out).  Remembered with
+ * the definition.
+ */
+const uint64 *
+HcColumnsForNulls(HcQueryDef *def, const bool *nulls)
+{
+	uint32		mask = 0;
+	HcNullColumns *nc;
+	MemoryContext old;
+	MemoryContext tmp;
+
+	for (int i = 0; i < def->nparams; i++)
+	{
+		if (nulls[i])
+			mask |= (uint32) 1 << i;
+	}
+	if (mask == 0)
+		return NULL;
+	for (int i = 0; i < def->n_null_columns; i++)
+	{
+		if (def->null_columns[i].nullmask == mask)
+			return def->null_columns[i].reduced ? def->null_columns[i].keep : NULL;
+	}
+	if (def->n_null_columns >= HC_MAX_NULL_COLUMNS)
+		return NULL;
+	if (def->null_columns == NULL)
+		def->null_columns = MemoryContextAllocZero(def->cxt,
+												   sizeof(HcNullColumns) * HC_MAX_NULL_COLUMNS);
+	nc = &def->null_columns[def->n_null_columns];
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "housing_cache columns for nulls",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(tmp);
+	hc_columns_for_nulls(def, nulls, nc);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	nc->nullmask = mask;
+	def->n_null_columns++;
+	return nc->reduced ? nc->keep : NULL;
 }
 
 /*

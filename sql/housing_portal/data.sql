@@ -64,10 +64,12 @@ AS $register$
 DECLARE
     -- One search per sort order, so that each can use its index; the
     -- filters are optional ($n IS NULL), which custom plans fold away.
+    -- The page's rows carry only what their order needs: a column read
+    -- anywhere is a column the page depends on.
     orders constant text[][] := ARRAY[
-        ARRAY['newest',     'created_at DESC, id DESC',      'i.created_at DESC, i.id DESC'],
-        ARRAY['price_asc',  'price_cents, id',               'i.price_cents, i.id'],
-        ARRAY['price_desc', 'price_cents DESC, id DESC',     'i.price_cents DESC, i.id DESC']];
+        ARRAY['newest',     'created_at DESC, id DESC',      'i.created_at DESC, i.id DESC',  'id, created_at'],
+        ARRAY['price_asc',  'price_cents, id',               'i.price_cents, i.id',           'id, price_cents'],
+        ARRAY['price_desc', 'price_cents DESC, id DESC',     'i.price_cents DESC, i.id DESC', 'id, price_cents']];
     filter constant text := $f$
         status = 'active'
         AND ($1 IS NULL OR city = $1)
@@ -83,8 +85,9 @@ BEGIN
     -- answer lists the ids of the page, which depend only on the columns
     -- it filters and sorts on; each listing's card is a fragment cached by
     -- id, which depends on the columns it shows.  A title edit then
-    -- changes one fragment and no page, a price edit the pages of its city
-    -- and one fragment.  The assembled answer is what one query with
+    -- changes one fragment and no page, a price edit one fragment and the
+    -- pages of its city that filter or sort on price (a filter left NULL
+    -- reads no column: see "Column-aware tags" in the README).  The assembled answer is what one query with
     -- json_agg over the cards' rows returns.
     FOR i IN 1 .. array_length(orders, 1) LOOP
         PERFORM housing_cache.register_query(
@@ -96,12 +99,12 @@ SELECT json_build_object(
     'page_size', $6,
     'items', coalesce((
         SELECT json_agg(i.id ORDER BY %3$s)
-          FROM (SELECT id, created_at, price_cents
+          FROM (SELECT %4$s
                   FROM housing.listings
                  WHERE %1$s
                  ORDER BY %2$s
                  LIMIT $6 OFFSET ($5 - 1) * $6) i), '[]'::json))$q$,
-                filter, orders[i][2], orders[i][3]),
+                filter, orders[i][2], orders[i][3], orders[i][4]),
             '{text,bigint,bigint,integer,integer,integer}',
             '{housing.listings/city=$1}',
             fetchable => false,

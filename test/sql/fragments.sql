@@ -96,6 +96,21 @@ SELECT same('Fragtown', srt => 'price_asc'), (served()).*;
 SELECT housing_cache.search_listings('Fragtown', sort => 'price_asc') -> 'items' -> 0 ->> 'id' AS cheapest;
 SELECT housing_cache.city_stats('Fragtown') IS NOT NULL AS stats, (served()).tier;
 
+-- 4b. A filter left NULL reads no column: after a price edit, a newest-first
+-- search without a price filter keeps its id list (one card computed); with
+-- a price filter, or sorted by price, the list is computed again.
+SELECT same('Fragtown'), same('Fragtown', maxp => 4000000), same('Fragtown', srt => 'price_desc');
+UPDATE housing.listings SET price_cents = 600000 WHERE id = 5006;
+SELECT same('Fragtown'), (served()).*;
+SELECT same('Fragtown', maxp => 4000000), (served()).tier;
+SELECT same('Fragtown', srt => 'price_desc'), (served()).tier;
+-- a bedrooms filter given, price still not: the list stays cached
+SELECT same('Fragtown', minb => 1);
+UPDATE housing.listings SET price_cents = 650000 WHERE id = 5006;
+SELECT same('Fragtown', minb => 1), (served()).tier;
+UPDATE housing.listings SET bedrooms = bedrooms + 1 WHERE id = 5006;
+SELECT same('Fragtown', minb => 1), (served()).tier;
+
 -- 5. A listing leaving a filter's range, deleted, inserted, moved away.
 SELECT same('Fragtown', maxp => 4000000);
 UPDATE housing.listings SET price_cents = 9000000 WHERE id = 5002;
@@ -190,6 +205,42 @@ DROP TABLE public.books;
 
 -- 10. Column-aware tags on a query of one's own: what it reads, nothing more.
 SELECT count(*) > 0 AS stats_counted FROM housing_cache.stats WHERE fragment_hits > 0 AND fragment_fills > 0;
+
+-- 11. Optional filters on queries of one's own: a NULL parameter's filter
+-- reads no column, in a subquery, a CTE or a sublink; through a JOIN every
+-- column of the joined tables counts (a miss, never a stale answer).
+CREATE TABLE public.books2 (isbn text PRIMARY KEY, shelf text NOT NULL, title text NOT NULL,
+                            pages int NOT NULL);
+INSERT INTO public.books2 VALUES ('1', 'A', 'One', 100), ('2', 'A', 'Two', 200);
+SELECT housing_cache.watch_table('public.books2', 'shelf');
+SELECT housing_cache.register_query('b2.sub',
+    $q$SELECT json_agg(isbn ORDER BY isbn)
+         FROM (SELECT isbn FROM public.books2 WHERE shelf = $1 AND ($2 IS NULL OR pages >= $2)) s$q$,
+    '{text,int}', '{public.books2/shelf=$1}');
+SELECT housing_cache.register_query('b2.cte',
+    $q$WITH c AS (SELECT isbn FROM public.books2 WHERE shelf = $1 AND ($2 IS NULL OR pages >= $2))
+       SELECT json_build_object('n', (SELECT count(*) FROM c),
+              'big', EXISTS (SELECT 1 FROM public.books2 b WHERE b.shelf = $1 AND ($2 IS NULL OR b.pages > 2 * $2)))$q$,
+    '{text,int}', '{public.books2/shelf=$1}');
+SELECT housing_cache.register_query('b2.join',
+    $q$SELECT json_agg(a.isbn ORDER BY a.isbn)
+         FROM public.books2 a JOIN public.books2 b USING (isbn)
+        WHERE a.shelf = $1 AND ($2 IS NULL OR a.pages >= $2)$q$,
+    '{text,int}', '{public.books2/shelf=$1}');
+SELECT q, housing_cache.fetch(q, 'A', NULL) FROM unnest(ARRAY['b2.sub', 'b2.cte', 'b2.join']) q;
+SELECT housing_cache.fetch('b2.sub', 'A', '150'), housing_cache.fetch('b2.cte', 'A', '150');
+UPDATE public.books2 SET pages = 300 WHERE isbn = '1';
+SELECT housing_cache.fetch('b2.sub', 'A', NULL), (served()).tier;
+SELECT housing_cache.fetch('b2.cte', 'A', NULL), (served()).tier;
+SELECT housing_cache.fetch('b2.join', 'A', NULL), (served()).tier;
+SELECT housing_cache.fetch('b2.sub', 'A', '150'), (served()).tier;
+SELECT housing_cache.fetch('b2.cte', 'A', '150'), (served()).tier;
+UPDATE public.books2 SET shelf = 'B' WHERE isbn = '2';
+SELECT housing_cache.fetch('b2.sub', 'A', NULL), (served()).tier;
+SELECT housing_cache.fetch('b2.cte', 'A', NULL), (served()).tier;
+SELECT housing_cache.unregister_query(q) FROM unnest(ARRAY['b2.sub', 'b2.cte', 'b2.join']) q;
+SELECT housing_cache.unwatch_table('public.books2');
+DROP TABLE public.books2;
 
 DELETE FROM housing.listings WHERE id BETWEEN 5001 AND 5007;
 DROP FUNCTION same(text, bigint, bigint, int, text, int, int);
