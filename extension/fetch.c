@@ -345,7 +345,9 @@ template_tag(const HcTagTemplate *tt, Datum value, bool isnull, const char *cano
  * The generation slots an answer depends on, deduplicated.  A template with
  * a parameter depends on the tag spelled with the parameter's canonical text
  * (and the table's reset tag), or, when the parameter is NULL, on the table;
- * on the rows of that tag, through the columns the query reads of them.
+ * on the rows of that tag, through the columns the query reads of them
+ * (keep: those a call with these NULL parameters reads, HcColumnsForNulls;
+ * NULL: all).
  *
  * The tags themselves go to *tags, for the edge (edge.c): each one the
  * answer depends on, and the reset tag of every table, which a consumer
@@ -353,11 +355,10 @@ template_tag(const HcTagTemplate *tt, Datum value, bool isnull, const char *cano
  */
 static int
 hc_answer_slots(HcQueryDef *def, Datum *values, bool *nulls, char **canon,
-				uint32 *slots, StringInfo tags)
+				const uint64 *keep, uint32 *slots, StringInfo tags)
 {
 	int			n = 0;
 	StringInfoData buf;
-	const uint64 *keep = HcColumnsForNulls(def, nulls);
 
 	initStringInfo(&buf);
 	for (int i = 0; i < def->ntemplates; i++)
@@ -634,7 +635,8 @@ fetch_generations(HcCall *call)
 		call->canon[i] = call->nulls[i] ? NULL
 			: def->param_is_oid[i] ? psprintf("%u", DatumGetObjectId(call->values[i]))
 			: OidOutputFunctionCall(def->typoutput[i], call->values[i]);
-	call->nslots = hc_answer_slots(def, call->values, call->nulls, call->canon, call->slots,
+	call->nslots = hc_answer_slots(def, call->values, call->nulls, call->canon,
+								   HcColumnsForNulls(def, call->nulls), call->slots,
 								   &call->tags);
 
 	/*

@@ -147,11 +147,12 @@ build_key(const KeyList *l, bool namespace, const char *prefix, Key *k)
 			HcKeyBegin(&kb);
 		for (int i = 0; i < l->n; i++)
 			HcKeyAdd(&kb, l->c[i].isnull ? NULL : l->c[i].data, l->c[i].len);
-		capture = NULL;
+		/* the builder gathers small components: the last reach the digest here */
 		if (namespace)
 			HcKeyFinish(&kb, k->digest, k->text);
 		else
 			HcKeyDigest(&kb, k->digest);
+		capture = NULL;
 	}
 #else
 	{

@@ -180,7 +180,7 @@ check_answer_slots(const HcTagTemplate *tt, int nparams, const char *value)
 		canon[i] = (char *) value;
 	}
 	initStringInfo(&tags);
-	n = hc_answer_slots(&def, values, nulls, canon, slots, &tags);
+	n = hc_answer_slots(&def, values, nulls, canon, NULL, slots, &tags);
 
 	/* what a writer bumps (invalidate.c: remember_column_tag, remember_table_reset) */
 	if (tt->prefix == NULL || (tt->param > 0 && value == NULL))
