@@ -403,23 +403,27 @@ hc_check_name(const char *name)
  * The one plan source of a prepared query, checked to be a plain SELECT of
  * one json or jsonb column.
  */
+/*
+ * The one statement of a prepared query, checked to be a SELECT that only
+ * reads; what names it in errors ("query \"q\"", "the fragment query of
+ * \"q\"").
+ */
 static CachedPlanSource *
-hc_check_plan(SPIPlanPtr plan, const char *name)
+hc_check_reads(SPIPlanPtr plan, const char *what)
 {
 	List	   *sources = SPI_plan_get_plan_sources(plan);
 	CachedPlanSource *ps;
 	ListCell   *lc;
-	Oid			restype;
 
 	if (list_length(sources) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("query \"%s\" must be a single SELECT statement", name)));
+				 errmsg("%s must be a single SELECT statement", what)));
 	ps = (CachedPlanSource *) linitial(sources);
 	if (ps->commandTag != CMDTAG_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("query \"%s\" must be a SELECT statement", name)));
+				 errmsg("%s must be a SELECT statement", what)));
 	foreach(lc, ps->query_list)
 	{
 		Query	   *q = lfirst_node(Query, lc);
@@ -427,9 +431,18 @@ hc_check_plan(SPIPlanPtr plan, const char *name)
 		if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("query \"%s\" must only read", name),
+					 errmsg("%s must only read", what),
 					 errdetail("Data-modifying statements and FOR UPDATE/SHARE are not cacheable.")));
 	}
+	return ps;
+}
+
+static CachedPlanSource *
+hc_check_plan(SPIPlanPtr plan, const char *name)
+{
+	CachedPlanSource *ps = hc_check_reads(plan, psprintf("query \"%s\"", name));
+	Oid			restype;
+
 	if (ps->resultDesc == NULL || ps->resultDesc->natts != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -993,9 +1006,7 @@ hc_prepare_fragments(const char *name, const char *sql, Oid idtype, CachedPlanSo
 {
 	Oid			arraytype = get_array_type(idtype);
 	SPIPlanPtr	plan;
-	List	   *sources;
 	CachedPlanSource *ps;
-	ListCell   *lc;
 	Oid			fragtype;
 
 	if (!OidIsValid(arraytype))
@@ -1006,25 +1017,7 @@ hc_prepare_fragments(const char *name, const char *sql, Oid idtype, CachedPlanSo
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the fragment query of \"%s\": %s", name,
 			 SPI_result_code_string(SPI_result));
-	sources = SPI_plan_get_plan_sources(plan);
-	if (list_length(sources) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the fragment query of \"%s\" must be a single SELECT statement", name)));
-	ps = (CachedPlanSource *) linitial(sources);
-	if (ps->commandTag != CMDTAG_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the fragment query of \"%s\" must be a SELECT statement", name)));
-	foreach(lc, ps->query_list)
-	{
-		Query	   *q = lfirst_node(Query, lc);
-
-		if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the fragment query of \"%s\" must only read", name)));
-	}
+	ps = hc_check_reads(plan, psprintf("the fragment query of \"%s\"", name));
 	if (ps->resultDesc == NULL || ps->resultDesc->natts != 2 ||
 		TupleDescAttr(ps->resultDesc, 0)->atttypid != idtype)
 		ereport(ERROR,

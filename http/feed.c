@@ -171,7 +171,8 @@ keys_add(KeyList *l, const char *database, const char *tag, size_t len, uint64_t
 		if (l->k == NULL)
 			abort();
 	}
-	edge_key(database, tag, len, l->k[l->n].key);
+	/* out of memory: a key that matches nothing */
+	(void) edge_key_compute(database, tag, len, l->k[l->n].key);
 	l->k[l->n].roles = roles;
 	l->n++;
 }

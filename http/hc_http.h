@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "address.h"			/* common/ */
+#include "edgekey.h"			/* common/ */
+
 #define HC_HTTP_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------------
@@ -209,15 +212,6 @@ const Func *schema_find(const Schema *s, const char *name, const char *const *ar
 						int nnames, bool *ambiguous);
 
 /* ------------------------------------------------------------------------
- * Edge keys (edgekey.c): "k" + 32 hex digits, the name of a tag at the
- * HTTP edge and in the event stream (edge/README.md).
- * ------------------------------------------------------------------------ */
-#define EDGE_KEY_LEN 33
-
-void		edge_key(const char *database, const char *tag, size_t tag_len,
-					 char out[EDGE_KEY_LEN + 1]);
-
-/* ------------------------------------------------------------------------
  * The order of invalidation messages (sequence.c): epochs, numbers,
  * heartbeats and the reorder window; whether messages may have been missed.
  * ------------------------------------------------------------------------ */
@@ -273,27 +267,6 @@ void		readers_free(Readers *r);
 const char *readers_database(const Readers *r);
 int			readers_count(const Readers *r);
 bool		readers_lookup(const Readers *r, const char *tag, size_t len, ReaderInfo *out);
-
-/* ------------------------------------------------------------------------
- * Addresses (address.c, a copy of purger/address.c): host:port lists, as
- * --redis-sentinels and the engine's housing_cache.redis_sentinels take them.
- * ------------------------------------------------------------------------ */
-#define HOST_MAXLEN 255
-#define ADDR_TEXT_LEN (HOST_MAXLEN + 9) /* "[host]:65535" */
-#define MAX_SENTINELS 16
-
-typedef struct HostPort
-{
-	char		host[HOST_MAXLEN + 1];
-	int			port;
-} HostPort;
-
-/* Parse text into list[0..*count); empty text: an empty list.  On failure
- * *err says why (without the option's name). */
-bool		address_list_parse(const char *text, HostPort *list, int max, int *count,
-							   char *err, size_t errlen);
-void		address_format(const HostPort *a, char *buf, size_t size);
-bool		address_equal(const HostPort *a, const HostPort *b);
 
 /* ------------------------------------------------------------------------
  * The invalidation feed (feed.c): one thread subscribed to the engine's

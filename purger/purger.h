@@ -22,8 +22,9 @@
  *				   and since when
  *	 message.c	   a channel message as a struct (invalidation, heartbeat)
  *	 json.c		   a small, strict JSON parser
- *	 edgekey.c	   edge keys: "k" + hex(SHA-256(database NUL tag)[0:16])
- *	 address.c	   host:port lists (the sentinels), addresses as text
+ *	 ../common/edgekey.c, ../common/address.c (shared with hc_http): edge
+ *				   keys, "k" + hex(SHA-256(database NUL tag)[0:16]); host:port
+ *				   lists (the sentinels), addresses as text
  *	 util.c		   time, logging, allocation
  *
  * Wording: a "purge" is one PURGE request; "purge everything" is one with
@@ -45,6 +46,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "address.h"			/* common/ */
+#include "edgekey.h"			/* common/ */
 
 #define HC_PURGER_VERSION "0.2.0"
 
@@ -124,12 +128,17 @@ extern bool message_parse(const char *text, size_t len, Message *msg, char *err,
 extern bool message_from_json(const JsonValue *doc, Message *msg, char *err, size_t errlen);
 extern void message_free(Message *msg);
 
-/* --- edgekey.c ---------------------------------------------------------------- */
+/* --- edge keys (common/edgekey.c) ---------------------------------------------- */
 
-#define EDGE_KEY_LEN 33			/* "k" + 32 hex digits */
-
-extern void edge_key(const char *database, const char *tag, size_t tag_len,
-					 char out[EDGE_KEY_LEN + 1]);
+/* A purge by a key that matches nothing would leave entries behind: stop. */
+#define edge_key(database, tag, tag_len, out) \
+	do { \
+		if (!edge_key_compute((database), (tag), (tag_len), (out))) \
+		{ \
+			hc_log("OpenSSL's SHA-256 failed"); \
+			abort(); \
+		} \
+	} while (0)
 
 /* --- sequence.c ----------------------------------------------------------------- */
 
@@ -165,23 +174,6 @@ extern void seq_rebase(Sequence *s, uint64_t base);
 extern SeqResult seq_add(Sequence *s, uint64_t n, hc_ms now);
 extern SeqResult seq_announce(Sequence *s, uint64_t n, hc_ms now);
 extern bool seq_gap(const Sequence *s, uint64_t *first_missing, hc_ms *since, bool *from_heartbeat);
-
-/* --- address.c ------------------------------------------------------------------- */
-
-#define HOST_MAXLEN 255
-#define ADDR_TEXT_LEN (HOST_MAXLEN + 9)	/* "[host]:65535" */
-#define MAX_SENTINELS 16
-
-typedef struct HostPort
-{
-	char		host[HOST_MAXLEN + 1];
-	int			port;
-} HostPort;
-
-extern bool address_list_parse(const char *text, HostPort *list, int max, int *count,
-							   char *err, size_t errlen);
-extern void address_format(const HostPort *a, char *buf, size_t size);
-extern bool address_equal(const HostPort *a, const HostPort *b);
 
 /* --- options (main.c) ------------------------------------------------------------- */
 

@@ -56,17 +56,7 @@ my $rb = HousingCache::Redis->new(name => 'b', password => $pw,
 	args => [ '--masterauth', $pw, '--replicaof', '127.0.0.1', $ra->port ]);
 sub addr { return '127.0.0.1:' . $_[0]->port }
 
-sub wait_replica
-{
-	my ($r) = @_;
-	for (1 .. 600)
-	{
-		return 1 if $r->cli('INFO', 'replication') =~ /master_link_status:up/;
-		usleep(100_000);
-	}
-	return 0;
-}
-ok(wait_replica($rb), 'b replicates a');
+ok($rb->wait_replicating, 'b replicates a');
 
 my @sentinels = HousingCache::Sentinel->group(3, master => $ra, master_name => $name,
 	quorum => 2, down_after_ms => 1000, failover_timeout_ms => 3000, password => $sentinel_pw);

@@ -64,17 +64,7 @@ my $rb = HousingCache::Redis->new(name => 'b', password => $pw,
 	args => [ '--masterauth', $pw, '--replicaof', '127.0.0.1', $ra->port ]);
 sub addr { return '127.0.0.1:' . $_[0]->port }
 
-sub wait_replica
-{
-	my ($r) = @_;
-	for (1 .. 600)
-	{
-		return 1 if $r->cli('INFO', 'replication') =~ /master_link_status:up/;
-		usleep(100_000);
-	}
-	return 0;
-}
-ok(wait_replica($rb), 'b replicates a');
+ok($rb->wait_replicating, 'b replicates a');
 
 my @sentinels = HousingCache::Sentinel->group(3, master => $ra, master_name => $name,
 	quorum => 2, down_after_ms => 1000, failover_timeout_ms => 3000, password => $sentinel_pw);
@@ -227,7 +217,7 @@ phase('kill');
 # a comes back as a replica of b
 $ra->args([ '--masterauth', $pw, '--replicaof', '127.0.0.1', $rb->port ]);
 $ra->start;
-ok(wait_replica($ra), 'a, restarted, replicates b');
+ok($ra->wait_replicating, 'a, restarted, replicates b');
 HousingCache::Sentinel->wait_ready(\@sentinels, replicas => 1);
 
 # --- 3. SIGSTOP of the master (b) until the failover, then SIGCONT ---------------------------
@@ -258,7 +248,7 @@ phase('pause');
 }
 wait_until('b is a replica again', sub { ($rb->cli('ROLE') =~ /^(\w+)/)[0] eq 'slave' });
 like($rb->cli('SET', 'hc701:probe', 'x'), qr/^READONLY/, 'the old master came back as a replica: writes to it answer -READONLY');
-ok(wait_replica($rb), 'b replicates a');
+ok($rb->wait_replicating, 'b replicates a');
 HousingCache::Sentinel->wait_ready(\@sentinels, replicas => 1);
 
 # --- 4. the master (a) demoted while it is up ------------------------------------------------
@@ -276,7 +266,7 @@ phase('demote');
 	note("demote: the demoted master answered -READONLY $readonly times");
 	usleep(1e6);
 }
-ok(wait_replica($ra), 'a replicates b');
+ok($ra->wait_replicating, 'a replicates b');
 
 # --- 5. every sentinel down ---------------------------------------------------------------------
 phase('no-sentinels');

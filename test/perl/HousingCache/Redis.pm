@@ -360,6 +360,26 @@ sub resume
 
 =pod
 
+=item $redis->wait_replicating
+
+Waits up to 60 s until this server, a replica, has its link to its master
+up; true if it has.
+
+=cut
+
+sub wait_replicating
+{
+    my ($self) = @_;
+    for (1 .. 600)
+    {
+        return 1 if ($self->cli('INFO', 'replication') // '') =~ /master_link_status:up/;
+        usleep(100_000);
+    }
+    return 0;
+}
+
+=pod
+
 =item $redis->is_running
 
 True while the server process exists (paused or not).

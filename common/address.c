@@ -1,15 +1,19 @@
-/*
- * host:port lists (--redis-sentinels) and addresses as text: a copy of
- * purger/address.c (the repository has no common library), so that the
- * same value works for hc_http, hc_purger and the engine's
- * housing_cache.redis_sentinels.  host:port, an IPv6 address in brackets
+/*-------------------------------------------------------------------------
+ *
+ * address.c
+ *	  host:port lists (--redis-sentinels) and addresses as text.
+ *
+ * The same rules as the engine's housing_cache.redis_sentinels (the same
+ * value works in both places): host:port, an IPv6 address in brackets
  * ([::1]:26379), at most MAX_SENTINELS, none twice; separated by commas
- * (or blanks).  Keep the two files in step.
+ * (or, as the purger's other lists, blanks).
+ *
+ *-------------------------------------------------------------------------
  */
-#include "hc_http.h"
-
 #include <stdio.h>
 #include <string.h>
+
+#include "address.h"
 
 static bool
 is_sep(char c)
