@@ -69,10 +69,14 @@ def build_purger(ctx):
     src = os.path.join(ctx.cfg.root, "purger")
     if not os.path.exists(os.path.join(src, "Makefile")):
         return None, "no purger/Makefile in the checkout"
-    dst = os.path.join(ctx.scratch, "purger-build")
-    shutil.rmtree(dst, ignore_errors=True)
+    # purger/ and the common/ it compiles, side by side as in the checkout
+    top = os.path.join(ctx.scratch, "purger-build")
+    dst = os.path.join(top, "purger")
+    shutil.rmtree(top, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.o", "hc_purger", "hc_purger-asan",
                                                             "test_purger"))
+    shutil.copytree(os.path.join(ctx.cfg.root, "common"), os.path.join(top, "common"),
+                    ignore=shutil.ignore_patterns("*.o"))
     r = subprocess.run(["make", "-s", "-C", dst, "hc_purger"], capture_output=True, text=True)
     binary = os.path.join(dst, "hc_purger")
     if r.returncode != 0 or not os.access(binary, os.X_OK):

@@ -59,9 +59,13 @@ def _build(ctx):
     if not os.path.exists(os.path.join(src, "Makefile")) or not os.path.exists(
             os.path.join(src, "main.c")):
         return None, "http server not built (no http/Makefile and main.c in the checkout)"
-    dst = os.path.join(ctx.scratch, "http-build")
-    shutil.rmtree(dst, ignore_errors=True)
+    # http/ and the common/ it compiles, side by side as in the checkout
+    top = os.path.join(ctx.scratch, "http-build")
+    dst = os.path.join(top, "http")
+    shutil.rmtree(top, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.o", "hc_http", "hc_http-asan"))
+    shutil.copytree(os.path.join(cfg.root, "common"), os.path.join(top, "common"),
+                    ignore=shutil.ignore_patterns("*.o"))
     r = subprocess.run(["make", "-s", "-C", dst, "hc_http"], capture_output=True, text=True)
     binary = os.path.join(dst, "hc_http")
     if r.returncode != 0 or not os.access(binary, os.X_OK):
